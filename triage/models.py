@@ -1,0 +1,356 @@
+"""The whole domain: every table and the request/response shapes built from it.
+
+Each entity is a small family: ``XBase`` (shared fields), ``XCreate`` (what a client sends),
+``X`` (the table), ``XPublic`` (what the API returns). ``metadata`` is a reserved name on
+SQLAlchemy models, so the attribute is ``meta`` and the JSON key/column is ``metadata``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, field_validator
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _tz() -> Any:
+    return DateTime(timezone=True)
+
+
+class FeedbackStatus(StrEnum):
+    pending = "pending"
+    processed = "processed"
+    failed = "failed"
+
+
+class IssueStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    ignored = "ignored"
+    regressed = "regressed"
+
+
+class Category(StrEnum):
+    ui = "ui"
+    data = "data"
+    model = "model"
+    expectation = "expectation"
+
+
+class Scope(StrEnum):
+    ingest = "ingest"
+    read = "read"
+    admin = "admin"
+
+
+class _Input(SQLModel):
+    model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=False)
+
+    @field_validator("created_at", mode="after", check_fields=False)
+    @classmethod
+    def _created_at_utc(cls, value: datetime | None) -> datetime | None:
+        # A timestamp without a zone is read as UTC, the convention of every log shipper we know.
+        return as_utc(value)
+
+
+# --- feedback: one ticket, review or survey answer -------------------------------------------
+
+
+# Fields a client sends and reads back.
+class FeedbackBase(_Input):
+    source: str = Field(min_length=1, max_length=100, description="e.g. zendesk, intercom")
+    external_id: str = Field(min_length=1, max_length=255, description="The id in the source.")
+    created_at: datetime | None = Field(default=None, sa_type=_tz())
+    customer_id: str | None = Field(default=None, max_length=255)
+    customer_value: float | None = Field(default=None, ge=0, description="e.g. account value")
+    user_id: str | None = Field(default=None, max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+    output_id: str | None = Field(default=None, max_length=255, description="Model output seen.")
+
+
+# What a client sends; text length is checked against Settings at the edge as well.
+class FeedbackCreate(FeedbackBase):
+    text: str = Field(min_length=1, max_length=20_000)
+    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+
+
+# The stored ticket. The raw text may be dropped after processing (TRIAGE_KEEP_RAW_TEXT=false);
+# text_sha256 still lets a retry be recognised.
+class Feedback(FeedbackBase, table=True):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_feedback_source_external_id"),
+        Index("ix_feedback_status_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str | None = Field(default=None)
+    text_sha256: str = Field(max_length=64)
+    redacted_text: str | None = Field(default=None)
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSON))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    processed_at: datetime | None = Field(default=None, sa_type=_tz())
+    status: str = Field(default=FeedbackStatus.pending, max_length=16)
+    last_error: str | None = Field(default=None)
+    attempts: int = Field(default=0)
+
+
+# What the API returns for a ticket: redacted text only, never the raw one.
+class FeedbackPublic(FeedbackBase):
+    id: int
+    text: str | None = Field(default=None, description="Redacted text, once processed.")
+    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+    received_at: datetime
+    processed_at: datetime | None = None
+    status: str
+    last_error: str | None = None
+    issue_ids: list[int] = Field(default_factory=list)
+
+
+class FeedbacksPublic(SQLModel):
+    items: list[FeedbackPublic]
+    total: int
+
+
+# The answer to an ingestion: one per item, in the order sent.
+class FeedbackAccepted(SQLModel):
+    id: int
+    source: str
+    external_id: str
+    status: str
+    duplicate: bool = Field(description="True when this item was already stored.")
+
+
+class FeedbackBatchAccepted(SQLModel):
+    items: list[FeedbackAccepted]
+
+
+# --- model outputs: what the ML service showed a customer ------------------------------------
+
+
+class ModelOutputBase(_Input):
+    output_id: str = Field(min_length=1, max_length=255)
+    model: str = Field(min_length=1, max_length=255)
+    model_version: str | None = Field(default=None, max_length=100)
+    feature: str | None = Field(default=None, max_length=255)
+    input: str | None = Field(default=None, max_length=100_000)
+    output: str | None = Field(default=None, max_length=100_000)
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    latency_ms: float | None = Field(default=None, ge=0)
+    created_at: datetime | None = Field(default=None, sa_type=_tz())
+    user_id: str | None = Field(default=None, max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+
+
+class ModelOutputCreate(ModelOutputBase):
+    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+
+
+class ModelOutput(ModelOutputBase, table=True):
+    __tablename__ = "model_output"
+    __table_args__ = (
+        UniqueConstraint("output_id", name="uq_model_output_output_id"),
+        Index("ix_model_output_user_created", "user_id", "created_at"),
+        Index("ix_model_output_session_created", "session_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_sha256: str = Field(max_length=64)
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSON))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class ModelOutputPublic(ModelOutputBase):
+    id: int
+    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+
+
+class ModelOutputAccepted(SQLModel):
+    id: int
+    output_id: str
+    duplicate: bool
+
+
+class ModelOutputBatchAccepted(SQLModel):
+    items: list[ModelOutputAccepted]
+
+
+# --- units: the statements a ticket is split into -------------------------------------------
+
+
+class Unit(SQLModel, table=True):
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("feedback_id", "position", name="uq_unit_feedback_pos"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: int = Field(foreign_key="feedback.id", index=True, ondelete="CASCADE")
+    position: int
+    text: str = Field(description="Redacted statement.")
+    lemmas: str = Field(default="", description="Space-separated lemmas for keywords.")
+    text_hash: str = Field(max_length=64, index=True, description="sha256 of the redacted text.")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+# Vectors are keyed by text and model, so a text seen twice is embedded once.
+class Embedding(SQLModel, table=True):
+    __tablename__ = "embedding"
+    __table_args__ = (UniqueConstraint("text_hash", "model_id", name="uq_embedding_text_model"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    text_hash: str = Field(max_length=64)
+    model_id: str = Field(max_length=100)
+    dim: int
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- issues: clusters of units, with a stable id ---------------------------------------------
+
+
+class IssueBase(SQLModel):
+    title: str = Field(default="", max_length=300)
+    status: str = Field(default=IssueStatus.open, max_length=16)
+    category: str | None = Field(default=None, max_length=16)
+    category_confidence: float | None = None
+    assignee: str | None = Field(default=None, max_length=255)
+    external_url: str | None = Field(default=None, max_length=2000)
+
+
+class Issue(IssueBase, table=True):
+    __tablename__ = "issue"
+
+    id: int | None = Field(default=None, primary_key=True)
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    quotes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Which fields a person set; the machine never overwrites those.
+    human_fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    category_runner_up: str | None = Field(default=None, max_length=16)
+    evidence: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    priority: float = 0.0
+    priority_breakdown: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    size: int = 0
+    customers: int = 0
+    trend: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    model_versions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    lineage: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    centroid: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    resolved_at: datetime | None = Field(default=None, sa_type=_tz())
+    # An issue merged into another keeps its row so old links resolve; it points to the survivor.
+    merged_into: int | None = Field(default=None, foreign_key="issue.id")
+
+
+class IssuePublic(IssueBase):
+    id: int
+    keywords: list[str]
+    quotes: list[str]
+    category_runner_up: str | None
+    evidence: list[dict[str, Any]]
+    priority: float
+    priority_breakdown: dict[str, Any]
+    size: int
+    customers: int
+    trend: dict[str, Any]
+    model_versions: list[dict[str, Any]]
+    lineage: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class IssuesPublic(SQLModel):
+    items: list[IssuePublic]
+    total: int
+
+
+# A unit belongs to at most one issue.
+class Membership(SQLModel, table=True):
+    __tablename__ = "membership"
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True, ondelete="CASCADE")
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    method: str = Field(max_length=16, description="cluster, assigned or manual")
+    similarity: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+# --- links: which model output a ticket was about -------------------------------------------
+
+
+class Link(SQLModel, table=True):
+    __tablename__ = "link"
+    __table_args__ = (UniqueConstraint("feedback_id", "model_output_id", name="uq_link_pair"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: int = Field(foreign_key="feedback.id", index=True, ondelete="CASCADE")
+    model_output_id: int = Field(foreign_key="model_output.id", index=True)
+    method: str = Field(max_length=16, description="explicit, user, session or content")
+    confidence: float
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+class PipelineRun(SQLModel, table=True):
+    __tablename__ = "pipeline_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, description="process, refresh or recluster")
+    started_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    finished_at: datetime | None = Field(default=None, sa_type=_tz())
+    status: str = Field(default="running", max_length=16)
+    stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+
+
+# Only the sha256 of a key is stored; the key itself is shown once, when it is created.
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(default="", max_length=255)
+    scope: str = Field(max_length=16)
+    prefix: str = Field(max_length=16, description="First characters, to recognise a key.")
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    revoked_at: datetime | None = Field(default=None, sa_type=_tz())
+    last_used_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    actor: str = Field(default="", max_length=255, description="key name or cli user")
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=64)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
