@@ -70,6 +70,13 @@ class _Input(SQLModel):
         return as_utc(value)
 
 
+class _Output(SQLModel):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _datetimes_utc(cls, value: Any) -> Any:
+        return as_utc(value) if isinstance(value, datetime) else value
+
+
 # --- feedback: one ticket, review or survey answer -------------------------------------------
 
 
@@ -113,7 +120,7 @@ class Feedback(FeedbackBase, table=True):
 
 
 # What the API returns for a ticket: redacted text only, never the raw one.
-class FeedbackPublic(FeedbackBase):
+class FeedbackPublic(FeedbackBase, _Output):
     id: int
     text: str | None = Field(default=None, description="Redacted text, once processed.")
     meta: dict[str, Any] | None = Field(default=None, alias="metadata")
@@ -122,6 +129,14 @@ class FeedbackPublic(FeedbackBase):
     status: str
     last_error: str | None = None
     issue_ids: list[int] = Field(default_factory=list)
+
+
+MAX_BATCH_ITEMS = 1000
+
+
+# A batch: {"items": [...]} with 1 to 1,000 tickets.
+class FeedbackBatchCreate(SQLModel):
+    items: list[FeedbackCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class FeedbacksPublic(SQLModel):
@@ -177,7 +192,11 @@ class ModelOutput(ModelOutputBase, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
 
 
-class ModelOutputPublic(ModelOutputBase):
+class ModelOutputBatchCreate(SQLModel):
+    items: list[ModelOutputCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class ModelOutputPublic(ModelOutputBase, _Output):
     id: int
     meta: dict[str, Any] | None = Field(default=None, alias="metadata")
 
@@ -265,7 +284,7 @@ class Issue(IssueBase, table=True):
     merged_into: int | None = Field(default=None, foreign_key="issue.id")
 
 
-class IssuePublic(IssueBase):
+class IssuePublic(IssueBase, _Output):
     id: int
     keywords: list[str]
     quotes: list[str]

@@ -1,0 +1,72 @@
+"""Every dependency a route can ask for, as an ``Annotated`` alias."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from api.errors import ApiError
+from triage import store
+from triage.config import Settings
+from triage.models import ApiKey, Scope, as_utc, utcnow
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    # Routes that write commit explicitly before answering, so a client never gets a 2xx for
+    # something that was not stored.
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+# Which scopes each key scope grants.
+GRANTS: dict[str, set[Scope]] = {
+    Scope.ingest: {Scope.ingest},
+    Scope.read: {Scope.read},
+    Scope.admin: {Scope.ingest, Scope.read, Scope.admin},
+}
+
+
+def require(scope: Scope) -> Callable[..., ApiKey]:
+    def check(request: Request, session: SessionDep, settings: SettingsDep) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "Send an API key as 'Authorization: Bearer <key>'; `triage keys create` makes one.",
+            )
+        key = store.find_api_key(session, secret=secret.strip())
+        if key is None:
+            raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
+        if scope not in GRANTS.get(key.scope, set()):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"This key has scope '{key.scope}'; this endpoint needs '{scope.value}'.",
+            )
+        last_used = as_utc(key.last_used_at)
+        if last_used is None or utcnow() - last_used > timedelta(
+            seconds=settings.api_key_touch_seconds
+        ):
+            store.touch_api_key(session, key_id=key.id)  # type: ignore[arg-type]
+            session.commit()
+        return key
+
+    return check
+
+
+IngestKey = Annotated[ApiKey, Depends(require(Scope.ingest))]
+ReadKey = Annotated[ApiKey, Depends(require(Scope.read))]
+AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]

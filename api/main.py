@@ -1,0 +1,60 @@
+"""The FastAPI application. OpenAPI docs at ``/docs``.
+
+``uvicorn api.main:app`` or ``triage serve``. Routes are thin: they validate, call ``triage/``,
+and shape the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import BodySizeLimit, install_error_handlers
+from api.routes import feedback, health, issues, model_outputs
+from triage import db
+from triage.config import Settings, get_settings
+
+logger = logging.getLogger("triage.api")
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
+        worker = None
+        if run_worker:
+            # Imported here: the worker loads spaCy and the embedding model, which an API-only
+            # process (`triage serve --no-worker`) never needs.
+            from triage.worker import BackgroundWorker
+
+            worker = BackgroundWorker(settings)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="triage",
+        summary="Customer feedback about ML products, turned into ranked engineering issues.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = db.get_engine(settings.database_url)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, feedback, model_outputs, issues):
+        app.include_router(module.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory api.main:app_factory``."""
+    return create_app()

@@ -1,0 +1,99 @@
+"""Tickets in (ingest scope) and out (read scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import Discriminator, Tag
+
+from api.deps import IngestKey, ReadKey, SessionDep
+from triage import store
+from triage.models import (
+    MAX_BATCH_ITEMS,
+    Feedback,
+    FeedbackAccepted,
+    FeedbackBatchAccepted,
+    FeedbackBatchCreate,
+    FeedbackCreate,
+    FeedbackPublic,
+    FeedbacksPublic,
+    FeedbackStatus,
+)
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+
+
+def _shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "items" in value else "single"
+
+
+FeedbackPayload = Annotated[
+    Annotated[FeedbackCreate, Tag("single")] | Annotated[FeedbackBatchCreate, Tag("batch")],
+    Discriminator(_shape),
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=FeedbackAccepted | FeedbackBatchAccepted,
+    summary="Store one ticket, or a batch of up to 1,000",
+    description=(
+        "Idempotent per (source, external_id): a retry answers with the same id and stores "
+        "nothing new; the same key with a different text is a 409. Processing happens later, "
+        f'in the worker. A batch is `{{"items": [...]}}` with at most {MAX_BATCH_ITEMS} items.'
+    ),
+)
+def create_feedback(
+    payload: Annotated[FeedbackPayload, Body()], session: SessionDep, _key: IngestKey
+) -> FeedbackAccepted | FeedbackBatchAccepted:
+    items = payload.items if isinstance(payload, FeedbackBatchCreate) else [payload]
+    accepted = store.add_feedback(session, items=items)
+    session.commit()
+    if isinstance(payload, FeedbackBatchCreate):
+        return FeedbackBatchAccepted(items=accepted)
+    return accepted[0]
+
+
+def to_public(feedback: Feedback, issue_ids: list[int]) -> FeedbackPublic:
+    return FeedbackPublic.model_validate(
+        {
+            **feedback.model_dump(exclude={"text", "meta"}),
+            "text": feedback.redacted_text,
+            "metadata": feedback.meta,
+            "issue_ids": issue_ids,
+        }
+    )
+
+
+@router.get("", response_model=FeedbacksPublic, summary="List tickets, oldest first")
+def list_feedback(
+    session: SessionDep,
+    _key: ReadKey,
+    source: str | None = None,
+    status: FeedbackStatus | None = None,
+    since: Annotated[datetime | None, Query(description="Received at or after (ISO 8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FeedbacksPublic:
+    rows, total = store.list_feedback(
+        session,
+        source=source,
+        status=status.value if status else None,
+        since=since,
+        limit=limit,
+        offset=offset,
+    )
+    issues = store.issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])
+    return FeedbacksPublic(
+        items=[to_public(row, issues.get(row.id, [])) for row in rows], total=total
+    )
+
+
+@router.get("/{feedback_id}", response_model=FeedbackPublic, summary="One ticket and its issues")
+def get_feedback(feedback_id: int, session: SessionDep, _key: ReadKey) -> FeedbackPublic:
+    feedback = store.get_feedback(session, feedback_id=feedback_id)
+    issues = store.issue_ids_by_feedback(session, feedback_ids=[feedback_id])
+    return to_public(feedback, issues.get(feedback_id, []))

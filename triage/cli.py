@@ -1,0 +1,414 @@
+"""The ``triage`` command: a thin shell over the library, with progress bars for long work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from triage import db, store
+from triage.config import Settings, get_settings
+from triage.errors import TriageError
+from triage.models import Category, Scope
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Load tickets or model outputs from files.", no_args_is_help=True)
+export_app = typer.Typer(help="Write stored data to stdout.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
+
+console = Console(stderr=True)
+out = Console()
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+class TableFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Library errors become one readable line and a non-zero exit, not a traceback."""
+    try:
+        yield
+    except TriageError as e:
+        raise _fail(e.message) from None
+
+
+def _ready(settings: Settings) -> Any:
+    db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
+    return db.get_engine(settings.database_url)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal and "TRIAGE_PROGRESS" not in os.environ,
+    )
+
+
+# --- db -----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest revision."""
+    settings = get_settings()
+    with _errors():
+        db.upgrade(settings.database_url)
+        current, _ = db.schema_state(db.get_engine(settings.database_url))
+    console.print(f"schema at revision {current}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the one this version needs."""
+    with _errors():
+        current, head = db.schema_state(db.get_engine(get_settings().database_url))
+    out.print(f"database: {current or 'empty'}  needed: {head}")
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="ingest: push data; read: pull; admin: both+edit")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Make an API key. The key is printed once, on the last line, and stored only as a hash."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            key, secret = store.create_api_key(session, scope=scope, name=name)
+    console.print(f"created key {key.id} ({key.scope}{', ' + name if name else ''}); keep it safe:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Show keys without their secrets."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            keys = store.list_api_keys(session)
+    table = Table("id", "name", "scope", "prefix", "created", "last used", "revoked")
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.scope,
+            key.prefix + "…",
+            str(key.created_at)[:19],
+            str(key.last_used_at or "")[:19],
+            str(key.revoked_at or "")[:19],
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Stop a key from working, at once."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            store.revoke_api_key(session, key_id=key_id)
+    console.print(f"key {key_id} revoked")
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+def _report(report: Any, what: str) -> None:
+    console.print(
+        f"{what}: read {report.read}, stored {report.stored}, "
+        f"already there {report.duplicates}, rejected {len(report.errors)}"
+    )
+    for error in report.errors[:20]:
+        console.print(f"  line {error.line}: {error.message}")
+    if len(report.errors) > 20:
+        console.print(f"  … and {len(report.errors) - 20} more")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("feedback")
+def ingest_feedback(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    text_column: Annotated[str | None, typer.Option(help="CSV: the column with the text.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="CSV: the column with the id.")] = None,
+    source: Annotated[str | None, typer.Option(help="CSV: the source of every row.")] = None,
+) -> None:
+    """Load tickets from JSONL (one FeedbackCreate object a line) or CSV. Idempotent."""
+    from triage.ingest import count_lines, ingest_feedback_file
+
+    columns = None
+    if text_column or id_column or source or path.suffix.lower() == ".csv":
+        columns = (text_column or "text", id_column or "id", source or path.stem)
+    with _errors():
+        engine = _ready(get_settings())
+        with _progress() as progress:
+            task = progress.add_task("ingesting feedback", total=count_lines(path))
+            report = ingest_feedback_file(
+                engine, path, csv_columns=columns, progress=lambda n: progress.advance(task, n)
+            )
+    _report(report, "feedback")
+
+
+@ingest_app.command("outputs")
+def ingest_outputs(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Load logged model outputs from JSONL (one ModelOutputCreate object a line). Idempotent."""
+    from triage.ingest import count_lines, ingest_outputs_file
+
+    with _errors():
+        engine = _ready(get_settings())
+        with _progress() as progress:
+            task = progress.add_task("ingesting model outputs", total=count_lines(path))
+            report = ingest_outputs_file(engine, path, progress=lambda n: progress.advance(task, n))
+    _report(report, "model outputs")
+
+
+# --- processing ---------------------------------------------------------------------------------
+
+
+def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
+    from triage.pipeline import Pipeline
+
+    engine = _ready(settings)
+    with db.session_scope(engine) as session:
+        pending = store.count_feedback_by_status(session).get("pending", 0)
+    with _progress() as progress:
+        task = progress.add_task("processing feedback", total=pending)
+        processed, refreshed = Pipeline(settings).run(
+            engine,
+            recluster=recluster,
+            retry_failed=retry_failed,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"processed {processed.processed}, failed {processed.failed}, units {processed.units} "
+        f"(embedded {processed.embedded}, from cache {processed.cache_hits}); "
+        f"{refreshed.issues} issues{' after a re-cluster' if refreshed.reclustered else ''}, "
+        f"{refreshed.unassigned_share:.0%} of units unassigned"
+    )
+    if refreshed.skipped:
+        console.print(f"skipped: {', '.join(refreshed.skipped)}")
+
+
+@app.command()
+def run(
+    recluster: Annotated[bool, typer.Option(help="Re-cluster everything.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="Try failed tickets again.")] = False,
+) -> None:
+    """Process everything pending and refresh the issues."""
+    with _errors():
+        _run(get_settings(), recluster=recluster, retry_failed=retry_failed)
+
+
+@app.command()
+def worker() -> None:
+    """Process pending tickets until stopped (Ctrl-C). Several may run on PostgreSQL."""
+    from triage.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with _errors():
+        w = Worker(get_settings())
+        try:
+            w.run_forever()
+        except KeyboardInterrupt:
+            w.stop()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    worker: Annotated[bool, typer.Option(help="Run the worker in this process.")] = True,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs), with an in-process worker by default."""
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = get_settings()
+    with _errors():
+        db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
+    uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def issue_rows(session: Any, *, category: str | None, top: int) -> list[dict[str, Any]]:
+    issues, _ = store.list_issues(session, category=category, limit=top)
+    return [
+        {
+            "id": issue.id,
+            "title": issue.title,
+            "category": issue.category,
+            "confidence": issue.category_confidence,
+            "priority": round(issue.priority, 3),
+            "size": issue.size,
+            "customers": issue.customers,
+            "status": issue.status,
+            "keywords": issue.keywords,
+            "trend": issue.trend,
+            "evidence": [e.get("reason") for e in issue.evidence[:3]],
+            "model_versions": issue.model_versions,
+            "priority_breakdown": issue.priority_breakdown,
+        }
+        for issue in issues
+    ]
+
+
+def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
+    if fmt is TableFormat.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if fmt is TableFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["id", "title", "category", "confidence", "priority", "size",
+                         "customers", "status", "keywords", "top_evidence"])  # fmt: skip
+        for r in rows:
+            writer.writerow([r["id"], r["title"], r["category"], r["confidence"], r["priority"],
+                             r["size"], r["customers"], r["status"], "; ".join(r["keywords"]),
+                             " | ".join(r["evidence"])])  # fmt: skip
+        return
+    table = Table("id", "title", "category", "priority", "size", "cust.", "evidence", "keywords")
+    for r in rows:
+        category = r["category"] or "-"
+        if r["confidence"] is not None:
+            category += f" {r['confidence']:.0%}"
+        table.add_row(
+            str(r["id"]),
+            r["title"],
+            category,
+            f"{r['priority']:.2f}",
+            str(r["size"]),
+            str(r["customers"]),
+            "\n".join(r["evidence"][:2]),
+            ", ".join(r["keywords"][:5]),
+        )
+    out.print(table)
+
+
+@app.command()
+def issues(
+    category: Annotated[Category | None, typer.Option(help="Only this category.")] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
+    format: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.table,
+) -> None:
+    """The ranked issue list."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            rows = issue_rows(session, category=category.value if category else None, top=top)
+    if not rows and format is TableFormat.table:
+        console.print("no issues yet: ingest feedback and run `triage run`")
+    print_issues(rows, format)
+
+
+@export_app.command("feedback")
+def export_feedback(
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.jsonl,
+) -> None:
+    """One row per ticket: its status, main issue, all issues, category, redacted text."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            rows = store.export_feedback(session)
+            if format is ExportFormat.jsonl:
+                for row in rows:
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                return
+            writer = None
+            for row in rows:
+                flat = {k: ";".join(map(str, v)) if isinstance(v, list) else v
+                        for k, v in row.items()}  # fmt: skip
+                if writer is None:
+                    writer = csv.DictWriter(sys.stdout, fieldnames=list(flat))
+                    writer.writeheader()
+                writer.writerow(flat)
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+DEMO_FILES = {
+    "outputs": ["model_outputs.jsonl", "history/model_outputs.jsonl"],
+    "feedback": ["labelled.jsonl", "history/feedback.jsonl"],
+}
+
+
+@app.command()
+def demo(
+    fixtures: Annotated[Path, typer.Option(help="Where the sample data is.")] = FIXTURES,
+) -> None:
+    """Load fixtures/ into a fresh database, run the whole loop, print the top issues."""
+    from triage.ingest import ingest_feedback_file, ingest_outputs_file
+
+    if "TRIAGE_DATABASE_URL" not in os.environ:
+        path = Path.cwd() / "demo" / "triage-demo.db"
+        path.parent.mkdir(exist_ok=True)
+        for stale in path.parent.glob(path.name + "*"):
+            stale.unlink()
+        os.environ["TRIAGE_DATABASE_URL"] = f"sqlite:///{path}"
+    get_settings.cache_clear()
+    settings = get_settings()
+    console.print(f"demo database: {settings.database_url}")
+    with _errors():
+        db.upgrade(settings.database_url)
+        engine = db.get_engine(settings.database_url)
+        for kind, names in DEMO_FILES.items():
+            for name in names:
+                path = fixtures / name
+                if not path.exists():
+                    console.print(f"[yellow]missing {path}, skipped[/]")
+                    continue
+                load = ingest_outputs_file if kind == "outputs" else ingest_feedback_file
+                report = load(engine, path)
+                console.print(f"{name}: stored {report.stored}, rejected {len(report.errors)}")
+        _run(settings, recluster=True, retry_failed=False)
+        with db.session_scope(engine) as session:
+            rows = issue_rows(session, category=None, top=10)
+    print_issues(rows, TableFormat.table)
+    console.print(
+        "next: `triage keys create --scope admin` and `triage serve` with "
+        f"TRIAGE_DATABASE_URL={settings.database_url}"
+    )
+
+
+if __name__ == "__main__":
+    app()

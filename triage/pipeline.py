@@ -1,0 +1,188 @@
+"""The data flow, composed: process pending tickets, then refresh the issues.
+
+``process_pending``: claim a batch → redact and split (preprocess) → embed units, reusing cached
+vectors (embed) → attach new units to existing issues when close enough (cluster.assign) →
+mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
+
+``refresh``: re-cluster when asked or when too much is unassigned (cluster) → keep issue ids
+stable (cluster.match_issues) → keywords, titles, quotes (label) → link, categorise, rank.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Engine
+
+from triage import cluster, db, store
+from triage.config import Settings
+from triage.embed import Embedder, text_hash, vector_from_bytes, vector_to_bytes
+from triage.issues import IssueBook
+from triage.models import Feedback, FeedbackStatus, Unit, utcnow
+from triage.preprocess import Preprocessor
+
+logger = logging.getLogger("triage.pipeline")
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ProcessStats:
+    processed: int = 0
+    failed: int = 0
+    units: int = 0
+    embedded: int = 0
+    cache_hits: int = 0
+    assigned: int = 0
+
+
+@dataclass
+class RefreshStats:
+    reclustered: bool = False
+    issues: int = 0
+    unassigned_share: float = 0.0
+    lineage: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    from triage.embed import FakeEmbedder, SentenceTransformerEmbedder
+
+    if settings.embedding_backend == "fake":
+        return FakeEmbedder()
+    return SentenceTransformerEmbedder(settings.embedding_model_path)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        preprocessor: Preprocessor | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self._preprocessor = preprocessor
+        self._embedder = embedder
+
+    # Heavy components load on first use, so `triage issues` never waits for torch.
+    @property
+    def preprocessor(self) -> Preprocessor:
+        if self._preprocessor is None:
+            self._preprocessor = Preprocessor.from_settings(self.settings)
+        return self._preprocessor
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = build_embedder(self.settings)
+        return self._embedder
+
+    # --- processing -------------------------------------------------------------------------
+
+    def process_pending(self, engine: Engine, *, progress: Progress | None = None) -> ProcessStats:
+        stats = ProcessStats()
+        while True:
+            with db.session_scope(engine, write_lock=True) as session:
+                batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+                if not batch:
+                    return stats
+                self._process_batch(session, batch, stats)
+            if progress is not None:
+                progress(len(batch))
+
+    def _process_batch(self, session, batch: list[Feedback], stats: ProcessStats) -> None:  # type: ignore[no-untyped-def]
+        results = self.preprocessor.process([f.text or "" for f in batch])
+        units: list[Unit] = []
+        for feedback, result in zip(batch, results, strict=True):
+            feedback.attempts += 1
+            if not result.units:
+                feedback.status = FeedbackStatus.failed
+                feedback.last_error = (
+                    "Nothing to triage: no statement left after removing greetings, sign-offs "
+                    "and personal data."
+                )
+                stats.failed += 1
+                continue
+            feedback.redacted_text = result.redacted_text
+            feedback.status = FeedbackStatus.processed
+            feedback.processed_at = utcnow()
+            feedback.last_error = None
+            if not self.settings.keep_raw_text:
+                feedback.text = None
+            units += [
+                Unit(
+                    feedback_id=feedback.id,  # type: ignore[arg-type]
+                    position=i,
+                    text=unit.text,
+                    lemmas=" ".join(unit.lemmas),
+                    text_hash=text_hash(unit.text),
+                )
+                for i, unit in enumerate(result.units)
+            ]
+            stats.processed += 1
+        session.add_all(batch)
+        store.add_units(session, units=units)
+        vectors = self._vectors(session, [u.text for u in units], stats)
+        stats.units += len(units)
+        stats.assigned += IssueBook(session, self.settings).assign_new(units, vectors)
+
+    def _vectors(self, session, texts: list[str], stats: ProcessStats) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """Vectors for ``texts``, embedding only what the cache does not hold."""
+        hashes = [text_hash(t) for t in texts]
+        model_id = self.embedder.model_id
+        cached = store.cached_vectors(session, text_hashes=hashes, model_id=model_id)
+        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if missing:
+            text_of = dict(zip(hashes, texts, strict=True))
+            fresh = self.embedder.embed(
+                [text_of[h] for h in missing], batch_size=self.settings.embedding_batch_size
+            )
+            new = {h: vector_to_bytes(v) for h, v in zip(missing, fresh, strict=True)}
+            store.add_vectors(session, vectors=new, model_id=model_id, dim=self.embedder.dim)
+            cached.update(new)
+        stats.embedded += len(missing)
+        stats.cache_hits += len(hashes) - len(missing)
+        if not texts:
+            return np.empty((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([vector_from_bytes(cached[h]) for h in hashes])
+
+    # --- issues -----------------------------------------------------------------------------
+
+    def refresh(self, engine: Engine, *, recluster: bool = False) -> RefreshStats:
+        stats = RefreshStats()
+        with db.session_scope(engine, write_lock=True) as session:
+            store.lock_issues(session)
+            book = IssueBook(session, self.settings)
+            units = book.load_units(self.embedder.model_id)
+            if not units.ids:
+                stats.skipped.append("no processed units yet")
+                return stats
+            stats.unassigned_share = book.unassigned_share(units)
+            threshold = self.settings.cluster_recluster_unassigned_share
+            if recluster or not book.has_issues() or stats.unassigned_share > threshold:
+                clustering = cluster.Clusterer(cluster.ClusterParams.from_settings(self.settings))
+                stats.lineage = book.recluster(units, clustering.fit(units.vectors))
+                stats.reclustered = True
+            book.relabel(units)
+            stats.issues = book.count_open()
+            stats.unassigned_share = book.unassigned_share(units)
+        stats.skipped += ["link", "categorize", "rank"]
+        return stats
+
+    def run(
+        self,
+        engine: Engine,
+        *,
+        recluster: bool = False,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[ProcessStats, RefreshStats]:
+        if retry_failed:
+            with db.session_scope(engine) as session:
+                store.requeue_failed(session)
+        processed = self.process_pending(engine, progress=progress)
+        return processed, self.refresh(engine, recluster=recluster)

@@ -1,0 +1,544 @@
+"""Every database query, as functions with keyword-only arguments.
+
+Routes, the CLI and the pipeline call these; none of them writes SQL of its own. Functions take
+an open ``Session`` and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from triage.errors import ConflictError, InvalidInputError, NotFoundError
+from triage.models import (
+    ApiKey,
+    AuditLog,
+    Embedding,
+    Feedback,
+    FeedbackAccepted,
+    FeedbackCreate,
+    FeedbackStatus,
+    Issue,
+    Membership,
+    ModelOutput,
+    ModelOutputAccepted,
+    ModelOutputCreate,
+    Scope,
+    Unit,
+    utcnow,
+)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+# --- feedback ---------------------------------------------------------------------------------
+
+
+def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
+    """Store tickets idempotently on ``(source, external_id)``; answer one line per item.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` makes concurrent identical requests safe: exactly one
+    row is written and every request reads it back. A key reused with a different text raises
+    ``ConflictError`` and the caller's transaction stores nothing of the batch.
+    """
+    if not items:
+        return []
+    rows = []
+    for item in items:
+        rows.append(
+            {
+                "source": item.source,
+                "external_id": item.external_id,
+                "text": item.text,
+                "text_sha256": sha256_hex(item.text),
+                "created_at": item.created_at,
+                "customer_id": item.customer_id,
+                "customer_value": item.customer_value,
+                "user_id": item.user_id,
+                "session_id": item.session_id,
+                "output_id": item.output_id,
+                "metadata": item.meta,
+                "received_at": utcnow(),
+                "status": FeedbackStatus.pending.value,
+                "attempts": 0,
+            }
+        )
+    keys = list(dict.fromkeys((row["source"], row["external_id"]) for row in rows))
+    existing_before = _feedback_by_keys(session, keys=keys)
+    table = Feedback.__table__
+    statement = _insert(session, table).on_conflict_do_nothing(
+        index_elements=["source", "external_id"]
+    )
+    session.execute(statement, rows)
+    stored = _feedback_by_keys(session, keys=keys)
+
+    conflicts = []
+    accepted = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row["source"], row["external_id"])
+        feedback_id, text_sha256, status = stored[key]
+        if text_sha256 != row["text_sha256"]:
+            conflicts.append({"source": key[0], "external_id": key[1], "id": feedback_id})
+            continue
+        duplicate = key in existing_before or key in seen
+        seen.add(key)
+        accepted.append(
+            FeedbackAccepted(
+                id=feedback_id,
+                source=key[0],
+                external_id=key[1],
+                status=status,
+                duplicate=duplicate,
+            )
+        )
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} item(s) reuse a (source, external_id) that is already stored with "
+            "a different text. Feedback is immutable: send it under a new external_id. Nothing "
+            "from this request was stored.",
+            details={"conflicts": conflicts},
+        )
+    return accepted
+
+
+def _feedback_by_keys(
+    session: Session, *, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str, str]]:
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    # Chunked so a 1,000-item batch stays well under every driver's parameter limit.
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        statement = select(
+            Feedback.source,
+            Feedback.external_id,
+            Feedback.id,
+            Feedback.text_sha256,
+            Feedback.status,
+        ).where(tuple_(col(Feedback.source), col(Feedback.external_id)).in_(chunk))
+        for source, external_id, feedback_id, text_sha256, status in session.exec(statement):
+            found[(source, external_id)] = (feedback_id, text_sha256, status)
+    return found
+
+
+def list_feedback(
+    session: Session,
+    *,
+    source: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Feedback], int]:
+    conditions = []
+    if source is not None:
+        conditions.append(col(Feedback.source) == source)
+    if status is not None:
+        conditions.append(col(Feedback.status) == status)
+    if since is not None:
+        conditions.append(col(Feedback.received_at) >= since)
+    total = session.exec(select(func.count()).select_from(Feedback).where(*conditions)).one()
+    rows = session.exec(
+        select(Feedback).where(*conditions).order_by(col(Feedback.id)).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def get_feedback(session: Session, *, feedback_id: int) -> Feedback:
+    feedback = session.get(Feedback, feedback_id)
+    if feedback is None:
+        raise NotFoundError(f"No feedback with id {feedback_id}.")
+    return feedback
+
+
+def issue_ids_by_feedback(session: Session, *, feedback_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Each ticket's issues, the one holding most of its units first (its main issue)."""
+    if not feedback_ids:
+        return {}
+    statement = (
+        select(Unit.feedback_id, Membership.issue_id, func.count())
+        .join(Membership, col(Membership.unit_id) == col(Unit.id))
+        .where(col(Unit.feedback_id).in_(list(feedback_ids)))
+        .group_by(col(Unit.feedback_id), col(Membership.issue_id))
+    )
+    counts: dict[int, list[tuple[int, int]]] = {}
+    for feedback_id, issue_id, count in session.exec(statement):
+        counts.setdefault(feedback_id, []).append((count, issue_id))
+    return {
+        feedback_id: [issue_id for _, issue_id in sorted(pairs, key=lambda p: (-p[0], p[1]))]
+        for feedback_id, pairs in counts.items()
+    }
+
+
+# --- model outputs ----------------------------------------------------------------------------
+
+
+def add_model_outputs(
+    session: Session, *, items: Sequence[ModelOutputCreate]
+) -> list[ModelOutputAccepted]:
+    """Store logged outputs idempotently on ``output_id`` (same contract as ``add_feedback``)."""
+    if not items:
+        return []
+    rows = []
+    for item in items:
+        row = item.model_dump(mode="json", by_alias=True)
+        content_sha256 = sha256_hex(json.dumps(row, sort_keys=True, ensure_ascii=False))
+        row.update(
+            created_at=item.created_at,
+            content_sha256=content_sha256,
+            received_at=utcnow(),
+        )
+        rows.append(row)
+    output_ids = list(dict.fromkeys(row["output_id"] for row in rows))
+    existing_before = _outputs_by_ids(session, output_ids=output_ids)
+    statement = _insert(session, ModelOutput.__table__).on_conflict_do_nothing(
+        index_elements=["output_id"]
+    )
+    session.execute(statement, rows)
+    stored = _outputs_by_ids(session, output_ids=output_ids)
+
+    conflicts, accepted, seen = [], [], set()
+    for row in rows:
+        output_pk, content_sha256 = stored[row["output_id"]]
+        if content_sha256 != row["content_sha256"]:
+            conflicts.append({"output_id": row["output_id"], "id": output_pk})
+            continue
+        duplicate = row["output_id"] in existing_before or row["output_id"] in seen
+        seen.add(row["output_id"])
+        accepted.append(
+            ModelOutputAccepted(id=output_pk, output_id=row["output_id"], duplicate=duplicate)
+        )
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} output(s) reuse an output_id already stored with different "
+            "content. Logged outputs are immutable. Nothing from this request was stored.",
+            details={"conflicts": conflicts},
+        )
+    return accepted
+
+
+def _outputs_by_ids(session: Session, *, output_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(output_ids), 500):
+        chunk = list(output_ids[start : start + 500])
+        statement = select(ModelOutput.output_id, ModelOutput.id, ModelOutput.content_sha256).where(
+            col(ModelOutput.output_id).in_(chunk)
+        )
+        for output_id, output_pk, content_sha256 in session.exec(statement):
+            found[output_id] = (output_pk, content_sha256)
+    return found
+
+
+# --- issues -----------------------------------------------------------------------------------
+
+ISSUE_SORTS = {
+    "priority": (col(Issue.priority).desc(), col(Issue.id)),
+    "size": (col(Issue.size).desc(), col(Issue.id)),
+    "updated": (col(Issue.updated_at).desc(), col(Issue.id)),
+    "id": (col(Issue.id),),
+}
+
+
+def list_issues(
+    session: Session,
+    *,
+    category: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    sort: str = "priority",
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Issue], int]:
+    if sort not in ISSUE_SORTS:
+        raise InvalidInputError(
+            f"Unknown sort {sort!r}; use one of {', '.join(ISSUE_SORTS)}.",
+            details={"field": "sort"},
+        )
+    # Merged issues live on only as pointers to their survivor.
+    conditions = [col(Issue.merged_into).is_(None), col(Issue.size) > 0]
+    if category is not None:
+        conditions.append(col(Issue.category) == category)
+    if status is not None:
+        conditions.append(col(Issue.status) == status)
+    if since is not None:
+        conditions.append(col(Issue.updated_at) >= since)
+    total = session.exec(select(func.count()).select_from(Issue).where(*conditions)).one()
+    rows = session.exec(
+        select(Issue).where(*conditions).order_by(*ISSUE_SORTS[sort]).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def get_issue(session: Session, *, issue_id: int) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFoundError(f"No issue with id {issue_id}.")
+    return issue
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+KEY_PREFIX = "trg_"
+
+
+def hash_key(secret: str) -> str:
+    # Keys are 256 random bits, so a plain SHA-256 is enough; a slow KDF protects guessable
+    # passwords, which these are not.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, scope: Scope, name: str = "") -> tuple[ApiKey, str]:
+    """Returns the stored key and its secret; the secret is not kept anywhere."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(name=name, scope=scope.value, prefix=secret[:10], key_hash=hash_key(secret))
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def find_api_key(session: Session, *, secret: str) -> ApiKey | None:
+    """The active key for ``secret``, or None. Revoked keys are never returned."""
+    digest = hash_key(secret)
+    key = session.exec(select(ApiKey).where(col(ApiKey.key_hash) == digest)).first()
+    # The lookup is by hash, so timing cannot reveal the secret; the constant-time compare
+    # guards against a database collation treating near-equal strings as equal.
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at:
+        return None
+    return key
+
+
+def touch_api_key(session: Session, *, key_id: int) -> None:
+    session.execute(update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=utcnow()))
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).order_by(col(ApiKey.id))).all())
+
+
+def revoke_api_key(session: Session, *, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFoundError(f"No API key with id {key_id}; `triage keys list` shows them.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+    return key
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def record_audit(
+    session: Session,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    api_key_id: int | None = None,
+    actor: str = "",
+) -> AuditLog:
+    entry = AuditLog(
+        api_key_id=api_key_id,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        before=before,
+        after=after,
+    )
+    session.add(entry)
+    return entry
+
+
+# --- processing -------------------------------------------------------------------------------
+
+
+def claim_pending(session: Session, *, limit: int) -> list[Feedback]:
+    """Lock up to ``limit`` pending tickets for this transaction.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint batches; on
+    SQLite the caller's session holds the write lock (``session_scope(write_lock=True)``). A
+    worker killed mid-batch never commits, so its tickets simply stay pending.
+    """
+    statement = (
+        select(Feedback)
+        .where(col(Feedback.status) == FeedbackStatus.pending.value)
+        .order_by(col(Feedback.id))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.exec(statement).all())
+
+
+def count_feedback_by_status(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Feedback.status, func.count()).group_by(col(Feedback.status)))
+    return {status: int(count) for status, count in rows}
+
+
+def requeue_failed(session: Session) -> int:
+    result = session.execute(
+        update(Feedback)
+        .where(col(Feedback.status) == FeedbackStatus.failed.value)
+        .values(status=FeedbackStatus.pending.value)
+    )
+    return int(result.rowcount or 0)
+
+
+def cached_vectors(
+    session: Session, *, text_hashes: Sequence[str], model_id: str
+) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    unique = list(dict.fromkeys(text_hashes))
+    for start in range(0, len(unique), 500):
+        statement = select(Embedding.text_hash, Embedding.vector).where(
+            col(Embedding.model_id) == model_id,
+            col(Embedding.text_hash).in_(unique[start : start + 500]),
+        )
+        found.update(dict(session.exec(statement).all()))
+    return found
+
+
+def add_vectors(session: Session, *, vectors: dict[str, bytes], model_id: str, dim: int) -> None:
+    if not vectors:
+        return
+    rows = [
+        {"text_hash": h, "model_id": model_id, "dim": dim, "vector": v} for h, v in vectors.items()
+    ]
+    statement = _insert(session, Embedding.__table__).on_conflict_do_nothing(
+        index_elements=["text_hash", "model_id"]
+    )
+    session.execute(statement, rows)
+
+
+def add_units(session: Session, *, units: Sequence[Unit]) -> list[Unit]:
+    session.add_all(units)
+    session.flush()
+    return list(units)
+
+
+def unit_vectors(
+    session: Session, *, model_id: str
+) -> tuple[list[int], list[str], list[str], list[bytes]]:
+    """Every unit with its vector: (ids, texts, lemma strings, vectors), in id order."""
+    statement = (
+        select(Unit.id, Unit.text, Unit.lemmas, Embedding.vector)
+        .join(
+            Embedding,
+            (col(Embedding.text_hash) == col(Unit.text_hash))
+            & (col(Embedding.model_id) == model_id),
+        )
+        .order_by(col(Unit.id))
+    )
+    ids, texts, lemmas, vectors = [], [], [], []
+    for unit_id, unit_text, lemma_string, vector in session.exec(statement):
+        ids.append(unit_id)
+        texts.append(unit_text)
+        lemmas.append(lemma_string)
+        vectors.append(vector)
+    return ids, texts, lemmas, vectors
+
+
+def memberships(session: Session) -> list[Membership]:
+    return list(session.exec(select(Membership)).all())
+
+
+def active_issues(session: Session) -> list[Issue]:
+    """Issues that can still receive units: not merged away."""
+    return list(
+        session.exec(
+            select(Issue).where(col(Issue.merged_into).is_(None)).order_by(col(Issue.id))
+        ).all()
+    )
+
+
+def set_memberships(session: Session, *, rows: Sequence[Membership]) -> None:
+    """Replace the machine's memberships with ``rows``; manual ones are never touched."""
+    session.execute(delete(Membership).where(col(Membership.method) != "manual"))
+    session.add_all(rows)
+    session.flush()
+
+
+def refresh_issue_sizes(session: Session) -> None:
+    """Size and distinct customers are derived from memberships, never counted separately."""
+    sizes = dict(
+        session.exec(
+            select(Membership.issue_id, func.count()).group_by(col(Membership.issue_id))
+        ).all()
+    )
+    customers = dict(
+        session.exec(
+            select(Membership.issue_id, func.count(func.distinct(Feedback.customer_id)))
+            .join(Unit, col(Unit.id) == col(Membership.unit_id))
+            .join(Feedback, col(Feedback.id) == col(Unit.feedback_id))
+            .group_by(col(Membership.issue_id))
+        ).all()
+    )
+    for issue in session.exec(select(Issue)).all():
+        issue.size = int(sizes.get(issue.id, 0))
+        issue.customers = int(customers.get(issue.id, 0))
+        session.add(issue)
+
+
+def lock_issues(session: Session) -> None:
+    """Serialise issue refreshes: one at a time, whichever worker runs them.
+
+    SQLite already holds its write lock; PostgreSQL takes a transaction-level advisory lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7273)"))
+
+
+def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+    """One row per ticket, in id order, with its main issue and that issue's category.
+
+    Only redacted text leaves the database. Streams in chunks so a large export stays small in
+    memory.
+    """
+    categories = dict(session.exec(select(Issue.id, Issue.category)).all())
+    last_id = 0
+    while True:
+        rows = session.exec(
+            select(Feedback)
+            .where(col(Feedback.id) > last_id)
+            .order_by(col(Feedback.id))
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        issues = issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])
+        for row in rows:
+            issue_ids = issues.get(row.id, [])
+            main = issue_ids[0] if issue_ids else None
+            yield {
+                "id": row.id,
+                "external_id": row.external_id,
+                "source": row.source,
+                "status": row.status,
+                "issue_id": main,
+                "issue_ids": issue_ids,
+                "category": categories.get(main) if main is not None else None,
+                "created_at": row.created_at,
+                "customer_id": row.customer_id,
+                "text": row.redacted_text,
+                "last_error": row.last_error,
+            }
+        last_id = rows[-1].id
