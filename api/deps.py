@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from api.errors import ApiError
-from triage import store
+from triage import db, store
 from triage.config import Settings
+from triage.db import is_sqlite
 from triage.models import ApiKey, Scope, as_utc, utcnow
 
 
@@ -26,8 +27,21 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session that takes SQLite's write lock up front: a transaction that reads first and
+    writes later cannot upgrade its lock while another writer is active, and fails at once."""
+    engine = request.app.state.engine
+    if is_sqlite(engine):
+        # An engine view with the option set; the transaction still begins lazily, at the
+        # route's first statement, after authentication.
+        engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
 # Which scopes each key scope grants.
 GRANTS: dict[str, set[Scope]] = {
@@ -38,7 +52,7 @@ GRANTS: dict[str, set[Scope]] = {
 
 
 def require(scope: Scope) -> Callable[..., ApiKey]:
-    def check(request: Request, session: SessionDep, settings: SettingsDep) -> ApiKey:
+    def check(request: Request, settings: SettingsDep) -> ApiKey:
         header = request.headers.get("authorization", "")
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
@@ -47,7 +61,9 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
                 "unauthorized",
                 "Send an API key as 'Authorization: Bearer <key>'; `triage keys create` makes one.",
             )
-        key = store.find_api_key(session, secret=secret.strip())
+        # Its own short session: the route's transaction must not start with this read.
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            key = store.find_api_key(session, secret=secret.strip())
         if key is None:
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         if scope not in GRANTS.get(key.scope, set()):
@@ -60,8 +76,8 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
         if last_used is None or utcnow() - last_used > timedelta(
             seconds=settings.api_key_touch_seconds
         ):
-            store.touch_api_key(session, key_id=key.id)  # type: ignore[arg-type]
-            session.commit()
+            with db.session_scope(request.app.state.engine) as session:
+                store.touch_api_key(session, key_id=key.id)  # type: ignore[arg-type]
         return key
 
     return check

@@ -129,19 +129,32 @@ class BodySizeLimit:
                 return
 
         received = 0
+        too_large = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    # Frameworks turn exceptions raised here into their own 400, so stop the
+                    # body as a disconnect and answer for the app instead.
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -152,7 +165,3 @@ class BodySizeLimit:
             details={"max_bytes": self.max_bytes},
         )
         await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass

@@ -80,12 +80,15 @@ def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[F
             }
         )
     keys = list(dict.fromkeys((row["source"], row["external_id"]) for row in rows))
-    existing_before = _feedback_by_keys(session, keys=keys)
     table = Feedback.__table__
-    statement = _insert(session, table).on_conflict_do_nothing(
-        index_elements=["source", "external_id"]
+    statement = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(table.c.source, table.c.external_id)
     )
-    session.execute(statement, rows)
+    # RETURNING yields only the rows this statement wrote, so "duplicate" stays exact even when
+    # identical requests race each other.
+    inserted = {tuple(r) for r in session.execute(statement, rows)}
     stored = _feedback_by_keys(session, keys=keys)
 
     conflicts = []
@@ -97,7 +100,7 @@ def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[F
         if text_sha256 != row["text_sha256"]:
             conflicts.append({"source": key[0], "external_id": key[1], "id": feedback_id})
             continue
-        duplicate = key in existing_before or key in seen
+        duplicate = key not in inserted or key in seen
         seen.add(key)
         accepted.append(
             FeedbackAccepted(
@@ -206,11 +209,13 @@ def add_model_outputs(
         )
         rows.append(row)
     output_ids = list(dict.fromkeys(row["output_id"] for row in rows))
-    existing_before = _outputs_by_ids(session, output_ids=output_ids)
-    statement = _insert(session, ModelOutput.__table__).on_conflict_do_nothing(
-        index_elements=["output_id"]
+    table = ModelOutput.__table__
+    statement = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=["output_id"])
+        .returning(table.c.output_id)
     )
-    session.execute(statement, rows)
+    inserted = {r[0] for r in session.execute(statement, rows)}
     stored = _outputs_by_ids(session, output_ids=output_ids)
 
     conflicts, accepted, seen = [], [], set()
@@ -219,7 +224,7 @@ def add_model_outputs(
         if content_sha256 != row["content_sha256"]:
             conflicts.append({"output_id": row["output_id"], "id": output_pk})
             continue
-        duplicate = row["output_id"] in existing_before or row["output_id"] in seen
+        duplicate = row["output_id"] not in inserted or row["output_id"] in seen
         seen.add(row["output_id"])
         accepted.append(
             ModelOutputAccepted(id=output_pk, output_id=row["output_id"], duplicate=duplicate)

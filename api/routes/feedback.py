@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import Discriminator, Tag
 
-from api.deps import IngestKey, ReadKey, SessionDep
+from api.deps import IngestKey, ReadKey, SessionDep, WriteSessionDep
 from triage import store
 from triage.models import (
     MAX_BATCH_ITEMS,
@@ -47,7 +47,7 @@ FeedbackPayload = Annotated[
     ),
 )
 def create_feedback(
-    payload: Annotated[FeedbackPayload, Body()], session: SessionDep, _key: IngestKey
+    payload: Annotated[FeedbackPayload, Body()], session: WriteSessionDep, _key: IngestKey
 ) -> FeedbackAccepted | FeedbackBatchAccepted:
     items = payload.items if isinstance(payload, FeedbackBatchCreate) else [payload]
     accepted = store.add_feedback(session, items=items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import IngestKey, SessionDep
+from api.deps import IngestKey, WriteSessionDep
 from triage import store
 from triage.models import ModelOutputBatchAccepted, ModelOutputBatchCreate
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/model-outputs", tags=["model outputs"])
     description="Idempotent per output_id; the same id with different content is a 409.",
 )
 def create_model_outputs(
-    payload: ModelOutputBatchCreate, session: SessionDep, _key: IngestKey
+    payload: ModelOutputBatchCreate, session: WriteSessionDep, _key: IngestKey
 ) -> ModelOutputBatchAccepted:
     accepted = store.add_model_outputs(session, items=payload.items)
     session.commit()
