@@ -33,7 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -84,10 +84,13 @@ def _progress() -> Progress:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the database to come up.")] = 0,
+) -> None:
     """Create or migrate the schema to the newest revision."""
     settings = get_settings()
     with _errors():
+        db.wait_until_reachable(settings.database_url, timeout=wait)
         db.upgrade(settings.database_url)
         current, _ = db.schema_state(db.get_engine(settings.database_url))
     console.print(f"schema at revision {current}")

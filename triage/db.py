@@ -6,6 +6,7 @@ on an outdated schema; ``triage db upgrade`` fixes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -130,6 +131,19 @@ def ensure_schema(url: str, *, allow_upgrade: bool = False) -> None:
     )
 
 
-def ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+def wait_until_reachable(url: str, *, timeout: float) -> None:
+    """Retry connecting for up to ``timeout`` seconds (a container's prestart step)."""
+    engine = get_engine(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        except OperationalError as e:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailableError(
+                    f"Cannot reach the database at "
+                    f"{engine.url.render_as_string(hide_password=True)}: {e.orig}"
+                ) from e
+            time.sleep(1)

@@ -1,0 +1,22 @@
+# The API and the worker share this image; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+WORKDIR /app
+
+# torch first and pinned. Pass --build-arg TORCH_INDEX=<PyTorch's CPU wheel index> to get the
+# small CPU build; without it pip takes the default build, which is much larger.
+ARG TORCH_INDEX=""
+RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} torch==2.13.0
+
+COPY pyproject.toml README.md ./
+COPY triage ./triage
+COPY api ./api
+COPY models ./models
+COPY fixtures ./fixtures
+RUN pip install --no-cache-dir -e . \
+    && useradd --create-home triage
+USER triage
+
+EXPOSE 8000
+CMD ["triage", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

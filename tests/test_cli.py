@@ -1,0 +1,180 @@
+"""The ``triage`` command, on SQLite and PostgreSQL, through Typer's runner."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import auth
+from triage import db, store
+from triage.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def write_jsonl(path, rows) -> None:  # type: ignore[no-untyped-def]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_cli_keys_create_prints_key_last_and_stores_hash(settings, engine, client):  # type: ignore[no-untyped-def]
+    result = invoke("keys", "create", "--scope", "read", "--name", "dashboard")
+    assert result.exit_code == 0
+    secret = result.stdout.strip().splitlines()[-1]
+    assert secret.startswith("trg_")
+    with db.session_scope(engine) as session:
+        keys = store.list_api_keys(session)
+    assert [(k.name, k.scope) for k in keys] == [("dashboard", "read")]
+    assert secret not in keys[0].key_hash
+    assert client.get("/v1/feedback", headers=auth(secret)).status_code == 200
+
+    listed = invoke("keys", "list")
+    assert "dashboard" in listed.stdout and secret not in listed.stdout
+    assert invoke("keys", "revoke", str(keys[0].id)).exit_code == 0
+    assert client.get("/v1/feedback", headers=auth(secret)).status_code == 401
+
+
+def test_cli_keys_create_rejects_unknown_scope(settings):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["keys", "create", "--scope", "root"])
+    assert result.exit_code != 0
+
+
+def test_cli_ingest_feedback_jsonl_is_idempotent_and_reports_bad_lines(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "tickets.jsonl"
+    rows = [{"source": "zendesk", "external_id": str(i), "text": f"ticket {i}"} for i in range(5)]
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+        + "{not json\n"
+        + json.dumps({"source": "zendesk", "text": "no id"})
+        + "\n\n",
+        encoding="utf-8",
+    )
+    first = invoke("ingest", "feedback", str(path))
+    assert first.exit_code == 1  # bad lines are reported and make the exit non-zero
+    assert "stored 5" in first.stderr and "rejected 2" in first.stderr
+    assert "line 6" in first.stderr and "line 7" in first.stderr and "external_id" in first.stderr
+    second = invoke("ingest", "feedback", str(path))
+    assert "stored 0" in second.stderr and "already there 5" in second.stderr
+    with db.session_scope(engine) as session:
+        assert store.count_feedback_by_status(session) == {"pending": 5}
+
+
+def test_cli_ingest_feedback_keeps_good_lines_when_one_conflicts(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.jsonl"
+    write_jsonl(path, [{"source": "s", "external_id": "1", "text": "first"}])
+    invoke("ingest", "feedback", str(path))
+    write_jsonl(
+        path,
+        [
+            {"source": "s", "external_id": "2", "text": "second"},
+            {"source": "s", "external_id": "1", "text": "first, edited"},
+            {"source": "s", "external_id": "3", "text": "third"},
+        ],
+    )
+    result = invoke("ingest", "feedback", str(path))
+    assert result.exit_code == 1 and "line 2" in result.stderr
+    with db.session_scope(engine) as session:
+        rows, total = store.list_feedback(session)
+    assert total == 3 and [r.text for r in rows] == ["first", "second", "third"]
+
+
+def test_cli_ingest_feedback_csv_maps_columns(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "survey.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["answer_id", "answer", "customer_id", "nps"])
+        writer.writerow(["a1", "The summary missed the action items.", "c-9", "3"])
+        writer.writerow(["a2", "Export to PDF cuts off the table.", "", "6"])
+    result = invoke(
+        "ingest", "feedback", str(path),
+        "--text-column", "answer", "--id-column", "answer_id", "--source", "survey",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    with db.session_scope(engine) as session:
+        rows, _ = store.list_feedback(session)
+    assert [(r.source, r.external_id, r.customer_id) for r in rows] == [
+        ("survey", "a1", "c-9"),
+        ("survey", "a2", None),
+    ]
+    assert rows[0].meta == {"nps": "3"}
+
+
+def test_cli_ingest_csv_names_missing_column(settings, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "x.csv"
+    path.write_text("id,body\n1,hello\n", encoding="utf-8")
+    result = invoke("ingest", "feedback", str(path), "--text-column", "text")
+    assert result.exit_code == 1 and "no column 'text'" in result.stderr
+
+
+def test_cli_ingest_outputs(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "outputs.jsonl"
+    write_jsonl(
+        path,
+        [
+            {"output_id": f"o{i}", "model": "summarizer", "model_version": "2.3.0",
+             "created_at": "2026-11-20T10:00:00Z", "metadata": {"eval_score": 0.7}}
+            for i in range(3)
+        ],
+    )  # fmt: skip
+    result = invoke("ingest", "outputs", str(path))
+    assert result.exit_code == 0 and "stored 3" in result.stderr
+    assert "already there 3" in invoke("ingest", "outputs", str(path)).stderr
+
+
+def test_cli_issues_and_export_before_processing(settings, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, [{"source": "s", "external_id": "1", "text": "hello there"}])
+    invoke("ingest", "feedback", str(path))
+    assert json.loads(invoke("issues", "--format", "json").stdout) == []
+    lines = invoke("export", "feedback").stdout.strip().splitlines()
+    row = json.loads(lines[0])
+    assert row["external_id"] == "1" and row["status"] == "pending" and row["issue_id"] is None
+    assert row["issue_ids"] == [] and row["category"] is None
+    exported = invoke("export", "feedback", "--format", "csv").stdout.splitlines()
+    assert exported[0].startswith("id,external_id,source,status,issue_id,issue_ids,category")
+
+
+def test_cli_refuses_outdated_schema_and_says_how_to_fix(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", url)
+    from triage.config import get_settings
+
+    get_settings.cache_clear()
+    result = invoke("issues")
+    assert result.exit_code == 1
+    assert "triage db upgrade" in result.stderr and "no schema" in result.stderr
+    assert "database: empty" in invoke("db", "current").stdout
+    assert invoke("db", "upgrade").exit_code == 0
+    assert invoke("issues").exit_code == 0
+    get_settings.cache_clear()
+
+
+def test_api_refuses_to_start_on_outdated_schema(tmp_path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from triage.config import Settings
+    from triage.errors import SchemaOutdatedError
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'fresh.db'}")
+    with (
+        pytest.raises(SchemaOutdatedError, match="triage db upgrade"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+    # The embedded default may upgrade itself when allowed (the demo does).
+    allowed = settings.model_copy(update={"auto_upgrade_sqlite": True})
+    with TestClient(create_app(allowed)) as client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_cli_help_lists_every_command():  # type: ignore[no-untyped-def]
+    text = invoke("--help").stdout
+    for command in ("db", "keys", "ingest", "run", "worker", "serve", "issues", "export", "demo"):
+        assert command in text
