@@ -301,6 +301,29 @@ class IssuePublic(IssueBase, _Output):
     updated_at: datetime
 
 
+# What a person may change on an issue; only the fields sent are changed.
+class IssueUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    category: Category | None = None
+    status: IssueStatus | None = None
+    assignee: str | None = Field(default=None, max_length=255)
+    external_url: str | None = Field(default=None, max_length=2000)
+
+
+class IssueMerge(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: int = Field(description="The issue that absorbs this one.")
+
+
+class UnitMove(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_ids: list[int] = Field(min_length=1, max_length=10_000)
+
+
 class IssuesPublic(SQLModel):
     items: list[IssuePublic]
     total: int
