@@ -384,6 +384,20 @@ class ApiKey(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=_tz())
 
 
+# A generated weekly digest, kept so last month's digest reads the same next year.
+class Digest(SQLModel, table=True):
+    __tablename__ = "digest"
+    __table_args__ = (UniqueConstraint("week", "format", name="uq_digest_week_format"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    week: str = Field(max_length=10, description="ISO week, e.g. 2026-W47")
+    format: str = Field(max_length=8, description="html or md")
+    content: str
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    generated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    delivered_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
 

@@ -702,3 +702,6 @@ def audit_entries(session: Session, *, target_type: str, target_id: str) -> list
             .order_by(col(AuditLog.id))
         ).all()
     )
+
+
+# --- digest -------------------------------------------------------------------------------------

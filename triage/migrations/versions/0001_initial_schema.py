@@ -1,8 +1,8 @@
-"""initial schema
+"""Initial schema: feedback, units, embeddings, model outputs, issues, links, runs, keys, digests, audit.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 15:46:33.141317
+Create Date: 2026-11-23 16:00:11.225058
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -32,6 +31,18 @@ def upgrade() -> None:
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_hash"),
+    )
+    op.create_table(
+        "digest",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("week", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("format", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("content", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("week", "format", name="uq_digest_week_format"),
     )
     op.create_table(
         "embedding",
@@ -245,5 +256,6 @@ def downgrade() -> None:
 
     op.drop_table("feedback")
     op.drop_table("embedding")
+    op.drop_table("digest")
     op.drop_table("api_key")
     # ### end Alembic commands ###
