@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -373,6 +374,13 @@ DEMO_FILES = {
     "outputs": ["model_outputs.jsonl", "history/model_outputs.jsonl"],
     "feedback": ["labelled.jsonl", "history/feedback.jsonl"],
 }
+# The fixtures' history ends with this ISO week; the demo moves it to the last complete week.
+FIXTURES_LAST_MONDAY = date(2026, 11, 16)
+
+
+def demo_shift(today: date) -> timedelta:
+    last_complete_monday = today - timedelta(days=today.weekday() + 7)
+    return last_complete_monday - FIXTURES_LAST_MONDAY
 
 
 @app.command()
@@ -391,6 +399,9 @@ def demo(
     get_settings.cache_clear()
     settings = get_settings()
     console.print(f"demo database: {settings.database_url}")
+    shift = demo_shift(datetime.now(UTC).date())
+    if shift:
+        console.print(f"fixture dates moved by {shift.days} days to end last week")
     with _errors():
         db.upgrade(settings.database_url)
         engine = db.get_engine(settings.database_url)
@@ -401,7 +412,7 @@ def demo(
                     console.print(f"[yellow]missing {path}, skipped[/]")
                     continue
                 load = ingest_outputs_file if kind == "outputs" else ingest_feedback_file
-                report = load(engine, path)
+                report = load(engine, path, shift=shift)
                 console.print(f"{name}: stored {report.stored}, rejected {len(report.errors)}")
         _run(settings, recluster=True, retry_failed=False)
         with db.session_scope(engine) as session:

@@ -11,6 +11,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,40 @@ def read_csv(
             yield number, record
 
 
+def _shift(value: Any, delta: timedelta) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if len(value) == 10:  # a plain date, as sources' as_of often are
+            return (date.fromisoformat(value) + delta).isoformat()
+        return (datetime.fromisoformat(value) + delta).isoformat()
+    except ValueError:
+        return value
+
+
+def shift_dates(record: dict[str, Any], delta: timedelta) -> dict[str, Any]:
+    """Move a record's timestamps (and its sources' ``as_of``) by ``delta``, keeping every
+    interval between them. The demo uses it to make the fixtures' last week the last week."""
+    shifted = dict(record)
+    if "created_at" in shifted:
+        shifted["created_at"] = _shift(shifted["created_at"], delta)
+    meta = shifted.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("sources"), list):
+        sources = [
+            {**s, "as_of": _shift(s.get("as_of"), delta)} if isinstance(s, dict) else s
+            for s in meta["sources"]
+        ]
+        shifted["metadata"] = {**meta, "sources": sources}
+    return shifted
+
+
 def ingest_records(
     engine: Engine,
     records: Iterator[tuple[int, dict[str, Any] | str]],
     *,
     kind: type[BaseModel],
     progress: Callable[[int], None] | None = None,
+    shift: timedelta | None = None,
 ) -> IngestReport:
     report = IngestReport()
     chunk: list[tuple[int, Any]] = []
@@ -114,6 +143,8 @@ def ingest_records(
         if isinstance(record, str):
             report.errors.append(LineError(number, record))
             continue
+        if shift:
+            record = shift_dates(record, shift)
         try:
             chunk.append((number, kind.model_validate(record)))
         except ValidationError as e:
@@ -159,6 +190,7 @@ def ingest_feedback_file(
     *,
     csv_columns: tuple[str, str, str] | None = None,
     progress: Callable[[int], None] | None = None,
+    shift: timedelta | None = None,
 ) -> IngestReport:
     """JSONL by default; CSV when ``csv_columns`` = (text column, id column, source) is given."""
     if csv_columns is not None or path.suffix.lower() == ".csv":
@@ -166,13 +198,19 @@ def ingest_feedback_file(
         records = read_csv(path, text_column=text_column, id_column=id_column, source=source)
     else:
         records = read_jsonl(path)
-    return ingest_records(engine, records, kind=FeedbackCreate, progress=progress)
+    return ingest_records(engine, records, kind=FeedbackCreate, progress=progress, shift=shift)
 
 
 def ingest_outputs_file(
-    engine: Engine, path: Path, *, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    shift: timedelta | None = None,
 ) -> IngestReport:
-    return ingest_records(engine, read_jsonl(path), kind=ModelOutputCreate, progress=progress)
+    return ingest_records(
+        engine, read_jsonl(path), kind=ModelOutputCreate, progress=progress, shift=shift
+    )
 
 
 def count_lines(path: Path) -> int:
