@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import feedback, health, issues, model_outputs
+from api.routes import digests, feedback, health, issues, model_outputs
 from triage import db
 from triage.config import Settings, get_settings
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     app.state.engine = db.get_engine(settings.database_url)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, feedback, model_outputs, issues):
+    for module in (health, feedback, model_outputs, issues, digests):
         app.include_router(module.router)
     return app
 

@@ -60,8 +60,8 @@ def postgres_url() -> Iterator[str]:
 
 
 TABLES = (
-    "audit_log, api_key, pipeline_run, link, membership, unit, embedding, issue, model_output, "
-    "feedback"
+    "digest, audit_log, api_key, pipeline_run, link, membership, unit, embedding, issue, "
+    "model_output, feedback"
 )
 
 

@@ -45,6 +45,28 @@ class Settings(BaseSettings):
     )
 
     # --- preprocess ---
+    preprocess_min_unit_words: int = Field(
+        default=4,
+        ge=1,
+        description="Statements with fewer words join their neighbour instead of standing alone.",
+    )
+    preprocess_split_conjunctions: bool = Field(
+        default=True,
+        description="Split one sentence at 'and'/'but'/';' when both sides are full statements.",
+    )
+    preprocess_pii_min_score: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Presidio score a finding needs to be redacted; a bare digit group (0.4) "
+        "then needs a context word such as 'call'.",
+    )
+    preprocess_phone_regions: tuple[str, ...] = Field(
+        default=("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR"),
+        description="Regions whose national phone formats are recognised (international '+' "
+        "numbers are found regardless); each region costs time on texts with digit runs.",
+    )
+    preprocess_batch_size: int = Field(default=256, ge=1, description="Texts per spaCy batch.")
 
     # --- embed ---
     embedding_model_path: str | None = Field(
@@ -59,6 +81,72 @@ class Settings(BaseSettings):
     )
 
     # --- cluster ---
+    cluster_reduce_dims: int = Field(
+        default=50,
+        ge=2,
+        description="PCA components HDBSCAN sees; density estimates fail in all 384 dimensions.",
+    )
+    cluster_min_cluster_size_share: float = Field(
+        default=0.0015,
+        gt=0,
+        lt=1,
+        description="HDBSCAN min_cluster_size as a share of the units clustered, before the "
+        "floor and ceiling below.",
+    )
+    cluster_min_cluster_size_floor: int = Field(
+        default=5, ge=2, description="Smallest group of statements that can become an issue."
+    )
+    cluster_min_cluster_size_ceiling: int = Field(default=100, ge=2)
+    cluster_min_samples: int = Field(
+        default=3, ge=1, description="HDBSCAN min_samples; lower keeps more units in clusters."
+    )
+    cluster_selection_method: str = Field(
+        default="leaf",
+        pattern="^(leaf|eom)$",
+        description="HDBSCAN cluster_selection_method; leaf over-splits, and the merge step "
+        "below joins the pieces.",
+    )
+    cluster_merge_similarity: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Clusters whose centroids have at least this cosine become one issue.",
+    )
+    cluster_assign_threshold: float = Field(
+        default=0.45,
+        ge=-1,
+        le=1,
+        description="Minimum cosine to a centroid for a leftover or new unit to join an issue.",
+    )
+    cluster_max_units: int = Field(
+        default=5000,
+        ge=100,
+        description="Above this many units, HDBSCAN runs on a fixed random sample of this size "
+        "and every other unit is assigned to the nearest centroid (keeps 100k units under a "
+        "minute on two cores).",
+    )
+    cluster_random_state: int = Field(default=0, description="Seed for PCA and the sample.")
+    cluster_recluster_unassigned_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Re-cluster everything when more than this share of units is unassigned "
+        "after incremental assignment.",
+    )
+    cluster_match_min_overlap: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Shared units over the smaller side for an old issue and a new cluster to "
+        "count as the same, a split or a merge.",
+    )
+    cluster_match_min_similarity: float = Field(
+        default=0.85,
+        ge=-1,
+        le=1,
+        description="Centroid cosine for an old issue to continue as a cluster with no shared "
+        "units.",
+    )
 
     # --- label ---
     label_keywords: int = Field(default=8, ge=1, le=50, description="Keywords kept per issue.")
@@ -84,7 +172,16 @@ class Settings(BaseSettings):
         default=1.5, ge=1, description="Linked share / traffic share a concentration needs."
     )
     link_stale_days: float = Field(
-        default=90.0, gt=0, description="A cited source older than this is stale."
+        default=90.0, gt=0, description="Stale age for a source with too little history."
+    )
+    link_stale_factor: float = Field(
+        default=5.0, gt=1, description="A source this many times older than usual is stale."
+    )
+    link_stale_min_days: float = Field(
+        default=7.0, ge=0, description="A source is never stale below this age."
+    )
+    link_stale_baseline_min: int = Field(
+        default=5, ge=1, description="Outputs citing a source before its usual age is trusted."
     )
 
     # --- categorize ---
@@ -100,7 +197,10 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Weight of the nearest labelled examples."
     )
     categorize_weight_outputs: float = Field(
-        default=1.0, ge=0, description="Weight of the linked model outputs' signals."
+        default=2.0,
+        ge=0,
+        description="Weight of the linked model outputs' signals; what customers actually saw "
+        "outweighs any single reading of their words.",
     )
     categorize_weight_classifier: float = Field(
         default=1.0, ge=0, description="Weight of the supervised classifier."
@@ -122,10 +222,93 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How many labelled examples one human correction counts as."
     )
     categorize_classifier_c: float = Field(
-        default=1.0, gt=0, description="Inverse regularisation strength of the classifier."
+        default=0.1, gt=0, description="Inverse regularisation strength of the classifier."
+    )
+
+    # --- digest ---
+    digest_top_issues: int = Field(default=10, ge=1, le=100, description="Issues in the top list.")
+    digest_weeks: int = Field(
+        default=8, ge=2, le=52, description="Weeks in the sparklines and the category-mix chart."
+    )
+    digest_quotes: int = Field(default=3, ge=0, le=5, description="Quotes per top issue.")
+    digest_evidence: int = Field(default=3, ge=0, le=10, description="Evidence lines per issue.")
+    digest_examples: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Linked model outputs shown per top issue; 0 leaves model inputs and "
+        "outputs (which are not redacted) out of the digest.",
+    )
+    digest_excerpt_chars: int = Field(
+        default=220, ge=40, description="Quotes, inputs and outputs are shortened to this."
+    )
+    digest_growing_min_change: float = Field(
+        default=0.5, ge=0, description="Relative change over the trailing mean to count as growing."
+    )
+    digest_growing_min_count: int = Field(
+        default=3, ge=1, description="Items this week an issue needs to count as growing."
+    )
+    digest_weekday: int = Field(
+        default=0, ge=0, le=6, description="Day the worker makes the digest (0 = Monday), UTC."
+    )
+    digest_hour: int = Field(default=8, ge=0, le=23, description="Hour (UTC) on that day.")
+    digest_dir: str | None = Field(
+        default=None, description="Folder the worker also writes each digest file to."
+    )
+    digest_base_url: str | None = Field(
+        default=None,
+        description="Public URL of this API, e.g. https://triage.example.com; the webhook's link.",
+    )
+    digest_webhook_url: str | None = Field(
+        default=None, description="Receives a JSON summary of each scheduled digest."
+    )
+    digest_webhook_attempts: int = Field(default=5, ge=1, le=20)
+    digest_webhook_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay; doubles on each attempt."
+    )
+    digest_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    digest_retry_minutes: float = Field(
+        default=30.0, ge=0, description="Pause after a failed delivery before the worker retries."
     )
 
     # --- rank ---
+    rank_weight_reach: float = Field(default=0.30, ge=0, description="Distinct customers, valued.")
+    rank_weight_volume: float = Field(default=0.15, ge=0, description="Units in the issue.")
+    rank_weight_trend: float = Field(default=0.20, ge=0, description="This week vs trailing weeks.")
+    rank_weight_severity: float = Field(default=0.20, ge=0, description="Anger, churn, refunds.")
+    rank_weight_recency: float = Field(default=0.10, ge=0, description="How fresh the newest is.")
+    rank_weight_confidence: float = Field(
+        default=0.05, ge=0, description="Confidence of the category decision."
+    )
+    rank_reach_saturation: float = Field(
+        default=100.0, gt=0, description="Weighted customers at which reach is 1."
+    )
+    rank_customer_value_unit: float = Field(
+        default=1000.0, gt=0, description="customer_value that adds ln 2 to a customer's weight."
+    )
+    rank_volume_saturation: float = Field(
+        default=200.0, gt=0, description="Units at which volume is 1."
+    )
+    rank_trend_weeks: int = Field(default=4, ge=1, description="Trailing weeks for the trend.")
+    rank_trend_pseudocount: float = Field(
+        default=5.0, gt=0, description="Added to both weekly counts so small numbers stay calm."
+    )
+    rank_trend_log2_saturation: float = Field(
+        default=3.0, gt=0, description="log2 growth at which the trend component is 1 (8x)."
+    )
+    rank_spike_alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="Poisson-test level for a spike."
+    )
+    rank_spike_min_count: int = Field(default=5, ge=1, description="Items this week for a spike.")
+    rank_spike_min_rate: float = Field(
+        default=0.5, gt=0, description="Weekly rate assumed for an issue with no history."
+    )
+    rank_recency_half_life_days: float = Field(
+        default=7.0, gt=0, description="Days after which recency halves."
+    )
+    rank_severity_path: str | None = Field(
+        default=None, description="Severity lexicon JSON; models/severity-v1.json when unset."
+    )
 
 
 @lru_cache

@@ -64,3 +64,10 @@ class StageError(TriageError):
     """A pipeline stage could not handle one feedback item; the item is marked failed."""
 
     code = "stage_failed"
+
+
+class DigestDeliveryError(TriageError):
+    """The digest webhook did not accept the summary after every retry."""
+
+    code = "digest_delivery_failed"
+    http_status = 502

@@ -1,0 +1,40 @@
+"""The weekly digest (read scope): HTML to open in a browser, Markdown to paste."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from api.deps import ReadKey, SettingsDep
+from triage import digest
+
+router = APIRouter(prefix="/v1/digests", tags=["digests"])
+
+# The page needs nothing but its own inline CSS and SVG; anything else it tried to load, run or
+# submit would be an injection, so the browser is told to refuse it.
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff",
+}
+MEDIA_TYPES = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8"}
+
+
+@router.get(
+    "/{week}",
+    summary="One week's digest",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "text/markdown": {}}}},
+)
+def get_digest(
+    request: Request,
+    settings: SettingsDep,
+    _key: ReadKey,
+    week: Annotated[str, Path(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W47"])],
+    format: Annotated[Literal["html", "md"], Query()] = "html",
+) -> Response:
+    """Made and stored the first time a complete ISO week (UTC) is asked for; the same stored
+    digest is answered ever after."""
+    stored = digest.generate(request.app.state.engine, week=week, fmt=format, settings=settings)
+    headers = HTML_HEADERS if format == "html" else {"X-Content-Type-Options": "nosniff"}
+    return Response(stored.content, media_type=MEDIA_TYPES[format], headers=headers)
