@@ -1,0 +1,205 @@
+"""Held-out macro-F1 of the categorizer on fixtures/labelled.jsonl, with the real embedder.
+
+Trains the classifier (and the labelled-example signal) on ``split == "train"``, then decides
+every ``split == "heldout"`` item as a one-item issue with its own linked-output signals (its
+explicit ``output_id``, or an implicit link by session/user and time) against all logged outputs
+as traffic. Prints macro-F1, per-class precision/recall and the confusion matrix, lists every
+miss, and saves the classifier with its model card under models/category-classifier/.
+
+    .venv/bin/python -m bench.categorize [--no-save]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELLED = ROOT / "fixtures" / "labelled.jsonl"
+OUTPUTS = ROOT / "fixtures" / "model_outputs.jsonl"
+BAR = 0.85
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _when(value: str | None) -> datetime:
+    if not value:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def load_fixtures(labelled: Path = LABELLED, outputs: Path = OUTPUTS) -> tuple[list, list, list]:
+    """(labelled rows, FeedbackRecords, OutputRecords), ids numbered from 1 in file order."""
+    from triage.link import FeedbackRecord, OutputRecord
+
+    rows = _read_jsonl(labelled)
+    feedback = [
+        FeedbackRecord(
+            id=i,
+            created_at=_when(row.get("created_at")),
+            text=row["text"],
+            user_id=row.get("user_id"),
+            session_id=row.get("session_id"),
+            output_id=row.get("output_id"),
+            customer_id=row.get("customer_id"),
+            customer_value=row.get("customer_value"),
+        )
+        for i, row in enumerate(rows, start=1)
+    ]
+    records = [
+        OutputRecord(
+            id=i,
+            output_id=row["output_id"],
+            created_at=_when(row.get("created_at")),
+            model=row["model"],
+            model_version=row.get("model_version"),
+            feature=row.get("feature"),
+            input=row.get("input"),
+            output=row.get("output"),
+            confidence=row.get("confidence"),
+            latency_ms=row.get("latency_ms"),
+            user_id=row.get("user_id"),
+            session_id=row.get("session_id"),
+            meta=row.get("metadata", row.get("meta")),
+        )
+        for i, row in enumerate(_read_jsonl(outputs), start=1)
+    ]
+    return rows, feedback, records
+
+
+def run(*, save: bool = True, verbose: bool = True) -> dict[str, Any]:
+    from triage.categorize import (
+        DEFAULT_CLASSIFIER_DIR,
+        EXAMPLES_FILE,
+        Categorizer,
+        CueLexicon,
+        LabelledExamples,
+        LabelledIssue,
+        evaluate,
+        train_classifier,
+    )
+    from triage.embed import SentenceTransformerEmbedder
+    from triage.link import TrafficProfile, embedding_similarity, link_feedback, output_signals
+
+    started = time.perf_counter()
+    rows, feedback, outputs = load_fixtures()
+    embedder = SentenceTransformerEmbedder()
+    vectors = embedder.embed([item.text for item in feedback])
+    links = {
+        d.feedback_id: d
+        for d in link_feedback(feedback, outputs, similarity=embedding_similarity(embedder))
+    }
+    output_by_id = {output.id: output for output in outputs}
+    traffic = TrafficProfile(outputs)
+
+    train = [i for i, row in enumerate(rows) if row["split"] == "train"]
+    heldout = [i for i, row in enumerate(rows) if row["split"] == "heldout"]
+    cues = CueLexicon.load()
+    examples = LabelledExamples(
+        [rows[i]["text"] for i in train], vectors[train], [rows[i]["label"] for i in train]
+    )
+    classifier = train_classifier(
+        examples.texts,
+        examples.vectors,
+        examples.labels,
+        cues=cues,
+        card={
+            "training_data": f"{LABELLED.relative_to(ROOT)} split=train ({len(train)} items)",
+            "embedding_model": embedder.model_id,
+        },
+    )
+    categorizer = Categorizer(cues, examples, classifier)
+
+    def issue(i: int) -> LabelledIssue:
+        link = links.get(feedback[i].id)
+        linked = [output_by_id[link.model_output_id]] if link else []
+        return LabelledIssue(
+            texts=[rows[i]["text"]],
+            vectors=vectors[i : i + 1],
+            label=rows[i]["label"],
+            signals=output_signals(linked, traffic),
+            key=str(rows[i].get("external_id", i)),
+        )
+
+    metrics = evaluate(categorizer, [issue(i) for i in heldout])
+    link_methods = Counter(links[feedback[i].id].method for i in heldout if feedback[i].id in links)
+    metrics.update(
+        {
+            "train": len(train),
+            "heldout": len(heldout),
+            "outputs": len(outputs),
+            "heldout_links": dict(sorted(link_methods.items())),
+            "heldout_unlinked": len(heldout) - sum(link_methods.values()),
+            "embedder": embedder.model_id,
+            "seconds": round(time.perf_counter() - started, 1),
+            "bar": BAR,
+            "passed": metrics["macro_f1"] >= BAR,
+        }
+    )
+    if save:
+        classifier.card["heldout_metrics"] = {
+            "split": f"{LABELLED.relative_to(ROOT)} split=heldout ({len(heldout)} items)",
+            "evaluated_as": "each item a one-item issue with its own linked-output signals "
+            "(explicit output_id or link_feedback), all outputs as traffic, all four signals",
+            "categorizer": {"weights": categorizer.weights, "knn_k": categorizer.knn_k},
+            "macro_f1": metrics["macro_f1"],
+            "per_class": metrics["per_class"],
+            "confusion": metrics["confusion"],
+            "date": date.today().isoformat(),
+        }
+        classifier.card["files"] = {
+            "weights.npz": "classes, coef, intercept, feature mean and scale, cue categories",
+            "card.json": "this card",
+            EXAMPLES_FILE: "the training texts, their vectors and labels (nearest examples)",
+        }
+        folder = classifier.save(DEFAULT_CLASSIFIER_DIR)
+        examples.save(folder / EXAMPLES_FILE)
+        metrics["saved_to"] = str(folder.relative_to(ROOT))
+    if verbose:
+        report(metrics)
+    return metrics
+
+
+def report(metrics: dict[str, Any]) -> None:
+    print(
+        f"categorize: held-out macro-F1 {metrics['macro_f1']:.3f} (bar {metrics['bar']}) "
+        f"accuracy {metrics['accuracy']:.3f} on {metrics['heldout']} items "
+        f"(trained on {metrics['train']}; {metrics['embedder']}; {metrics['seconds']}s)"
+    )
+    print(f"links: {metrics['heldout_links']}, unlinked {metrics['heldout_unlinked']}")
+    print(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>4}")
+    for name, m in metrics["per_class"].items():
+        print(
+            f"{name:<12} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} "
+            f"{m['support']:>4}"
+        )
+    labels = metrics["confusion"]["labels"]
+    print("confusion (rows: truth, columns: predicted)")
+    print(" " * 12 + "".join(f"{name:>12}" for name in labels))
+    for name, row in zip(labels, metrics["confusion"]["matrix"], strict=True):
+        print(f"{name:<12}" + "".join(f"{n:>12}" for n in row))
+    if metrics["errors"]:
+        print(f"misses ({len(metrics['errors'])}):")
+        for error in metrics["errors"]:
+            print(
+                f"  {error['key']}: {error['label']} -> {error['predicted']} "
+                f"({error['confidence']:.2f}) {error['text']!r}"
+            )
+            for reason in error["reasons"]:
+                print(f"      {reason}")
+    if "saved_to" in metrics:
+        print(f"saved classifier and model card to {metrics['saved_to']}/")
+
+
+if __name__ == "__main__":
+    result = run(save="--no-save" not in sys.argv)
+    sys.exit(0 if result["passed"] else 1)

@@ -1,0 +1,347 @@
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from triage.categorize import (
+    CATEGORIES,
+    DEFAULT_CLASSIFIER_DIR,
+    DEFAULT_CUES,
+    Categorizer,
+    CategoryClassifier,
+    CueLexicon,
+    LabelledExamples,
+    LabelledIssue,
+    evaluate,
+    train_classifier,
+)
+from triage.embed import FakeEmbedder
+from triage.link import OutputRecord, output_signals
+
+NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+EMBEDDER = FakeEmbedder(dim=64)
+
+TRAIN = {
+    "ui": [
+        "the export button is cut off on the screen",
+        "cannot find the copy button on mobile",
+        "the summary text overflows the panel and is truncated",
+        "dark mode makes the answer unreadable",
+        "the page layout breaks and the sidebar hides the result",
+    ],
+    "data": [
+        "it quoted last year's prices from the old catalog",
+        "the answer cites a policy that was retired months ago",
+        "the address it gave is outdated, the office moved",
+        "the product list is stale and still shows discontinued items",
+        "it used the old price list that was never updated",
+    ],
+    "model": [
+        "the summary hallucinated a meeting that never happened",
+        "it made up a customer name that does not exist",
+        "the answer contradicts itself in the second paragraph",
+        "since the new version the summaries got worse and wrong",
+        "it miscalculated the invoice total",
+    ],
+    "expectation": [
+        "i wish it could write the email in spanish too",
+        "please add support for pdf attachments as input",
+        "the summary should be much shorter and in bullet points",
+        "it should be 100% right every time, like a human",
+        "would be nice if it integrated with salesforce",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def cues() -> CueLexicon:
+    return CueLexicon.load()
+
+
+@pytest.fixture(scope="module")
+def examples() -> LabelledExamples:
+    texts = [text for texts in TRAIN.values() for text in texts]
+    labels = [label for label, texts in TRAIN.items() for _ in texts]
+    return LabelledExamples(texts, EMBEDDER.embed(texts), labels)
+
+
+def out(i, *, version="2.2.0", confidence=0.9, eval_score=0.85, as_of="2025-05-30", **kw):
+    return OutputRecord(
+        id=i,
+        output_id=f"o{i}",
+        created_at=NOW - timedelta(hours=1),
+        model="summarizer",
+        model_version=version,
+        output="an answer",
+        confidence=confidence,
+        meta={"eval_score": eval_score, "sources": [{"id": "kb", "as_of": as_of}]},
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def traffic() -> list[OutputRecord]:
+    return [out(i, version="2.3.0" if i < 100 else "2.2.0") for i in range(1000)]
+
+
+def decide(categorizer, texts, signals=None):
+    return categorizer.decide(texts, EMBEDDER.embed(texts), signals)
+
+
+def test_categorize_cues_match_lemmas_and_longest_phrase(cues):
+    [found] = cues.match(["The Buttons were CUT OFF and it hallucinated; data is out of date"])
+    assert found["ui"] == ["button", "cut off"]
+    assert "hallucinate" in found["model"]
+    assert found["data"] == ["out of date"]  # not also "date" or "out"
+
+
+def test_categorize_cue_lexicon_file_is_versioned():
+    raw = json.loads(DEFAULT_CUES.read_text(encoding="utf-8"))
+    assert raw["version"] == 1
+    assert set(raw["categories"]) == set(CATEGORIES)
+    lexicon = CueLexicon.load(DEFAULT_CUES)
+    assert (lexicon.version, lexicon.names) == (1, list(raw["categories"]))
+
+
+def test_categorize_ui_issue_with_healthy_outputs(cues, traffic):
+    signals = output_signals(traffic[500:520], traffic)
+    decision = decide(
+        Categorizer(cues), ["the export button is cut off", "copy button hidden on mobile"], signals
+    )
+    assert decision.category == "ui"
+    reasons = [e.reason for e in decision.evidence if e.category == "ui"]
+    assert any(r.startswith("cue words: ") and "button" in r and "cut off" in r for r in reasons)
+    assert any(r.startswith("linked outputs look healthy") for r in reasons)
+    assert decision.evidence[0].category == "ui"
+
+
+def test_categorize_data_issue_from_stale_sources(cues, traffic):
+    stale = [out(2000 + i, as_of="2024-01-03") for i in range(10)]
+    signals = output_signals(stale, traffic + stale)
+    decision = decide(Categorizer(cues), ["the numbers in the report look off"], signals)
+    assert decision.category == "data"
+    [evidence] = [e for e in decision.evidence if e.signal == "outputs" and e.category == "data"]
+    assert evidence.reason.startswith("sources as old as 2024-01-03")
+    assert evidence.contribution > 0.4
+
+
+def test_categorize_model_issue_from_version_concentration(cues, traffic):
+    linked = traffic[:40] + traffic[500:510]
+    signals = output_signals(linked, traffic)
+    decision = decide(Categorizer(cues), ["the summary is not good"], signals)
+    assert decision.category == "model"
+    [evidence] = [e for e in decision.evidence if e.signal == "outputs" and e.category == "model"]
+    assert evidence.reason == (
+        "80% of linked outputs come from summarizer 2.3.0, which served 10% of summarizer traffic "
+        "(p < 0.001)"
+    )
+
+
+def test_categorize_model_issue_from_low_confidence_not_three_complaints(cues, traffic):
+    few = output_signals(traffic[:3], traffic)  # 3 on the small version: no regression
+    decision = decide(Categorizer(cues), ["the summary is not good"], few)
+    assert decision.category != "model"
+    shaky = [out(3000 + i, confidence=0.2, eval_score=0.3) for i in range(3)]
+    decision = decide(
+        Categorizer(cues), ["the summary is not good"], output_signals(shaky, traffic + shaky)
+    )
+    assert decision.category == "model"
+    assert any("median confidence score 0.20" in e.reason for e in decision.evidence)
+
+
+def test_categorize_low_quality_with_stale_sources_is_data(cues, traffic):
+    both = [out(4000 + i, confidence=0.2, eval_score=0.3, as_of="2023-02-01") for i in range(5)]
+    decision = decide(
+        Categorizer(cues), ["the answer is not good"], output_signals(both, traffic + both)
+    )
+    assert decision.category == "data"
+
+
+def test_categorize_expectation_issue_from_cues_and_examples(cues, examples, traffic):
+    signals = output_signals(traffic[500:505], traffic)
+    decision = decide(
+        Categorizer(cues, examples, knn_k=5),
+        ["i wish it would add support for bullet points, it should be shorter"],
+        signals,
+    )
+    assert decision.category == "expectation"
+    assert decision.runner_up is not None
+    reasons = [e.reason for e in decision.evidence if e.category == "expectation"]
+    assert any(r.startswith("cue words: ") and "wish" in r for r in reasons)
+    assert any(r.startswith("resembles ") and "labelled expectation examples" in r for r in reasons)
+
+
+def test_categorize_contributions_sum_to_totals_and_respect_weights(cues, examples):
+    texts = ["the export button is cut off"]
+    decision = decide(Categorizer(cues, examples), texts)
+    for name in CATEGORIES:
+        total = sum(c[name] for c in decision.contributions.values())
+        assert total == pytest.approx(decision.totals[name], abs=1e-3)
+    assert 0 < decision.confidence <= 1
+    no_cues = decide(Categorizer(cues, examples, weights={"cues": 0.0, "examples": 1.0}), texts)
+    assert "cues" not in no_cues.contributions
+    assert all(e.signal != "cues" for e in no_cues.evidence)
+
+
+def test_categorize_no_signal_is_zero_confidence(cues):
+    decision = decide(Categorizer(cues), ["hello there"])
+    assert decision.confidence == 0.0
+    assert decision.runner_up is None
+
+
+def test_categorize_classifier_save_load_roundtrip_without_pickle(cues, examples, tmp_path):
+    classifier = train_classifier(
+        examples.texts, examples.vectors, examples.labels, cues=cues, card={"note": "unit test"}
+    )
+    folder = classifier.save(tmp_path / "clf")
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "weights.npz"]
+    with zipfile.ZipFile(folder / "weights.npz") as archive:
+        for name in archive.namelist():
+            with archive.open(name) as f:
+                assert b"pickle" not in f.read(256).lower()
+    with np.load(folder / "weights.npz", allow_pickle=False) as arrays:
+        assert all(arrays[name].dtype != object for name in arrays.files)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["label_counts"] == {name: 5 for name in CATEGORIES}
+    assert card["note"] == "unit test"
+
+    loaded = CategoryClassifier.load(folder)
+    texts = ["the copy button is hidden", "it invented a number"]
+    counts = cues.counts(texts)
+    np.testing.assert_allclose(
+        loaded.predict_proba(EMBEDDER.embed(texts), counts),
+        classifier.predict_proba(EMBEDDER.embed(texts), counts),
+        rtol=1e-6,
+    )
+    assert loaded.classes == sorted(CATEGORIES)
+
+
+def test_categorize_classifier_learns_from_corrections(examples):
+    text = "the quarterly digest felt bland"
+    vector = EMBEDDER.embed([text])
+    corrections = LabelledExamples([text] * 3, np.repeat(vector, 3, axis=0), ["data"] * 3)
+    before = train_classifier(examples.texts, examples.vectors, examples.labels)
+    after = train_classifier(
+        examples.texts, examples.vectors, examples.labels, corrections=corrections
+    )
+    data = before.classes.index("data")
+    assert after.predict_proba(vector)[0, data] > before.predict_proba(vector)[0, data]
+    assert after.card["corrections"] == 3
+
+
+def test_categorize_classifier_rejects_other_embedding_dim(examples):
+    classifier = train_classifier(examples.texts, examples.vectors, examples.labels)
+    with pytest.raises(Exception, match="64-dim"):
+        classifier.predict_proba(np.zeros((1, 32), dtype=np.float32))
+
+
+def test_categorize_evaluate_reports_macro_f1_and_confusion(cues, examples):
+    classifier = train_classifier(examples.texts, examples.vectors, examples.labels, cues=cues)
+    categorizer = Categorizer(cues, examples, classifier, knn_k=3)
+    issues = [
+        LabelledIssue([text], EMBEDDER.embed([text]), label, key=f"{label}-{i}")
+        for label, texts in TRAIN.items()
+        for i, text in enumerate(texts)
+    ]
+    issues.append(LabelledIssue(["the export button is cut off"], EMBEDDER.embed(["x"]), "model"))
+    metrics = evaluate(categorizer, issues)
+    assert metrics["confusion"]["labels"] == list(CATEGORIES)
+    assert sum(map(sum, metrics["confusion"]["matrix"])) == len(issues)
+    assert 0.5 < metrics["macro_f1"] < 1.0
+    assert set(metrics["per_class"]["ui"]) == {"precision", "recall", "f1", "support"}
+    assert any(error["label"] == "model" for error in metrics["errors"])
+
+
+def test_categorize_shipped_classifier_loads_with_its_card():
+    if not (DEFAULT_CLASSIFIER_DIR / "weights.npz").exists():
+        pytest.skip("no trained classifier yet; run python -m bench.categorize")
+    classifier = CategoryClassifier.load()
+    assert classifier.classes == sorted(CATEGORIES)
+    assert classifier.card["heldout_metrics"]["macro_f1"] >= 0.85
+    assert classifier.card["training_examples"] > 0
+    vectors = np.random.default_rng(0).standard_normal((2, classifier.embedding_dim))
+    counts = np.zeros((2, len(classifier.cue_categories)), dtype=np.float32)
+    proba = classifier.predict_proba(vectors.astype(np.float32), counts)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.model
+def test_categorize_real_embedder_separates_clear_cases(cues):
+    from triage.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    texts = [text for texts in TRAIN.values() for text in texts]
+    labels = [label for label, texts in TRAIN.items() for _ in texts]
+    examples = LabelledExamples(texts, embedder.embed(texts), labels)
+    classifier = train_classifier(texts, examples.vectors, labels, cues=cues)
+    categorizer = Categorizer(cues, examples, classifier, knn_k=5)
+    cases = {
+        "the download button overlaps the chart on my phone": "ui",
+        "it still lists the store that closed last year, the data is out of date": "data",
+        "the summary invented an action item nobody agreed to": "model",
+        "i would like it to support german, please add that": "expectation",
+    }
+    for text, expected in cases.items():
+        decision = categorizer.decide([text], embedder.embed([text]), None)
+        assert decision.category == expected, (text, decision.totals)
+
+
+def test_categorize_one_product_is_not_a_model_regression(cues):
+    # Every output of a summarizer ui issue is a summarizer output: the product stands out,
+    # no version does, so nothing points at the model.
+    traffic = [out(i, version="2.3.0" if i < 20 else "2.2.0") for i in range(200)]
+    traffic += [
+        OutputRecord(id=1000 + i, output_id=f"f{i}", created_at=NOW, model="forecaster")
+        for i in range(800)
+    ]
+    linked = traffic[:2] + traffic[100:118]
+    decision = decide(
+        Categorizer(cues), ["the copy button is hidden"], output_signals(linked, traffic)
+    )
+    assert decision.category == "ui"
+    assert decision.contributions["outputs"]["model"] == 0
+
+
+def test_categorize_load_categorizer_from_a_folder(cues, examples, tmp_path):
+    from triage.categorize import EXAMPLES_FILE, load_categorizer
+    from triage.config import Settings
+
+    folder = tmp_path / "clf"
+    train_classifier(examples.texts, examples.vectors, examples.labels, cues=cues).save(folder)
+    examples.save(folder / EXAMPLES_FILE)
+    with np.load(folder / EXAMPLES_FILE, allow_pickle=False) as arrays:
+        assert arrays["vectors"].shape == (20, 64)
+    categorizer = load_categorizer(settings=Settings(categorize_classifier_dir=str(folder)))
+    assert categorizer.examples.texts == examples.texts
+    assert categorizer.examples.labels == examples.labels
+    assert categorizer.classifier.cue_categories == cues.names
+    decision = decide(categorizer, ["the export button is cut off on the screen"])
+    assert set(decision.contributions) == {"cues", "examples", "classifier"}
+    assert decision.category == "ui"
+
+
+def test_categorize_missing_input_fields_point_to_data(cues, traffic):
+    lacking = [
+        OutputRecord(
+            id=5000 + i,
+            output_id=f"m{i}",
+            created_at=NOW,
+            model="summarizer",
+            model_version="2.2.0",
+            output="an answer",
+            confidence=0.9,
+            meta={"eval_score": 0.85, "missing_fields": ["speaker_labels"]},
+        )
+        for i in range(4)
+    ]
+    signals = output_signals(lacking, traffic + lacking)
+    decision = decide(Categorizer(cues), ["the summary is not good"], signals)
+    assert decision.category == "data"
+    assert any(
+        e.reason.startswith("input lacked speaker_labels in 100% of linked outputs")
+        for e in decision.evidence
+    )

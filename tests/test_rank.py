@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from triage.rank import (
+    COMPONENTS,
+    DEFAULT_SEVERITY,
+    IssueStats,
+    RankConfig,
+    prioritize,
+    rank,
+    trend,
+)
+
+NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def days_ago(*days: float) -> list[datetime]:
+    return [NOW - timedelta(days=d) for d in days]
+
+
+def issue(timestamps, *, customers=None, texts=("the export is slow",), confidence=0.8):
+    return IssueStats(
+        timestamps=timestamps,
+        customers=customers if customers is not None else {"c1": None},
+        texts=list(texts),
+        category_confidence=confidence,
+        now=NOW,
+    )
+
+
+def test_rank_breakdown_sums_to_score():
+    stats = issue(
+        days_ago(0.5, 1, 2, 3, 10, 20),
+        customers={"acme": 50_000.0, "globex": None, "initech": 0.0},
+        texts=["This is unacceptable, we will cancel", "export button broken"],
+    )
+    priority = prioritize(stats)
+    assert set(priority.breakdown) == set(COMPONENTS)
+    assert sum(priority.breakdown.values()) == pytest.approx(priority.score, abs=1e-12)
+    assert all(0 <= value <= 1 for value in priority.components.values())
+    config = RankConfig.from_settings()
+    for name in COMPONENTS:
+        expected = config.weights[name] * priority.components[name]
+        assert priority.breakdown[name] == pytest.approx(expected)
+    assert 0 < priority.score <= 1
+
+
+def test_rank_spiking_only_when_significant():
+    config = RankConfig.from_settings()
+    steady = days_ago(*[0.5 + i * 1.4 for i in range(25)])  # ~5 a week for five weeks
+    assert not trend(steady, NOW, config).spiking
+
+    spike = days_ago(*([0.2] * 12), 9, 16, 23, 30)  # 12 this week after ~1 a week
+    spiking = trend(spike, NOW, config)
+    assert spiking.this_week == 12
+    assert spiking.trailing_mean == pytest.approx(1.0)
+    assert spiking.change == pytest.approx(11.0)
+    assert spiking.p_value < 0.001
+    assert spiking.spiking
+
+    # A busy issue's ordinary week: improbable under Poisson, but not even double the usual.
+    busy = days_ago(*([0.5] * 22), *([10] * 12), *([17] * 12), *([24] * 12), *([31] * 12))
+    ordinary = trend(busy, NOW, config)
+    assert ordinary.trailing_mean == pytest.approx(12.0)
+    assert ordinary.p_value < 0.01
+    assert not ordinary.spiking
+
+
+def test_rank_three_new_tickets_are_not_a_spike():
+    config = RankConfig.from_settings()
+    small = trend(days_ago(0.1, 0.2, 0.3), NOW, config)
+    assert small.this_week == 3 and small.trailing_mean == 0
+    assert not small.spiking
+    # The same growth with the minimum count lowered is significant: the guard is the count.
+    relaxed = dataclasses.replace(config, spike_min_count=1, spike_alpha=0.05)
+    assert trend(days_ago(0.1, 0.2, 0.3), NOW, relaxed).spiking
+
+
+def test_rank_reach_weights_customer_value():
+    few_small = prioritize(issue(days_ago(1, 2), customers={"a": 10.0, "b": 10.0}))
+    few_large = prioritize(issue(days_ago(1, 2), customers={"a": 1e6, "b": 1e6}))
+    many = prioritize(issue(days_ago(1, 2), customers={f"c{i}": None for i in range(30)}))
+    assert few_small.components["reach"] < few_large.components["reach"]
+    assert few_small.components["reach"] < many.components["reach"]
+
+
+def test_rank_severity_reads_churn_and_data_loss():
+    calm = prioritize(issue(days_ago(1), texts=["the font is a bit small"]))
+    churn = prioritize(issue(days_ago(1), texts=["Furious. We are cancelling our subscription"]))
+    loss = prioritize(issue(days_ago(1), texts=["it lost my work and the draft was deleted"]))
+    assert calm.components["severity"] == 0
+    assert churn.components["severity"] == 1.0
+    assert "cancel" in " ".join(churn.severity_terms["churn"])
+    assert "anger" in churn.severity_terms
+    assert loss.components["severity"] == 1.0
+    assert set(loss.severity_terms) == {"data_loss"}
+
+
+def test_rank_recency_halves_each_half_life():
+    fresh = prioritize(issue(days_ago(0)))
+    week_old = prioritize(issue(days_ago(7)))
+    assert fresh.components["recency"] == pytest.approx(1.0)
+    assert week_old.components["recency"] == pytest.approx(0.5)
+
+
+def test_rank_orders_issues_and_handles_empty_issue():
+    big = issue(days_ago(*([0.5] * 30)), customers={f"c{i}": 5000.0 for i in range(20)})
+    small = issue(days_ago(40), confidence=None)
+    empty = issue([], customers={}, texts=[], confidence=None)
+    ordered = rank({"small": small, "big": big, "empty": empty})
+    assert [key for key, _ in ordered] == ["big", "small", "empty"]
+    assert ordered[-1][1].score == 0.0
+
+
+def test_rank_severity_lexicon_is_versioned():
+    raw = json.loads(DEFAULT_SEVERITY.read_text(encoding="utf-8"))
+    assert raw["version"] == 1
+    assert set(raw["weights"]) == set(raw["categories"])

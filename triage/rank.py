@@ -1,0 +1,233 @@
+"""Stage "rank": one explainable priority per issue.
+
+Six components, each in [0, 1], are weighted (Settings ``rank_weight_*``) and summed; the
+breakdown holds each weighted term, so it adds up to the score exactly::
+
+    score = w_reach * reach + w_volume * volume + w_trend * trend
+          + w_severity * severity + w_recency * recency + w_confidence * confidence
+
+    reach      = min(1, ln(1 + R) / ln(1 + reach_saturation)),
+                 R = sum over distinct customers of (1 + ln(1 + value / customer_value_unit)),
+                 a customer of unknown value counting 1
+    volume     = min(1, ln(1 + n) / ln(1 + volume_saturation)), n = units or tickets
+    trend      = clip(log2((this_week + k) / (trailing_mean + k)) / trend_log2_saturation, 0, 1),
+                 this_week = items in the last 7 days, trailing_mean = items per week over the
+                 ``trend_weeks`` weeks before, k = trend_pseudocount (damps small counts)
+    severity   = mean over texts of the largest severity weight matched (anger, churn, refund,
+                 data loss, blocked work; models/severity-v1.json), 0 for a calm text
+    recency    = 0.5 ** (days since the newest item / recency_half_life_days)
+    confidence = the category decision's confidence (0 when there is none)
+
+With the default weights (0.30, 0.15, 0.20, 0.20, 0.10, 0.05) the score lies in [0, 1]; the
+defaults saturate reach at 1,000 weighted customers and volume at 1,000 units.
+
+``spiking`` is a separate flag: this week's count is improbable under a Poisson rate equal to
+the trailing mean (floored at ``spike_min_rate`` for new issues), ``p < spike_alpha``, is at
+least ``spike_min_count`` and at least ``spike_min_ratio`` times that rate. Three tickets after
+a quiet month are growth, not a spike; nor is a busy issue's ordinary week, which varies more
+than a Poisson count would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from triage.categorize import MODELS_DIR, CueLexicon
+from triage.config import Settings, get_settings
+
+DEFAULT_SEVERITY = MODELS_DIR / "severity-v1.json"
+COMPONENTS = ("reach", "volume", "trend", "severity", "recency", "confidence")
+WEEK = timedelta(days=7)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class IssueStats:
+    """What ranking needs to know about one issue."""
+
+    timestamps: Sequence[datetime]  # one per unit (or ticket) of the issue
+    customers: Mapping[str, float | None]  # distinct customer_id -> customer_value, if known
+    texts: Sequence[str]
+    category_confidence: float | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Trend:
+    this_week: int
+    trailing_mean: float  # items per week over the trailing weeks
+    change: float  # (this_week - trailing_mean) / max(trailing_mean, 1)
+    spiking: bool
+    p_value: float  # one-sided Poisson: P(X >= this_week | trailing rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "this_week": self.this_week,
+            "trailing_mean": self.trailing_mean,
+            "change": self.change,
+            "spiking": self.spiking,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True)
+class Priority:
+    score: float
+    breakdown: dict[str, float]  # weighted components; they sum to score
+    trend: Trend
+    components: dict[str, float] = field(default_factory=dict)  # each in [0, 1], unweighted
+    severity_terms: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    weights: dict[str, float]
+    reach_saturation: float
+    customer_value_unit: float
+    volume_saturation: float
+    trend_weeks: int
+    trend_pseudocount: float
+    trend_log2_saturation: float
+    spike_alpha: float
+    spike_min_count: int
+    spike_min_ratio: float
+    spike_min_rate: float
+    recency_half_life_days: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> RankConfig:
+        s = settings or get_settings()
+        return cls(
+            weights={
+                "reach": s.rank_weight_reach,
+                "volume": s.rank_weight_volume,
+                "trend": s.rank_weight_trend,
+                "severity": s.rank_weight_severity,
+                "recency": s.rank_weight_recency,
+                "confidence": s.rank_weight_confidence,
+            },
+            reach_saturation=s.rank_reach_saturation,
+            customer_value_unit=s.rank_customer_value_unit,
+            volume_saturation=s.rank_volume_saturation,
+            trend_weeks=s.rank_trend_weeks,
+            trend_pseudocount=s.rank_trend_pseudocount,
+            trend_log2_saturation=s.rank_trend_log2_saturation,
+            spike_alpha=s.rank_spike_alpha,
+            spike_min_count=s.rank_spike_min_count,
+            spike_min_ratio=s.rank_spike_min_ratio,
+            spike_min_rate=s.rank_spike_min_rate,
+            recency_half_life_days=s.rank_recency_half_life_days,
+        )
+
+
+@lru_cache(maxsize=4)
+def load_severity(path: str | Path | None = None) -> CueLexicon:
+    settings_path = get_settings().rank_severity_path
+    return CueLexicon.load(path or settings_path or DEFAULT_SEVERITY)
+
+
+def trend(timestamps: Sequence[datetime], now: datetime, config: RankConfig) -> Trend:
+    now = _utc(now)
+    ages = [now - _utc(t) for t in timestamps]
+    # An item stamped slightly after `now` (clock skew) belongs to this week.
+    this_week = sum(1 for age in ages if age < WEEK)
+    trailing = sum(1 for age in ages if WEEK <= age < WEEK * (1 + config.trend_weeks))
+    trailing_mean = trailing / config.trend_weeks
+    rate = max(trailing_mean, config.spike_min_rate)
+    p_value = float(stats.poisson.sf(this_week - 1, rate)) if this_week else 1.0
+    return Trend(
+        this_week=this_week,
+        trailing_mean=trailing_mean,
+        change=(this_week - trailing_mean) / max(trailing_mean, 1.0),
+        spiking=this_week >= config.spike_min_count
+        and this_week >= config.spike_min_ratio * rate
+        and p_value < config.spike_alpha,
+        p_value=p_value,
+    )
+
+
+def severity(texts: Sequence[str], lexicon: CueLexicon) -> tuple[float, dict[str, list[str]]]:
+    """Mean over texts of the largest category weight matched, and the terms matched."""
+    if not texts:
+        return 0.0, {}
+    terms: dict[str, list[str]] = {}
+    total = 0.0
+    for found in lexicon.match(texts):
+        total += max((lexicon.weights.get(name, 1.0) for name in found), default=0.0)
+        for name, phrases in found.items():
+            for phrase in phrases:
+                if phrase not in terms.setdefault(name, []):
+                    terms[name].append(phrase)
+    return total / len(texts), terms
+
+
+def prioritize(
+    issue: IssueStats,
+    *,
+    config: RankConfig | None = None,
+    severity_lexicon: CueLexicon | None = None,
+) -> Priority:
+    config = config or RankConfig.from_settings()
+    lexicon = severity_lexicon or load_severity()
+    now = _utc(issue.now)
+
+    weighted_customers = sum(
+        1.0 + (math.log1p(value / config.customer_value_unit) if value else 0.0)
+        for value in issue.customers.values()
+    )
+    issue_trend = trend(issue.timestamps, now, config)
+    growth = math.log2(
+        (issue_trend.this_week + config.trend_pseudocount)
+        / (issue_trend.trailing_mean + config.trend_pseudocount)
+    )
+    severity_score, terms = severity(issue.texts, lexicon)
+    if issue.timestamps:
+        days = max(0.0, (now - max(_utc(t) for t in issue.timestamps)) / timedelta(days=1))
+        recency = 0.5 ** (days / config.recency_half_life_days)
+    else:
+        recency = 0.0
+    components = {
+        "reach": min(1.0, math.log1p(weighted_customers) / math.log1p(config.reach_saturation)),
+        "volume": min(
+            1.0, math.log1p(len(issue.timestamps)) / math.log1p(config.volume_saturation)
+        ),
+        "trend": min(1.0, max(0.0, growth / config.trend_log2_saturation)),
+        "severity": min(1.0, severity_score),
+        "recency": recency,
+        "confidence": min(1.0, max(0.0, issue.category_confidence or 0.0)),
+    }
+    breakdown = {name: config.weights[name] * components[name] for name in COMPONENTS}
+    return Priority(
+        score=sum(breakdown.values()),
+        breakdown=breakdown,
+        trend=issue_trend,
+        components=components,
+        severity_terms=terms,
+    )
+
+
+def rank(
+    issues: Mapping[Any, IssueStats],
+    *,
+    config: RankConfig | None = None,
+    severity_lexicon: CueLexicon | None = None,
+) -> list[tuple[Any, Priority]]:
+    """Every issue's priority, highest first (ties keep the order given)."""
+    config = config or RankConfig.from_settings()
+    lexicon = severity_lexicon or load_severity()
+    scored = [
+        (key, prioritize(stats_, config=config, severity_lexicon=lexicon))
+        for key, stats_ in issues.items()
+    ]
+    return sorted(scored, key=lambda pair: -pair[1].score)
