@@ -8,15 +8,26 @@ manual memberships) is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlmodel import Session
 
 from triage import cluster, store
+from triage.categorize import Categorizer, CategoryDecision
 from triage.config import Settings
 from triage.embed import vector_from_bytes, vector_to_bytes
 from triage.label import label_issues
-from triage.models import Issue, IssueStatus, Membership, Unit, utcnow
+from triage.link import (
+    FeedbackRecord,
+    OutputRecord,
+    Similarity,
+    TrafficProfile,
+    link_feedback,
+    output_signals,
+)
+from triage.models import Issue, IssueStatus, Membership, ModelOutput, Unit, as_utc, utcnow
+from triage.rank import IssueStats, RankConfig, load_severity, prioritize
 
 # Issues in these states still take in new feedback; a resolved one that does is regressed.
 RECEIVING = {
@@ -140,16 +151,25 @@ class IssueBook:
             issue_for_label[label] = issue_id  # type: ignore[assignment]
             issues[issue_id].centroid = vector_to_bytes(result.centroids[label])
 
-        events = []
+        events: list[dict] = []
+
+        def record(issue_id: int, event: str, other: int | None, units: int) -> None:
+            entry = {"event": event, "other_issue_id": other, "units": units, "at": now}
+            issues[issue_id].lineage = [*issues[issue_id].lineage, entry]
+            events.append({"issue_id": issue_id, **entry})
+
         for event in match.lineage:
-            record = event.to_record(issue_for_label, at=now)
-            events.append(record)
-            issue = issues[record["issue_id"]]
-            issue.lineage = [*issue.lineage, record]
-            if record["event"] == "merged_into":
-                issue.merged_into = record["other_issue_id"]
-        for issue_id in match.retired:
-            issues[issue_id].lineage = [*issues[issue_id].lineage, {"event": "retired", "at": now}]
+            if event.kind == "split_from":
+                new_id = issue_for_label[event.cluster]
+                record(new_id, "split_from", event.issue_id, event.shared_units)
+                record(event.issue_id, "split_into", new_id, event.shared_units)
+            else:  # merged_into
+                survivor = event.into_issue_id
+                record(event.issue_id, "merged_into", survivor, event.shared_units)
+                record(survivor, "merged_from", event.issue_id, event.shared_units)  # type: ignore[arg-type]
+                issues[event.issue_id].merged_into = survivor
+        for issue_id in sorted(match.retired):
+            record(issue_id, "retired", None, 0)
 
         row_of = {unit_id: row for row, unit_id in enumerate(units.ids)}
         rows = [
@@ -193,3 +213,131 @@ class IssueBook:
                 issue.title = label.title
             issue.updated_at = utcnow()
             self.session.add(issue)
+
+    # --- links --------------------------------------------------------------------------------
+
+    def link_pending(self, similarity: Similarity | None) -> int:
+        """Decide the links of every processed ticket not linked yet; returns links made."""
+        feedback = store.feedback_to_link(self.session)
+        if not feedback:
+            return 0
+        window = timedelta(hours=self.settings.link_window_hours)
+        records = [
+            FeedbackRecord(
+                id=f.id,  # type: ignore[arg-type]
+                created_at=as_utc(f.created_at or f.received_at),  # type: ignore[arg-type]
+                text=f.redacted_text or "",
+                user_id=f.user_id,
+                session_id=f.session_id,
+                output_id=f.output_id,
+                customer_id=f.customer_id,
+                customer_value=f.customer_value,
+            )
+            for f in feedback
+        ]
+        candidates = store.link_candidates(
+            self.session,
+            output_ids=[r.output_id for r in records if r.output_id],
+            user_ids=[r.user_id for r in records if r.user_id],
+            session_ids=[r.session_id for r in records if r.session_id],
+            since=min(r.created_at for r in records) - window,
+            until=max(r.created_at for r in records),
+        )
+        decisions = link_feedback(
+            records, [output_record(o) for o in candidates], window=window, similarity=similarity
+        )
+        store.add_links(self.session, rows=[vars(d) for d in decisions])
+        store.mark_linked(self.session, feedback_ids=[r.id for r in records])
+        return len(decisions)
+
+    # --- category and priority ------------------------------------------------------------------
+
+    def diagnose(self, units: UnitMatrix, categorizer: Categorizer, *, now: datetime) -> None:
+        """Category with evidence, linked model versions, and priority with its breakdown."""
+        issue_of = {m.unit_id: m.issue_id for m in store.memberships(self.session)}
+        context = store.unit_context(self.session)
+        links = store.links_by_feedback(self.session)
+        outputs = {o.id: output_record(o) for o in store.all_model_outputs(self.session)}
+        traffic = TrafficProfile(list(outputs.values()))
+        rank_config = RankConfig.from_settings(self.settings)
+        severity = load_severity(self.settings.rank_severity_path)
+        rows_of: dict[int, list[int]] = {}
+        for row, unit_id in enumerate(units.ids):
+            if unit_id in issue_of:
+                rows_of.setdefault(issue_of[unit_id], []).append(row)
+
+        for issue in store.active_issues(self.session):
+            rows = rows_of.get(issue.id)  # type: ignore[arg-type]
+            if not rows:
+                continue
+            texts = [units.texts[r] for r in rows]
+            feedback_ids = sorted({context[units.ids[r]][0] for r in rows})
+            linked_ids = sorted({o for f in feedback_ids for o in links.get(f, [])})
+            linked = [outputs[o] for o in linked_ids if o in outputs]
+            signals = output_signals(linked, traffic) if linked else None
+            decision = categorizer.decide(texts, units.vectors[rows], signals)
+            self._apply_category(issue, decision)
+            issue.model_versions = [
+                {
+                    "model": g.within, "version": g.value, "linked": g.linked_count,
+                    "share": round(g.linked_share, 3), "traffic_share": round(g.traffic_share, 3),
+                    "lift": round(g.lift, 2), "p_value": g.p_value, "significant": g.significant,
+                }
+                for g in (signals.groups if signals else [])
+                if g.field == "model_version"
+            ][:5]  # fmt: skip
+            customers: dict[str, float | None] = {}
+            for r in rows:
+                _, _, customer, value = context[units.ids[r]]
+                if customer:
+                    customers[customer] = max(value or 0.0, customers.get(customer) or 0.0) or None
+            priority = prioritize(
+                IssueStats(
+                    timestamps=[as_utc(context[units.ids[r]][1]) for r in rows],  # type: ignore[misc]
+                    customers=customers,
+                    texts=texts,
+                    category_confidence=issue.category_confidence,
+                    now=now,
+                ),
+                config=rank_config,
+                severity_lexicon=severity,
+            )
+            issue.priority = round(priority.score, 6)
+            issue.priority_breakdown = {k: round(v, 6) for k, v in priority.breakdown.items()}
+            issue.trend = priority.trend.to_dict()
+            self.session.add(issue)
+
+    def _apply_category(self, issue: Issue, decision: CategoryDecision) -> None:
+        evidence = [e.to_dict() for e in decision.evidence[: self.settings.categorize_max_evidence]]
+        if "category" in issue.human_fields:
+            # A person decided; the machine's view stays visible as evidence, never as the answer.
+            issue.category_confidence = 1.0
+            issue.category_runner_up = (
+                decision.category if decision.category != issue.category else decision.runner_up
+            )
+            by_person = {"reason": "category set by a person", "signal": "human",
+                         "category": issue.category, "contribution": 1.0}  # fmt: skip
+            issue.evidence = [by_person, *evidence]
+            return
+        issue.category = decision.category
+        issue.category_confidence = decision.confidence
+        issue.category_runner_up = decision.runner_up
+        issue.evidence = evidence
+
+
+def output_record(output: ModelOutput) -> OutputRecord:
+    return OutputRecord(
+        id=output.id,  # type: ignore[arg-type]
+        output_id=output.output_id,
+        created_at=as_utc(output.created_at or output.received_at),  # type: ignore[arg-type]
+        model=output.model,
+        model_version=output.model_version,
+        feature=output.feature,
+        input=output.input,
+        output=output.output,
+        confidence=output.confidence,
+        latency_ms=output.latency_ms,
+        user_id=output.user_id,
+        session_id=output.session_id,
+        meta=output.meta,
+    )

@@ -5,24 +5,27 @@ vectors (embed) → attach new units to existing issues when close enough (clust
 mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
 
 ``refresh``: re-cluster when asked or when too much is unassigned (cluster) → keep issue ids
-stable (cluster.match_issues) → keywords, titles, quotes (label) → link, categorise, rank.
+stable (cluster.match_issues) → keywords, titles, quotes (label) → link tickets to model outputs
+(link) → category with evidence (categorize) → priority with its breakdown (rank).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from sqlalchemy import Engine
 
 from triage import cluster, db, store
+from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
 from triage.embed import Embedder, text_hash, vector_from_bytes, vector_to_bytes
 from triage.issues import IssueBook
+from triage.link import embedding_similarity
 from triage.models import Feedback, FeedbackStatus, Unit, utcnow
-from triage.preprocess import Preprocessor
+from triage.preprocess import PreprocessedText, Preprocessor
 
 logger = logging.getLogger("triage.pipeline")
 
@@ -43,6 +46,7 @@ class ProcessStats:
 class RefreshStats:
     reclustered: bool = False
     issues: int = 0
+    links: int = 0
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -67,6 +71,7 @@ class Pipeline:
         self.settings = settings
         self._preprocessor = preprocessor
         self._embedder = embedder
+        self._categorizer: Categorizer | None = None
 
     # Heavy components load on first use, so `triage issues` never waits for torch.
     @property
@@ -95,18 +100,22 @@ class Pipeline:
                 progress(len(batch))
 
     def _process_batch(self, session, batch: list[Feedback], stats: ProcessStats) -> None:  # type: ignore[no-untyped-def]
-        results = self.preprocessor.process([f.text or "" for f in batch])
+        results = self._preprocess([f.text or "" for f in batch])
         units: list[Unit] = []
         for feedback, result in zip(batch, results, strict=True):
             feedback.attempts += 1
-            if not result.units:
-                feedback.status = FeedbackStatus.failed
-                feedback.last_error = (
+            error = result if isinstance(result, str) else None
+            if error is None and not result.units:  # type: ignore[union-attr]
+                error = (
                     "Nothing to triage: no statement left after removing greetings, sign-offs "
                     "and personal data."
                 )
+            if error is not None:
+                feedback.status = FeedbackStatus.failed
+                feedback.last_error = error
                 stats.failed += 1
                 continue
+            assert not isinstance(result, str)
             feedback.redacted_text = result.redacted_text
             feedback.status = FeedbackStatus.processed
             feedback.processed_at = utcnow()
@@ -129,6 +138,21 @@ class Pipeline:
         vectors = self._vectors(session, [u.text for u in units], stats)
         stats.units += len(units)
         stats.assigned += IssueBook(session, self.settings).assign_new(units, vectors)
+
+    def _preprocess(self, texts: list[str]) -> list[PreprocessedText | str]:
+        """Preprocess a batch; if it fails, one text at a time, so one bad ticket is marked
+        failed (the error as a string) and never blocks the rest."""
+        try:
+            return list(self.preprocessor.process(texts))
+        except Exception:
+            logger.warning("batch preprocessing failed; retrying item by item", exc_info=True)
+        results: list[PreprocessedText | str] = []
+        for text in texts:
+            try:
+                results.append(self.preprocessor.process([text])[0])
+            except Exception as e:
+                results.append(f"preprocess failed: {type(e).__name__}: {e}"[:1000])
+        return results
 
     def _vectors(self, session, texts: list[str], stats: ProcessStats) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Vectors for ``texts``, embedding only what the cache does not hold."""
@@ -168,10 +192,32 @@ class Pipeline:
                 stats.lineage = book.recluster(units, clustering.fit(units.vectors))
                 stats.reclustered = True
             book.relabel(units)
+            stats.links = book.link_pending(embedding_similarity(self.embedder))
+            book.diagnose(units, self.categorizer, now=utcnow())
             stats.issues = book.count_open()
             stats.unassigned_share = book.unassigned_share(units)
-        stats.skipped += ["link", "categorize", "rank"]
+            store.record_run(session, kind="recluster" if stats.reclustered else "refresh",
+                             stats=asdict(stats))  # fmt: skip
         return stats
+
+    @property
+    def categorizer(self) -> Categorizer:
+        if self._categorizer is None:
+            categorizer = load_categorizer(settings=self.settings)
+            trained_on = (
+                categorizer.classifier.card.get("embedding_model")
+                if categorizer.classifier
+                else None
+            )
+            if trained_on and trained_on != self.embedder.model_id:
+                # Vectors of another model mean nothing to this classifier: decide on cue words
+                # and linked outputs alone rather than on noise.
+                logger.warning(
+                    "classifier was trained on %s vectors; using cues and outputs only", trained_on
+                )
+                categorizer.classifier = categorizer.examples = None
+            self._categorizer = categorizer
+        return self._categorizer
 
     def run(
         self,

@@ -35,6 +35,7 @@ from triage.models import (
     ModelOutput,
     ModelOutputAccepted,
     ModelOutputCreate,
+    PipelineRun,
     Scope,
     Unit,
     utcnow,
@@ -707,7 +708,102 @@ def audit_entries(session: Session, *, target_type: str, target_id: str) -> list
     )
 
 
+def record_run(session: Session, *, kind: str, stats: dict[str, Any]) -> PipelineRun:
+    run = PipelineRun(kind=kind, stats=stats, status="done", finished_at=utcnow())
+    session.add(run)
+    return run
+
+
+# --- links and diagnosis ---------------------------------------------------------------------
+
+
+def feedback_to_link(session: Session) -> list[Feedback]:
+    """Processed tickets whose links have not been decided yet."""
+    return list(
+        session.exec(
+            select(Feedback)
+            .where(
+                col(Feedback.status) == FeedbackStatus.processed.value,
+                col(Feedback.linked_at).is_(None),
+            )
+            .options(defer(Feedback.text))  # type: ignore[arg-type]
+            .order_by(col(Feedback.id))
+        ).all()
+    )
+
+
+def link_candidates(
+    session: Session,
+    *,
+    output_ids: Sequence[str],
+    user_ids: Sequence[str],
+    session_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+) -> list[ModelOutput]:
+    """Outputs a ticket may be about: named explicitly, or of the same user or session in the
+    time window. Chunked so thousands of tickets stay under driver parameter limits."""
+    found: dict[int, ModelOutput] = {}
+    for column, values, windowed in (
+        (ModelOutput.output_id, output_ids, False),
+        (ModelOutput.user_id, user_ids, True),
+        (ModelOutput.session_id, session_ids, True),
+    ):
+        unique = sorted(set(values))
+        for start in range(0, len(unique), 500):
+            conditions = [col(column).in_(unique[start : start + 500])]
+            if windowed:
+                conditions += [col(ModelOutput.created_at) >= since,
+                               col(ModelOutput.created_at) <= until]  # fmt: skip
+            for output in session.exec(select(ModelOutput).where(*conditions)).all():
+                found[output.id] = output  # type: ignore[index]
+    return [found[k] for k in sorted(found)]
+
+
+def add_links(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        statement = _insert(session, Link.__table__).on_conflict_do_nothing(
+            index_elements=["feedback_id", "model_output_id"]
+        )
+        session.execute(statement, list(rows))
+
+
+def mark_linked(session: Session, *, feedback_ids: Sequence[int]) -> None:
+    for start in range(0, len(feedback_ids), 500):
+        session.execute(
+            update(Feedback)
+            .where(col(Feedback.id).in_(list(feedback_ids[start : start + 500])))
+            .values(linked_at=utcnow())
+        )
+
+
+def unit_context(session: Session) -> dict[int, tuple[int, datetime, str | None, float | None]]:
+    """unit id -> (feedback id, when the ticket was written, customer, customer value)."""
+    rows = session.exec(
+        select(
+            Unit.id,
+            Feedback.id,
+            func.coalesce(Feedback.created_at, Feedback.received_at),
+            Feedback.customer_id,
+            Feedback.customer_value,
+        ).join(Feedback, col(Feedback.id) == col(Unit.feedback_id))
+    ).all()
+    return {unit_id: (fid, at, customer, value) for unit_id, fid, at, customer, value in rows}
+
+
+def links_by_feedback(session: Session) -> dict[int, list[int]]:
+    links: dict[int, list[int]] = {}
+    for feedback_id, output_pk in session.exec(select(Link.feedback_id, Link.model_output_id)):
+        links.setdefault(feedback_id, []).append(output_pk)
+    return links
+
+
+def all_model_outputs(session: Session) -> list[ModelOutput]:
+    return list(session.exec(select(ModelOutput).order_by(col(ModelOutput.id))).all())
+
+
 # --- digest -------------------------------------------------------------------------------------
+
 
 def feedback_time() -> Any:
     """When a ticket was written: the source's created_at, else when we received it."""

@@ -1,0 +1,189 @@
+"""The whole loop on a database, with the fake embedder: process, cluster, keep identities."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlmodel import select
+
+from triage import db, store
+from triage.models import Feedback, FeedbackCreate, Issue, Membership, Unit
+from triage.pipeline import Pipeline
+
+TOPICS = {
+    "export": [
+        "The export button does nothing when I click it on the report screen.",
+        "Clicking export on the report screen does nothing at all.",
+        "Export button on the report screen is dead, nothing happens.",
+        "Nothing happens when I press the export button on the report screen.",
+        "The report screen export button does nothing for me.",
+    ],
+    "numbers": [
+        "The forecast numbers for last month are wrong compared to our sales ledger.",
+        "Forecast numbers for last month do not match our sales ledger at all.",
+        "Our sales ledger and the forecast numbers for last month disagree.",
+        "Last month's forecast numbers are wrong versus the sales ledger.",
+        "The sales ledger shows different numbers than the forecast for last month.",
+    ],
+    "language": [
+        "The reply drafter answers Spanish customers in German every time.",
+        "Spanish customers get reply drafts written in German.",
+        "Reply drafter writes German replies to Spanish customers.",
+        "Our Spanish customers keep getting German reply drafts.",
+        "Drafted replies to Spanish customers come out in German.",
+    ],
+}
+_counter = itertools.count()
+
+
+def tickets(topic: str, n: int, *, customer: str = "c") -> list[FeedbackCreate]:
+    phrasings = itertools.cycle(TOPICS[topic])
+    return [
+        FeedbackCreate(
+            source="test",
+            external_id=f"{topic}-{next(_counter)}",
+            text=next(phrasings),
+            customer_id=f"{customer}{i % 7}",
+        )
+        for i in range(n)
+    ]
+
+
+def add(engine, items) -> None:  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        store.add_feedback(session, items=items)
+
+
+@pytest.fixture
+def pipeline(settings):  # type: ignore[no-untyped-def]
+    return Pipeline(settings)
+
+
+def issue_of_topic(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The main issue of each topic's tickets."""
+    with db.session_scope(engine) as session:
+        rows = session.exec(
+            select(Feedback.external_id, Membership.issue_id)
+            .join(Unit, Unit.feedback_id == Feedback.id)
+            .join(Membership, Membership.unit_id == Unit.id)
+        ).all()
+    found: dict[str, dict[int, int]] = {}
+    for external_id, issue_id in rows:
+        votes = found.setdefault(external_id.split("-")[0], {})
+        votes[issue_id] = votes.get(issue_id, 0) + 1
+    return {topic: max(votes, key=votes.get) for topic, votes in found.items()}  # type: ignore[arg-type]
+
+
+def test_pipeline_run_turns_tickets_into_issues(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12) + tickets("language", 12))
+    processed, refreshed = pipeline.run(engine)
+    assert processed.processed == 36 and processed.failed == 0
+    assert refreshed.reclustered and refreshed.issues >= 3
+    topics = issue_of_topic(engine)
+    assert len(set(topics.values())) == 3  # three topics, three different issues
+    with db.session_scope(engine) as session:
+        assert store.count_feedback_by_status(session) == {"processed": 36}
+        issue = session.get(Issue, topics["export"])
+        assert issue.title and issue.keywords and 3 <= len(issue.quotes) <= 5
+        assert any("export" in k for k in issue.keywords)
+        assert issue.size == sum(1 for m in store.memberships(session) if m.issue_id == issue.id)
+        rows = list(store.export_feedback(session))
+    assert all(row["issue_id"] is not None for row in rows)
+
+
+def test_pipeline_never_embeds_the_same_text_twice(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 10))  # five phrasings, each twice
+    first, _ = pipeline.run(engine)
+    assert first.units == 10 and first.embedded == 5 and first.cache_hits == 5
+    add(engine, tickets("export", 3))
+    again, _ = pipeline.run(engine)
+    assert again.embedded == 0 and again.cache_hits == 3
+
+
+def test_pipeline_assigns_new_units_to_existing_issues(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    before = issue_of_topic(engine)
+    add(engine, tickets("export", 2))
+    stats = pipeline.process_pending(engine)
+    assert stats.assigned == 2
+    with db.session_scope(engine) as session:
+        newest = session.exec(select(Unit).order_by(Unit.id.desc()).limit(2)).all()
+        members = {m.unit_id: m for m in store.memberships(session)}
+    assert {members[u.id].issue_id for u in newest} == {before["export"]}
+    assert {members[u.id].method for u in newest} == {"assigned"}
+
+
+def test_pipeline_keeps_issue_ids_and_human_titles_across_reclustering(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    before = issue_of_topic(engine)
+    with db.session_scope(engine) as session:
+        store.update_issue(session, issue_id=before["numbers"], changes={"title": "Ledger gap"},
+                           api_key_id=None, actor="test")  # fmt: skip
+    add(engine, tickets("export", 6) + tickets("numbers", 6) + tickets("language", 12))
+    _, refreshed = pipeline.run(engine, recluster=True)
+    assert refreshed.reclustered
+    after = issue_of_topic(engine)
+    assert after["export"] == before["export"] and after["numbers"] == before["numbers"]
+    assert after["language"] not in before.values()
+    with db.session_scope(engine) as session:
+        assert session.get(Issue, before["numbers"]).title == "Ledger gap"
+
+
+def test_pipeline_records_a_merge_in_lineage(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    ids = issue_of_topic(engine)
+    # A person merges the two issues; the next re-clustering separates them again, and the
+    # merged issue stays merged: its units are the person's, kept as manual memberships.
+    with db.session_scope(engine) as session:
+        store.merge_issues(session, issue_id=ids["numbers"], into=ids["export"],
+                           api_key_id=None, actor="test")  # fmt: skip
+    pipeline.run(engine, recluster=True)
+    with db.session_scope(engine) as session:
+        merged = session.get(Issue, ids["numbers"])
+        survivor = session.get(Issue, ids["export"])
+        assert merged.merged_into == ids["export"]
+        assert survivor.size == 24
+    events = [e["event"] for e in merged.lineage]
+    assert "merged_into" in events
+
+
+def test_pipeline_marks_a_ticket_with_nothing_to_triage_failed(engine, pipeline):  # type: ignore[no-untyped-def]
+    empty = FeedbackCreate(source="test", external_id="emoji", text="👍👍👍")
+    add(engine, [*tickets("export", 6), empty])
+    processed, _ = pipeline.run(engine)
+    assert processed.failed == 1 and processed.processed == 6
+    with db.session_scope(engine) as session:
+        rows, _ = store.list_feedback(session, status="failed")
+        assert [r.external_id for r in rows] == ["emoji"] and rows[0].last_error
+    again, _ = pipeline.run(engine, retry_failed=True)
+    assert again.failed == 1  # tried again, still nothing to triage, still recorded
+
+
+def test_pipeline_drops_raw_text_when_told(engine, settings):  # type: ignore[no-untyped-def]
+    pipeline = Pipeline(settings.model_copy(update={"keep_raw_text": False}))
+    add(engine, [FeedbackCreate(source="t", external_id="1",
+                                text="Mail me at jo@example.com, the export button is broken.")])  # fmt: skip
+    pipeline.process_pending(engine)
+    with db.session_scope(engine) as session:
+        row = session.exec(select(Feedback)).one()
+    assert row.text is None and "jo@example.com" not in row.redacted_text
+    assert row.status == "processed"
+
+
+def test_pipeline_reopens_a_resolved_issue_as_regressed(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    export = issue_of_topic(engine)["export"]
+    with db.session_scope(engine) as session:
+        store.update_issue(session, issue_id=export, changes={"status": "resolved"},
+                           api_key_id=None, actor="test")  # fmt: skip
+    add(engine, tickets("export", 2))
+    pipeline.process_pending(engine)
+    with db.session_scope(engine) as session:
+        issue = session.get(Issue, export)
+    assert issue.status == "regressed"
+    assert issue.lineage[-1]["event"] == "regressed"
