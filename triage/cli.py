@@ -311,11 +311,14 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
                              r["size"], r["customers"], r["status"], "; ".join(r["keywords"]),
                              " | ".join(r["evidence"])])  # fmt: skip
         return
-    table = Table("id", "title", "category", "priority", "size", "cust.", "evidence", "keywords")
+    table = Table("id", "title", "category", "priority", "size", "cust.", "trend", "top evidence")
     for r in rows:
         category = r["category"] or "-"
         if r["confidence"] is not None:
             category += f" {r['confidence']:.0%}"
+        trend = r["trend"] or {}
+        change = f"{trend.get('this_week', 0)}/wk" + (" spiking" if trend.get("spiking") else "")
+        evidence = r["evidence"][0] if r["evidence"] else ""
         table.add_row(
             str(r["id"]),
             r["title"],
@@ -323,8 +326,8 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
             f"{r['priority']:.2f}",
             str(r["size"]),
             str(r["customers"]),
-            "\n".join(r["evidence"][:2]),
-            ", ".join(r["keywords"][:5]),
+            change,
+            evidence if len(evidence) <= 90 else evidence[:89] + "…",
         )
     out.print(table)
 
