@@ -178,3 +178,21 @@ def test_cli_help_lists_every_command():  # type: ignore[no-untyped-def]
     text = invoke("--help").stdout
     for command in ("db", "keys", "ingest", "run", "worker", "serve", "issues", "export", "demo"):
         assert command in text
+
+
+def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    from tests.test_api_issues import seed
+    from triage.categorize import CategoryClassifier
+
+    ids, _ = seed(engine, sizes=(3,))
+    with db.session_scope(engine) as session:
+        store.update_issue(session, issue_id=ids[0], changes={"category": "data"},
+                           api_key_id=None, actor="test")  # fmt: skip
+    out = tmp_path / "classifier"
+    result = invoke("train", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "3 corrected units" in result.stderr and "held-out macro-F1" in result.stderr
+    classifier = CategoryClassifier.load(out)
+    assert classifier.card["corrections"] == 3
+    assert set(classifier.classes) == {"ui", "data", "model", "expectation"}
+    assert not list(out.glob("*.pkl"))

@@ -273,6 +273,83 @@ def serve(
     uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port)
 
 
+@app.command()
+def train(
+    labelled: Annotated[Path, typer.Option(help="Labelled JSONL (text, label, split).")] = (
+        FIXTURES / "labelled.jsonl"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Folder for the classifier.")] = None,
+) -> None:
+    """Retrain the category classifier on the labelled set plus people's corrections."""
+    from triage.categorize import (
+        DEFAULT_CLASSIFIER_DIR,
+        DEFAULT_CUES,
+        EXAMPLES_FILE,
+        Categorizer,
+        CueLexicon,
+        LabelledExamples,
+        classification_metrics,
+        train_classifier,
+    )
+    from triage.pipeline import build_embedder
+
+    settings = get_settings()
+    with _errors():
+        engine = _ready(settings)
+        with db.session_scope(engine) as session:
+            corrected = store.corrected_units(session)
+        rows = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines()
+                if line.strip()]  # fmt: skip
+        train_rows = [r for r in rows if r.get("split", "train") == "train"]
+        heldout = [r for r in rows if r.get("split") == "heldout"]
+        embedder = build_embedder(settings)
+        cues = CueLexicon.load(settings.categorize_cues_path or DEFAULT_CUES)
+
+        def embed(texts: list[str]) -> Any:
+            return embedder.embed(texts, batch_size=settings.embedding_batch_size)
+
+        examples = LabelledExamples([r["text"] for r in train_rows],
+                                    embed([r["text"] for r in train_rows]),
+                                    [r["label"] for r in train_rows])  # fmt: skip
+        corrections = (
+            LabelledExamples(
+                [t for t, _ in corrected],
+                embed([t for t, _ in corrected]),
+                [c for _, c in corrected],
+            )
+            if corrected
+            else None
+        )
+        classifier = train_classifier(
+            examples.texts, examples.vectors, examples.labels, corrections=corrections, cues=cues,
+            card={"training_data": f"{labelled.name} split=train ({len(train_rows)} items) and "
+                  f"{len(corrected)} corrected units", "embedding_model": embedder.model_id},
+        )  # fmt: skip
+        if heldout:
+            # Text signals only: the held-out items' linked outputs are not in this database.
+            categorizer = Categorizer(cues, examples, classifier)
+            vectors = embed([r["text"] for r in heldout])
+            predicted = [
+                categorizer.decide([r["text"]], vectors[i : i + 1]).category
+                for i, r in enumerate(heldout)
+            ]
+            metrics = classification_metrics([r["label"] for r in heldout], predicted)
+            classifier.card["heldout_metrics"] = {
+                "split": f"{labelled.name} split=heldout ({len(heldout)} items)",
+                "evaluated_as": "text signals only (cues, examples, classifier)",
+                "macro_f1": metrics["macro_f1"],
+                "date": datetime.now(UTC).date().isoformat(),
+            }
+            console.print(f"held-out macro-F1 (text signals only): {metrics['macro_f1']:.3f}")
+        folder = classifier.save(out or DEFAULT_CLASSIFIER_DIR)
+        all_examples = examples + corrections if corrections is not None else examples
+        all_examples.save(Path(folder) / EXAMPLES_FILE)
+    console.print(
+        f"trained on {len(train_rows)} labelled items and {len(corrected)} corrected units; "
+        f"saved to {folder}"
+    )
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 

@@ -802,6 +802,25 @@ def all_model_outputs(session: Session) -> list[ModelOutput]:
     return list(session.exec(select(ModelOutput).order_by(col(ModelOutput.id))).all())
 
 
+def corrected_units(session: Session) -> list[tuple[str, str]]:
+    """(unit text, category) for every unit of an issue whose category a person set: the
+    corrections ``triage train`` learns from."""
+    issues = {
+        issue.id: issue.category
+        for issue in active_issues(session)
+        if "category" in issue.human_fields and issue.category
+    }
+    if not issues:
+        return []
+    rows = session.exec(
+        select(Unit.text, Membership.issue_id)
+        .join(Membership, col(Membership.unit_id) == col(Unit.id))
+        .where(col(Membership.issue_id).in_(list(issues)))
+        .order_by(col(Unit.id))
+    ).all()
+    return [(text_, issues[issue_id]) for text_, issue_id in rows]
+
+
 # --- digest -------------------------------------------------------------------------------------
 
 
