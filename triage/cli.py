@@ -24,7 +24,11 @@ from triage.config import Settings, get_settings
 from triage.errors import TriageError
 from triage.models import Category, Scope
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Customer feedback about ML products, turned into ranked engineering issues.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Load tickets or model outputs from files.", no_args_is_help=True)
@@ -505,6 +509,7 @@ def demo(
     fixtures: Annotated[Path, typer.Option(help="Where the sample data is.")] = FIXTURES,
 ) -> None:
     """Load fixtures/ into a fresh database, run the whole loop, print the top issues."""
+    from triage import digest as weekly
     from triage.ingest import ingest_feedback_file, ingest_outputs_file
 
     if "TRIAGE_DATABASE_URL" not in os.environ:
@@ -534,7 +539,15 @@ def demo(
         _run(settings, recluster=True, retry_failed=False)
         with db.session_scope(engine) as session:
             rows = issue_rows(session, category=None, top=10)
+        week = weekly.last_complete_week()
+        written = []
+        for fmt in ("html", "md"):
+            stored = weekly.generate(engine, week=week, fmt=fmt, settings=settings)
+            path = Path.cwd() / "demo" / f"digest-{week}.{fmt}"
+            path.write_text(stored.content, encoding="utf-8")
+            written.append(path)
     print_issues(rows, TableFormat.table)
+    console.print(f"weekly digest {week}: {written[0]} (Markdown: {written[1].name})")
     console.print(
         "next: `triage keys create --scope admin` and `triage serve` with "
         f"TRIAGE_DATABASE_URL={settings.database_url}"
