@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench lint format audit clean
+.PHONY: install demo test bench lint format audit reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix triage api tests bench fixtures
 	$(BIN)/ruff format triage api tests bench fixtures
+
+# Known vulnerabilities of the installed pinned dependencies (pip-audit); exit 0 with a plain
+# "nothing was checked" when the vulnerability database cannot be reached.
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py
+
+# Runs the fault, fuzz and nasty-input tests and rewrites RELIABILITY.md from their results
+# (PostgreSQL rows need TRIAGE_TEST_POSTGRES_URL, the restart row TRIAGE_TEST_RESTART_POSTGRES=1).
+reliability: $(STAMP)
+	$(BIN)/python tests/reliability_report.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from api.errors import ApiError
+from api.security import retry_after_header
 from triage import db, store
 from triage.config import Settings
 from triage.db import is_sqlite
@@ -66,6 +67,18 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
             key = store.find_api_key(session, secret=secret.strip())
         if key is None:
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
+        # Counted before the scope check, so a key hammering the wrong endpoint is slowed too.
+        limiter = request.app.state.rate_limiter
+        wait = limiter.acquire(key.id)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"Too many requests with this key (limit {limiter.per_minute} a minute); "
+                "retry after the number of seconds in the Retry-After header.",
+                details={"retry_after_seconds": round(wait, 3)},
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         if scope not in GRANTS.get(key.scope, set()):
             raise ApiError(
                 403,

@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,10 +21,48 @@ from triage.errors import TriageError
 logger = logging.getLogger("triage.api")
 
 
+# The documented error shape; every route lists it for the statuses it can answer.
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable; clients branch on it, e.g. rate_limited.")
+    message: str = Field(description="What happened and what to do, for a person.")
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a router: each status with the error shape."""
+    text = {
+        400: "Malformed JSON, or not UTF-8",
+        401: "No, unknown or revoked API key",
+        403: "The key's scope does not allow this",
+        404: "Not found",
+        409: "An idempotency key reused with different content",
+        413: "Body over the size limit",
+        422: "Invalid fields, each named in details",
+        429: "Rate limited; see the Retry-After header",
+        503: "Database unreachable or schema outdated; retry later",
+    }
+    return {status: {"model": ErrorResponse, "description": text[status]} for status in statuses}
+
+
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers
 
 
 def error_response(
@@ -75,7 +115,7 @@ async def _on_validation_error(_request: Request, exc: RequestValidationError) -
 
 
 async def _on_api_error(_request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
 
 
 async def _on_triage_error(_request: Request, exc: TriageError) -> JSONResponse:
@@ -84,8 +124,36 @@ async def _on_triage_error(_request: Request, exc: TriageError) -> JSONResponse:
     return error_response(exc.http_status, exc.code, exc.message, exc.details)
 
 
+async def _on_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # A restarting PostgreSQL or a SQLite lock held past its timeout: nothing was stored (the
+    # transaction did not commit), so the client may retry; ingestion is idempotent.
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable for a moment; nothing was stored. Retry the request.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_data_error(_request: Request, exc: DataError) -> JSONResponse:
+    # The database refused a value the edge let through: a client's input, not our failure.
+    # The driver's message is not echoed, since it may quote the rejected value.
+    logger.warning("database refused a value: %s", type(exc.orig).__name__)
+    return error_response(
+        422, "invalid_input", "A value in the request cannot be stored; check its range and text."
+    )
+
+
 async def _on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    # FastAPI raises a bare 400 when a body is valid JSON syntax that cannot be decoded
+    # (nesting past Python's recursion limit, integers over 4,300 digits).
+    codes = {
+        400: "malformed_json",
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+    }
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
@@ -100,6 +168,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)  # type: ignore[arg-type]
     app.add_exception_handler(TriageError, _on_triage_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    app.add_exception_handler(InterfaceError, _on_database_unavailable)
+    app.add_exception_handler(DataError, _on_data_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
 
 

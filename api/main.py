@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api.errors import BodySizeLimit, install_error_handlers
 from api.routes import digests, feedback, health, issues, model_outputs
+from api.security import RateLimiter, SecurityHeaders
 from triage import db
 from triage.config import Settings, get_settings
 
@@ -48,8 +49,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     )
     app.state.settings = settings
     app.state.engine = db.get_engine(settings.database_url)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it is the outermost: the 413 above gets the headers too.
+    docs = frozenset(
+        p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
+    )
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
     for module in (health, feedback, model_outputs, issues, digests):
         app.include_router(module.router)
     return app

@@ -544,6 +544,7 @@ def demo(
         for fmt in ("html", "md"):
             stored = weekly.generate(engine, week=week, fmt=fmt, settings=settings)
             path = Path.cwd() / "demo" / f"digest-{week}.{fmt}"
+            path.parent.mkdir(exist_ok=True)
             path.write_text(stored.content, encoding="utf-8")
             written.append(path)
     print_issues(rows, TableFormat.table)

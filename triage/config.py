@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="How often a key's last_used_at is refreshed."
     )
 
+    # --- security ---
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute each API key may make on average, per API process; "
+        "0 turns rate limiting off.",
+    )
+    rate_limit_burst: int = Field(
+        default=120,
+        ge=1,
+        description="Requests a key may make at once before the per-minute rate applies.",
+    )
+
     # --- worker ---
     worker_batch_size: int = Field(default=64, ge=1, description="Feedback items claimed at once.")
     worker_poll_seconds: float = Field(default=2.0, gt=0)
@@ -82,9 +95,9 @@ class Settings(BaseSettings):
 
     # --- cluster ---
     cluster_reduce_dims: int = Field(
-        default=50,
+        default=30,
         ge=2,
-        description="PCA components HDBSCAN sees; density estimates fail in all 384 dimensions.",
+        description="PCA components HDBSCAN sees; its density estimates fail in 384 dimensions.",
     )
     cluster_min_cluster_size_share: float = Field(
         default=0.0015,
@@ -106,6 +119,15 @@ class Settings(BaseSettings):
         description="HDBSCAN cluster_selection_method; leaf over-splits, and the merge step "
         "below joins the pieces.",
     )
+    cluster_smooth_neighbors: int = Field(
+        default=8,
+        ge=1,
+        description="Before clustering, each unit is averaged with this many nearest units, "
+        "which tightens groups of paraphrases (what UMAP's neighbour graph does, far cheaper).",
+    )
+    cluster_smooth_steps: int = Field(
+        default=3, ge=0, description="Rounds of neighbour averaging; 0 turns smoothing off."
+    )
     cluster_merge_similarity: float = Field(
         default=0.8,
         gt=0,
@@ -126,6 +148,12 @@ class Settings(BaseSettings):
         "minute on two cores).",
     )
     cluster_random_state: int = Field(default=0, description="Seed for PCA and the sample.")
+    cluster_blas_threads: int = Field(
+        default=1,
+        ge=1,
+        description="BLAS/OpenMP threads while clustering. One keeps results identical across "
+        "machines, and on a shared CPU more threads made PCA 30x slower (measured).",
+    )
     cluster_recluster_unassigned_share: float = Field(
         default=0.2,
         gt=0,
@@ -149,6 +177,13 @@ class Settings(BaseSettings):
     )
 
     # --- label ---
+    label_quote_max_similarity: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="A quote whose cosine to an already chosen one is above this is a "
+        "near-duplicate and skipped.",
+    )
     label_keywords: int = Field(default=8, ge=1, le=50, description="Keywords kept per issue.")
     label_quotes: int = Field(default=5, ge=3, le=10, description="Quotes kept per issue (3-5).")
 
@@ -171,6 +206,11 @@ class Settings(BaseSettings):
     link_min_lift: float = Field(
         default=1.5, ge=1, description="Linked share / traffic share a concentration needs."
     )
+    link_share_period_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Traffic shares are compared within periods this long (versions roll out).",
+    )
     link_stale_days: float = Field(
         default=90.0, gt=0, description="Stale age for a source with too little history."
     )
@@ -185,6 +225,9 @@ class Settings(BaseSettings):
     )
 
     # --- categorize ---
+    categorize_max_evidence: int = Field(
+        default=8, ge=1, le=50, description="Evidence lines kept per issue."
+    )
     categorize_cues_path: str | None = Field(
         default=None, description="Cue lexicon JSON; models/cues-v1.json when unset."
     )
@@ -281,13 +324,13 @@ class Settings(BaseSettings):
         default=0.05, ge=0, description="Confidence of the category decision."
     )
     rank_reach_saturation: float = Field(
-        default=100.0, gt=0, description="Weighted customers at which reach is 1."
+        default=1000.0, gt=0, description="Weighted customers at which reach is 1."
     )
     rank_customer_value_unit: float = Field(
         default=1000.0, gt=0, description="customer_value that adds ln 2 to a customer's weight."
     )
     rank_volume_saturation: float = Field(
-        default=200.0, gt=0, description="Units at which volume is 1."
+        default=1000.0, gt=0, description="Units at which volume is 1."
     )
     rank_trend_weeks: int = Field(default=4, ge=1, description="Trailing weeks for the trend.")
     rank_trend_pseudocount: float = Field(
@@ -300,6 +343,12 @@ class Settings(BaseSettings):
         default=0.01, gt=0, lt=1, description="Poisson-test level for a spike."
     )
     rank_spike_min_count: int = Field(default=5, ge=1, description="Items this week for a spike.")
+    rank_spike_min_ratio: float = Field(
+        default=2.0,
+        ge=1,
+        description="This week / trailing mean a spike needs: weekly counts vary more than "
+        "Poisson, so significance alone flags ordinary weeks of busy issues.",
+    )
     rank_spike_min_rate: float = Field(
         default=0.5, gt=0, description="Weekly rate assumed for an issue with no history."
     )

@@ -7,11 +7,13 @@ SQLAlchemy models, so the attribute is ``meta`` and the JSON key/column is ``met
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, field_validator
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -60,14 +62,77 @@ class Scope(StrEnum):
     admin = "admin"
 
 
-class _Input(SQLModel):
+# Deepest nesting of objects and lists accepted in metadata. Real metadata is a few levels deep;
+# a bound keeps every JSON encoder and decoder on the way (ours, the driver's, PostgreSQL's) far
+# from its recursion limit.
+MAX_METADATA_DEPTH = 20
+
+NUL_MESSAGE = (
+    "contains a NUL character (\\u0000); PostgreSQL cannot store it in text. Remove it: text is "
+    "stored exactly as sent, so it is rejected rather than silently changed."
+)
+
+
+def _check_text(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(NUL_MESSAGE)
+        # JSON's "\ud800" escape decodes to a lone surrogate, which no database can encode.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(
+                    "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is "
+                    "not valid Unicode; send the character itself or its full surrogate pair."
+                ) from e
+    return value
+
+
+def _check_metadata(value: Any, depth: int = 1) -> None:
+    """Reject what a JSON column cannot keep faithfully: NUL, NaN/Infinity, deep nesting."""
+    if isinstance(value, dict | list):
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels; flatten it.")
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            _check_text(key)
+            _check_metadata(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("contains NaN or Infinity, which JSON cannot carry; send a finite number.")
+    else:
+        _check_text(value)
+
+
+class _Clean(SQLModel):
+    """What every client-sent shape shares: no NUL in any text, no NaN or Infinity anywhere."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _check_text(value)
+
+
+class _Input(_Clean):
     model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=False)
 
     @field_validator("created_at", mode="after", check_fields=False)
     @classmethod
     def _created_at_utc(cls, value: datetime | None) -> datetime | None:
         # A timestamp without a zone is read as UTC, the convention of every log shipper we know.
-        return as_utc(value)
+        try:
+            return as_utc(value)
+        except OverflowError as e:
+            # 9999-12-31T23:00:00-05:00 is a valid timestamp but past the last representable UTC
+            # instant; the ValueError makes it a 422 naming the field.
+            raise ValueError("is out of range once converted to UTC.") from e
+
+    @field_validator("meta", mode="after", check_fields=False)
+    @classmethod
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _check_metadata(value)
+        return value
 
 
 class _Output(SQLModel):
@@ -114,6 +179,7 @@ class Feedback(FeedbackBase, table=True):
     meta: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSON))
     received_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     processed_at: datetime | None = Field(default=None, sa_type=_tz())
+    linked_at: datetime | None = Field(default=None, sa_type=_tz(), description="Links decided.")
     status: str = Field(default=FeedbackStatus.pending, max_length=16)
     last_error: str | None = Field(default=None)
     attempts: int = Field(default=0)
@@ -132,6 +198,11 @@ class FeedbackPublic(FeedbackBase, _Output):
 
 
 MAX_BATCH_ITEMS = 1000
+
+# The largest id or offset a client may send: the largest integer SQLite and PostgreSQL bind.
+MAX_ID = 2**63 - 1
+# An id as a client sends it, in a body, a path or a query.
+RowId = Annotated[int, PydanticField(ge=1, le=MAX_ID)]
 
 
 # A batch: {"items": [...]} with 1 to 1,000 tickets.
@@ -302,7 +373,7 @@ class IssuePublic(IssueBase, _Output):
 
 
 # What a person may change on an issue; only the fields sent are changed.
-class IssueUpdate(SQLModel):
+class IssueUpdate(_Clean):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, min_length=1, max_length=300)
@@ -311,17 +382,25 @@ class IssueUpdate(SQLModel):
     assignee: str | None = Field(default=None, max_length=255)
     external_url: str | None = Field(default=None, max_length=2000)
 
+    @field_validator("title", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Absent means "leave it"; an explicit null would erase a field that must have a value.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value.")
+        return value
+
 
 class IssueMerge(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
-    into: int = Field(description="The issue that absorbs this one.")
+    into: int = Field(ge=1, le=MAX_ID, description="The issue that absorbs this one.")
 
 
 class UnitMove(SQLModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit_ids: list[int] = Field(min_length=1, max_length=10_000)
+    unit_ids: list[RowId] = Field(min_length=1, max_length=10_000)
 
 
 class IssuesPublic(SQLModel):

@@ -7,16 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.deps import ReadKey, SettingsDep
+from api.errors import API_ERRORS
 from triage import digest
 
-router = APIRouter(prefix="/v1/digests", tags=["digests"])
+router = APIRouter(prefix="/v1/digests", tags=["digests"], responses=API_ERRORS)
 
-# The page needs nothing but its own inline CSS and SVG; anything else it tried to load, run or
-# submit would be an injection, so the browser is told to refuse it.
-HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-    "X-Content-Type-Options": "nosniff",
-}
+# The content security policy and nosniff come from api.security.SecurityHeaders, for every
+# HTML response alike.
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8"}
 
 
@@ -36,5 +33,4 @@ def get_digest(
     """Made and stored the first time a complete ISO week (UTC) is asked for; the same stored
     digest is answered ever after."""
     stored = digest.generate(request.app.state.engine, week=week, fmt=format, settings=settings)
-    headers = HTML_HEADERS if format == "html" else {"X-Content-Type-Options": "nosniff"}
-    return Response(stored.content, media_type=MEDIA_TYPES[format], headers=headers)
+    return Response(stored.content, media_type=MEDIA_TYPES[format])

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import Discriminator, Tag
 
 from api.deps import IngestKey, ReadKey, SessionDep, WriteSessionDep
+from api.errors import API_ERRORS
 from triage import store
 from triage.models import (
     MAX_BATCH_ITEMS,
+    MAX_ID,
     Feedback,
     FeedbackAccepted,
     FeedbackBatchAccepted,
@@ -22,7 +24,10 @@ from triage.models import (
     FeedbackStatus,
 )
 
-router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+# PostgreSQL cannot compare text with NUL in it; refuse it here like in bodies.
+NO_NUL = r"^[^\x00]*$"
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=API_ERRORS)
 
 
 def _shape(value: Any) -> str:
@@ -72,11 +77,11 @@ def to_public(feedback: Feedback, issue_ids: list[int]) -> FeedbackPublic:
 def list_feedback(
     session: SessionDep,
     _key: ReadKey,
-    source: str | None = None,
+    source: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: FeedbackStatus | None = None,
     since: Annotated[datetime | None, Query(description="Received at or after (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> FeedbacksPublic:
     rows, total = store.list_feedback(
         session,
@@ -93,7 +98,9 @@ def list_feedback(
 
 
 @router.get("/{feedback_id}", response_model=FeedbackPublic, summary="One ticket and its issues")
-def get_feedback(feedback_id: int, session: SessionDep, _key: ReadKey) -> FeedbackPublic:
+def get_feedback(
+    feedback_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, _key: ReadKey
+) -> FeedbackPublic:
     feedback = store.get_feedback(session, feedback_id=feedback_id)
     issues = store.issue_ids_by_feedback(session, feedback_ids=[feedback_id])
     return to_public(feedback, issues.get(feedback_id, []))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import AdminKey, ReadKey, SessionDep, WriteSessionDep
+from api.errors import API_ERRORS
 from triage import store
 from triage.models import (
+    MAX_ID,
     ApiKey,
     Category,
     IssueMerge,
@@ -20,7 +22,7 @@ from triage.models import (
     UnitMove,
 )
 
-router = APIRouter(prefix="/v1/issues", tags=["issues"])
+router = APIRouter(prefix="/v1/issues", tags=["issues"], responses=API_ERRORS)
 
 
 @router.get("", response_model=IssuesPublic, summary="Issues, highest priority first")
@@ -32,7 +34,7 @@ def list_issues(
     since: Annotated[datetime | None, Query(description="Updated at or after.")] = None,
     sort: Annotated[str, Query(pattern="^(priority|size|updated|id)$")] = "priority",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> IssuesPublic:
     rows, total = store.list_issues(
         session,
@@ -47,7 +49,9 @@ def list_issues(
 
 
 @router.get("/{issue_id}", response_model=IssuePublic, summary="One issue")
-def get_issue(issue_id: int, session: SessionDep, _key: ReadKey) -> IssuePublic:
+def get_issue(
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, _key: ReadKey
+) -> IssuePublic:
     return IssuePublic.model_validate(store.get_issue(session, issue_id=issue_id))
 
 
@@ -60,7 +64,10 @@ def _actor(key: ApiKey) -> str:
 
 @router.patch("/{issue_id}", response_model=IssuePublic, summary="Rename, recategorise, resolve")
 def update_issue(
-    issue_id: int, changes: IssueUpdate, session: WriteSessionDep, key: AdminKey
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    changes: IssueUpdate,
+    session: WriteSessionDep,
+    key: AdminKey,
 ) -> IssuePublic:
     """Only the fields sent change. A field a person set is never overwritten by the machine;
     a category set here becomes a training label for `triage train`."""
@@ -74,7 +81,10 @@ def update_issue(
 
 @router.post("/{issue_id}/merge", response_model=IssuePublic, summary="Merge into another issue")
 def merge_issue(
-    issue_id: int, body: IssueMerge, session: WriteSessionDep, key: AdminKey
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: IssueMerge,
+    session: WriteSessionDep,
+    key: AdminKey,
 ) -> IssuePublic:
     target = store.merge_issues(
         session, issue_id=issue_id, into=body.into, api_key_id=key.id, actor=_actor(key)
@@ -85,7 +95,10 @@ def merge_issue(
 
 @router.post("/{issue_id}/split", response_model=IssuePublic, summary="Split units off")
 def split_issue(
-    issue_id: int, body: UnitMove, session: WriteSessionDep, key: AdminKey
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: UnitMove,
+    session: WriteSessionDep,
+    key: AdminKey,
 ) -> IssuePublic:
     new = store.split_issue(
         session, issue_id=issue_id, unit_ids=body.unit_ids, api_key_id=key.id, actor=_actor(key)
@@ -96,7 +109,10 @@ def split_issue(
 
 @router.post("/{issue_id}/units", response_model=IssuePublic, summary="Move units into this issue")
 def move_units(
-    issue_id: int, body: UnitMove, session: WriteSessionDep, key: AdminKey
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: UnitMove,
+    session: WriteSessionDep,
+    key: AdminKey,
 ) -> IssuePublic:
     issue = store.move_units(
         session, unit_ids=body.unit_ids, issue_id=issue_id, api_key_id=key.id, actor=_actor(key)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import IngestKey, WriteSessionDep
+from api.errors import API_ERRORS
 from triage import store
 from triage.models import ModelOutputBatchAccepted, ModelOutputBatchCreate
 
-router = APIRouter(prefix="/v1/model-outputs", tags=["model outputs"])
+router = APIRouter(prefix="/v1/model-outputs", tags=["model outputs"], responses=API_ERRORS)
 
 
 @router.post(
