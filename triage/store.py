@@ -54,67 +54,76 @@ def _insert(session: Session, table: Any) -> Any:
 # --- feedback ---------------------------------------------------------------------------------
 
 
-def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
-    """Store tickets idempotently on ``(source, external_id)``; answer one line per item.
+def _insert_idempotent(
+    session: Session, *, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...], digest: str
+) -> tuple[list[tuple[dict[str, Any], Any, bool]], list[dict[str, Any]]]:
+    """Insert the rows whose ``keys`` are new, then read every row back.
 
-    ``INSERT ... ON CONFLICT DO NOTHING`` makes concurrent identical requests safe: exactly one
-    row is written and every request reads it back. A key reused with a different text raises
-    ``ConflictError`` and the caller's transaction stores nothing of the batch.
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` makes concurrent identical requests safe:
+    exactly one row is written, every request reads it back, and RETURNING names only the rows
+    this statement wrote, so "duplicate" stays exact even when identical requests race. Returns
+    (sent row, stored row, duplicate) per row, and the conflicts: keys stored with another
+    ``digest``. The caller raises on conflicts, so its transaction stores nothing of the batch.
     """
-    if not items:
-        return []
-    rows = []
-    for item in items:
-        rows.append(
-            {
-                "source": item.source,
-                "external_id": item.external_id,
-                "text": item.text,
-                "text_sha256": sha256_hex(item.text),
-                "created_at": item.created_at,
-                "customer_id": item.customer_id,
-                "customer_value": item.customer_value,
-                "user_id": item.user_id,
-                "session_id": item.session_id,
-                "output_id": item.output_id,
-                "metadata": item.meta,
-                "received_at": utcnow(),
-                "status": FeedbackStatus.pending.value,
-                "attempts": 0,
-            }
-        )
-    keys = list(dict.fromkeys((row["source"], row["external_id"]) for row in rows))
-    table = Feedback.__table__
+    key_columns = [table.c[k] for k in keys]
     statement = (
         _insert(session, table)
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(table.c.source, table.c.external_id)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(*key_columns)
     )
-    # RETURNING yields only the rows this statement wrote, so "duplicate" stays exact even when
-    # identical requests race each other.
     inserted = {tuple(r) for r in session.execute(statement, rows)}
-    stored = _feedback_by_keys(session, keys=keys)
+    wanted = list(dict.fromkeys(tuple(row[k] for k in keys) for row in rows))
+    key_expression = tuple_(*key_columns) if len(keys) > 1 else key_columns[0]
+    # Not the whole row: a batch of long texts would be read back for nothing.
+    read_back = [*key_columns, table.c.id, table.c[digest]]
+    if "status" in table.c:
+        read_back.append(table.c.status)
+    stored = {}
+    # Chunked so a 1,000-item batch stays well under every driver's parameter limit.
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start : start + 400]
+        values = chunk if len(keys) > 1 else [key[0] for key in chunk]
+        found = session.execute(select(*read_back).where(key_expression.in_(values))).mappings()
+        stored.update({tuple(r[k] for k in keys): r for r in found})
 
-    conflicts = []
-    accepted = []
-    seen: set[tuple[str, str]] = set()
+    results, conflicts, seen = [], [], set()
     for row in rows:
-        key = (row["source"], row["external_id"])
-        feedback_id, text_sha256, status = stored[key]
-        if text_sha256 != row["text_sha256"]:
-            conflicts.append({"source": key[0], "external_id": key[1], "id": feedback_id})
+        key = tuple(row[k] for k in keys)
+        if stored[key][digest] != row[digest]:
+            conflicts.append({**dict(zip(keys, key, strict=True)), "id": stored[key]["id"]})
             continue
-        duplicate = key not in inserted or key in seen
+        results.append((row, stored[key], key not in inserted or key in seen))
         seen.add(key)
-        accepted.append(
-            FeedbackAccepted(
-                id=feedback_id,
-                source=key[0],
-                external_id=key[1],
-                status=status,
-                duplicate=duplicate,
-            )
-        )
+    return results, conflicts
+
+
+def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
+    """Store tickets idempotently on ``(source, external_id)``; answer one line per item."""
+    if not items:
+        return []
+    rows = [
+        {
+            "source": item.source,
+            "external_id": item.external_id,
+            "text": item.text,
+            "text_sha256": sha256_hex(item.text),
+            "created_at": item.created_at,
+            "customer_id": item.customer_id,
+            "customer_value": item.customer_value,
+            "user_id": item.user_id,
+            "session_id": item.session_id,
+            "output_id": item.output_id,
+            "metadata": item.meta,
+            "received_at": utcnow(),
+            "status": FeedbackStatus.pending.value,
+            "attempts": 0,
+        }
+        for item in items
+    ]
+    results, conflicts = _insert_idempotent(
+        session, table=Feedback.__table__, rows=rows, keys=("source", "external_id"),
+        digest="text_sha256",
+    )  # fmt: skip
     if conflicts:
         raise ConflictError(
             f"{len(conflicts)} item(s) reuse a (source, external_id) that is already stored with "
@@ -122,26 +131,16 @@ def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[F
             "from this request was stored.",
             details={"conflicts": conflicts},
         )
-    return accepted
-
-
-def _feedback_by_keys(
-    session: Session, *, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int, str, str]]:
-    found: dict[tuple[str, str], tuple[int, str, str]] = {}
-    # Chunked so a 1,000-item batch stays well under every driver's parameter limit.
-    for start in range(0, len(keys), 400):
-        chunk = keys[start : start + 400]
-        statement = select(
-            Feedback.source,
-            Feedback.external_id,
-            Feedback.id,
-            Feedback.text_sha256,
-            Feedback.status,
-        ).where(tuple_(col(Feedback.source), col(Feedback.external_id)).in_(chunk))
-        for source, external_id, feedback_id, text_sha256, status in session.exec(statement):
-            found[(source, external_id)] = (feedback_id, text_sha256, status)
-    return found
+    return [
+        FeedbackAccepted(
+            id=stored["id"],
+            source=row["source"],
+            external_id=row["external_id"],
+            status=stored["status"],
+            duplicate=duplicate,
+        )
+        for row, stored, duplicate in results
+    ]
 
 
 def list_feedback(
@@ -205,53 +204,26 @@ def add_model_outputs(
     rows = []
     for item in items:
         row = item.model_dump(mode="json", by_alias=True)
-        content_sha256 = sha256_hex(json.dumps(row, sort_keys=True, ensure_ascii=False))
         row.update(
             created_at=item.created_at,
-            content_sha256=content_sha256,
+            content_sha256=sha256_hex(json.dumps(row, sort_keys=True, ensure_ascii=False)),
             received_at=utcnow(),
         )
         rows.append(row)
-    output_ids = list(dict.fromkeys(row["output_id"] for row in rows))
-    table = ModelOutput.__table__
-    statement = (
-        _insert(session, table)
-        .on_conflict_do_nothing(index_elements=["output_id"])
-        .returning(table.c.output_id)
-    )
-    inserted = {r[0] for r in session.execute(statement, rows)}
-    stored = _outputs_by_ids(session, output_ids=output_ids)
-
-    conflicts, accepted, seen = [], [], set()
-    for row in rows:
-        output_pk, content_sha256 = stored[row["output_id"]]
-        if content_sha256 != row["content_sha256"]:
-            conflicts.append({"output_id": row["output_id"], "id": output_pk})
-            continue
-        duplicate = row["output_id"] not in inserted or row["output_id"] in seen
-        seen.add(row["output_id"])
-        accepted.append(
-            ModelOutputAccepted(id=output_pk, output_id=row["output_id"], duplicate=duplicate)
-        )
+    results, conflicts = _insert_idempotent(
+        session, table=ModelOutput.__table__, rows=rows, keys=("output_id",),
+        digest="content_sha256",
+    )  # fmt: skip
     if conflicts:
         raise ConflictError(
             f"{len(conflicts)} output(s) reuse an output_id already stored with different "
             "content. Logged outputs are immutable. Nothing from this request was stored.",
             details={"conflicts": conflicts},
         )
-    return accepted
-
-
-def _outputs_by_ids(session: Session, *, output_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-    found: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(output_ids), 500):
-        chunk = list(output_ids[start : start + 500])
-        statement = select(ModelOutput.output_id, ModelOutput.id, ModelOutput.content_sha256).where(
-            col(ModelOutput.output_id).in_(chunk)
-        )
-        for output_id, output_pk, content_sha256 in session.exec(statement):
-            found[output_id] = (output_pk, content_sha256)
-    return found
+    return [
+        ModelOutputAccepted(id=stored["id"], output_id=row["output_id"], duplicate=duplicate)
+        for row, stored, duplicate in results
+    ]
 
 
 # --- issues -----------------------------------------------------------------------------------
