@@ -279,8 +279,8 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         le=5,
-        description="Linked model outputs shown per top issue; 0 leaves model inputs and "
-        "outputs (which are not redacted) out of the digest.",
+        description="Linked model outputs shown per top issue, their inputs and outputs "
+        "redacted like tickets; 0 leaves them out of the digest.",
     )
     digest_excerpt_chars: int = Field(
         default=220, ge=40, description="Quotes, inputs and outputs are shortened to this."

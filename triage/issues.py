@@ -200,6 +200,7 @@ class IssueBook:
             units.vectors,
             n_keywords=self.settings.label_keywords,
             n_quotes=self.settings.label_quotes,
+            max_quote_similarity=self.settings.label_quote_max_similarity,
         )
         for issue in store.active_issues(self.session):
             if issue.id not in found:

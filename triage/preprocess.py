@@ -1,0 +1,1067 @@
+"""Stage "preprocess": clean each feedback text, redact personal data, split it into units.
+
+A unit is one statement about one thing: a ticket that complains about the export button and
+about wrong numbers becomes two units, so each complaint can join its own issue. Greetings,
+pleasantries and sign-offs are not units.
+
+Everything runs on ``spacy.blank("en")`` plus rules and lookup tables, never a trained pipeline,
+so it loads in well under a second, needs no download and gives the same output on every machine.
+Personal data is found by presidio with only the recognizers listed in ``PLACEHOLDERS``; presidio's
+default engine would load ``en_core_web_lg`` for a name model we cannot ship, so names are found
+by rules where the text introduces them ("my name is ...", sign-offs) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import phonenumbers
+import spacy
+import tldextract
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    LocalRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    PhoneRecognizer,
+)
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
+from spacy.language import Language
+from spacy.symbols import ORTH
+from spacy.tokens import Doc
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
+
+from triage.errors import ConfigError, StageError
+
+if TYPE_CHECKING:
+    from triage.config import Settings
+
+LANGUAGE = "en"
+
+# Presidio entity type -> the placeholder people see instead of the value.
+PLACEHOLDERS: dict[str, str] = {
+    "EMAIL_ADDRESS": "<EMAIL>",
+    "PHONE_NUMBER": "<PHONE>",
+    "CREDIT_CARD": "<CARD>",
+    "IBAN_CODE": "<IBAN>",
+    "IP_ADDRESS": "<IP>",
+    "URL": "<URL>",  # only URLs that carry credentials; plain links stay
+    "PERSON": "<PERSON>",
+}
+_PLACEHOLDER_TEXTS = frozenset(PLACEHOLDERS.values())
+
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+
+UNITS_ATTR = "triage_units"
+if not Doc.has_extension(UNITS_ATTR):
+    # list[UnitText], set by the "triage_units" component.
+    Doc.set_extension(UNITS_ATTR, default=None)
+
+
+@dataclass(frozen=True)
+class UnitText:
+    text: str  # redacted statement, as shown to people
+    lemmas: list[str]  # lowercased lookup lemmas, no stop words or placeholders
+
+
+@dataclass(frozen=True)
+class PreprocessedText:
+    redacted_text: str
+    units: list[UnitText]  # empty when nothing is left to say: the caller marks the item failed
+    redactions: dict[str, int]  # presidio entity type -> count
+
+
+# --- cleaning ---------------------------------------------------------------------------------
+
+# Control characters (NUL included) break display and some storage drivers; newline and tab carry
+# structure (sign-offs, lists), so they stay. U+2028/2029 are line breaks in disguise.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+# spaCy's tokenizer peels affixes off a whitespace-free chunk one at a time, copying the rest each
+# time: quadratic in the chunk's length (10,000 emoji in a row took over 30 s). Walls of one
+# character say no more than a few of them, and no readable word or link is 1,000 characters long.
+_MAX_REPEAT = 20
+_REPEATS = re.compile(rf"(\S)\1{{{_MAX_REPEAT},}}")
+_MAX_CHUNK = 1000
+_LONG_CHUNK = re.compile(rf"\S{{{_MAX_CHUNK}}}(?=\S)")
+
+
+def clean_text(text: str | None) -> str:
+    """Normalise one raw text: NFC, one kind of line break, no control characters or walls."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", str(text))
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROL.sub("", text)
+    text = _REPEATS.sub(lambda m: m.group(1) * _MAX_REPEAT, text)
+    text = _LONG_CHUNK.sub(lambda m: m.group() + " ", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+# --- the spaCy pipeline -----------------------------------------------------------------------
+
+_GREETINGS = frozenset({"hi", "hello", "hey", "dear", "hiya", "greetings", "howdy", "yo"})
+_DAY_PARTS = frozenset({"morning", "afternoon", "evening", "day"})
+_ADDRESSEES = frozenset(
+    {"team", "all", "there", "everyone", "everybody", "folks", "guys", "support", "sir", "madam"}
+)
+# Whole-segment matches on the lowercased words of a segment (placeholders and title-case words
+# after the first read as "<person>"), so "Thanks for the quick fix, but ..." is never a sign-off.
+_SIGNOFF = re.compile(
+    r"(?:many |big )?"
+    r"(?:thanks|thank you|thx|ty|cheers|best|regards|(?:kind|kindest|warm|warmest|best) regards"
+    r"|best wishes|sincerely|yours sincerely|sincerely yours|yours truly|all the best|br|kr"
+    r"|take care|talk soon|have a (?:nice|good|great) (?:day|weekend))"
+    r"(?: (?:so much|a lot|again|in advance|very much))?"
+    r"(?: for (?:your |the |all (?:the |your )?)?(?:quick |fast |kind )?"
+    r"(?:help|time|support|assistance|patience|attention|reply|response|understanding|work))?"
+    r"(?: (?:team|all|everyone|guys|folks|<person>))*"
+)
+_PLEASANTRY = re.compile(
+    r"(?:i )?hope (?:you|this|all|everything|your)\b.{0,40}"
+    r"|(?:sent from my|get outlook for) .{0,40}"
+    # Introductions: "I'm <PERSON> from Acme", "This is <PERSON>, data lead at Acme".
+    r"|(?:i 'm|i am|this is|it 's|my name is|name) <person>(?: <person>)*"
+    r"(?: (?:from|at|here|with|and i 'm|, the|the|a|an)(?: <person>| [\w']+){0,4})?"
+)
+_CONTACT_WORDS = frozenset(
+    {"contact", "email", "e", "mail", "phone", "tel", "mobile", "cell", "number", "name", "me",
+     "my", "at", "on", "or", "and", "via", "is", "reach", "call", "write", "to", "you", "can",
+     "the", "here", "details", "info"}
+)  # fmt: skip
+_SENTENCE_END = frozenset({".", "!", "?", "…"})
+_OPENERS = frozenset({"(", "[", "{"})
+
+# Conservative clause split: only these words, only when both sides are full statements and the
+# right side opens with a fresh subject. Anaphoric openers ("it", "this", "they") refer back to
+# the left side, so they mean the same thing and never split.
+_SPLIT_WORDS = frozenset({"and", "but", "however", "whereas", "yet", "plus", ";"})
+_SUBJECT_STARTERS = frozenset(
+    {
+        "the", "my", "our", "your", "their", "all", "some", "every", "most", "many", "several",
+        "no", "these", "those", "another", "other", "there", "a", "an", "each", "any",
+    }
+)  # fmt: skip
+_DETERMINERS = _SUBJECT_STARTERS | {"this", "that", "its", "his", "her"}
+# Without a tagger, a clause "has a verb" when it holds one of these or an inflected form the
+# lookup table knows (-ed, or -s right after a noun-like word: "the chart loads").
+_VERB_CUES = frozenset(
+    {
+        "is", "are", "was", "were", "am", "be", "been", "being", "do", "does", "did", "n't",
+        "has", "have", "had", "can", "ca", "could", "will", "wo", "would", "should", "shall",
+        "may", "might", "must", "keeps", "seems", "looks", "shows", "works", "breaks", "fails",
+        "crashes", "loads", "takes", "gets", "says", "returns", "gives", "makes", "needs",
+        "stopped", "broke", "went", "came", "gave", "took", "made",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class _Tokens:
+    """The per-token values segmentation reads, fetched from the Doc once.
+
+    Every Doc attribute access builds a Python object; reading them once per token instead of
+    once per rule made segmentation several times faster.
+    """
+
+    text: list[str]
+    lower: list[str]
+    lemma: list[str]  # lowercased
+    start_char: list[int]
+    space: list[bool]
+    newline: list[bool]  # a whitespace token holding a line break
+    punct: list[bool]
+    word: list[bool]  # holds a letter or digit: emoji and punctuation are not words
+    content: list[bool]  # alphabetic, not a stop word, not a placeholder
+    name: list[bool]  # could be a name: a placeholder or a capitalised non-stop word
+
+    @classmethod
+    def of(cls, doc: Doc, stop_words: frozenset[str]) -> _Tokens:
+        # str methods answer the same questions as spaCy's is_alpha/is_space/is_title/is_stop.
+        rows = [(t.text, t.lemma_, t.idx, t.is_punct) for t in doc]
+        text = [row[0] for row in rows]
+        lower = [t.lower() for t in text]
+        alpha = [t.isalpha() for t in text]
+        stop = [t in stop_words for t in lower]
+        placeholder = [t in _PLACEHOLDER_TEXTS for t in text]
+        space = [t.isspace() for t in text]
+        return cls(
+            text=text,
+            lower=lower,
+            lemma=[row[1].lower() for row in rows],
+            start_char=[row[2] for row in rows],
+            space=space,
+            newline=[sp and "\n" in t for sp, t in zip(space, text, strict=True)],
+            punct=[row[3] for row in rows],
+            word=[a or any(ch.isalnum() for ch in t) for a, t in zip(alpha, text, strict=True)],
+            content=[
+                a and not s and not p for a, s, p in zip(alpha, stop, placeholder, strict=True)
+            ],
+            name=[
+                p or (a and t.istitle() and not s)
+                for p, a, t, s in zip(placeholder, alpha, text, stop, strict=True)
+            ],
+        )
+
+    def count_words(self, start: int, end: int) -> int:
+        return sum(self.word[start:end])
+
+    def adjacent(self, left_end: int, right_start: int) -> bool:
+        """True when only spaces and punctuation lie between two ranges (nothing was dropped)."""
+        return all(self.space[k] or self.punct[k] for k in range(left_end, right_start))
+
+    def trim(self, start: int, end: int) -> tuple[int, int]:
+        while start < end and (self.space[start] or self.punct[start]):
+            start += 1
+        while end > start and (self.space[end - 1] or self.text[end - 1] in _OPENERS):
+            end -= 1
+        return start, end
+
+    def has_verb(self, start: int, end: int) -> bool:
+        for k in range(start, end):
+            lower = self.lower[k]
+            if lower in _VERB_CUES:
+                return True
+            if self.lemma[k] == lower or not self.text[k].isalpha():
+                continue
+            if lower.endswith("ed"):
+                return True
+            # "-s" is a verb after a noun-like word ("the chart loads"), a plural after "the".
+            if (
+                lower.endswith("s")
+                and k > start
+                and self.content[k - 1]
+                and self.lower[k - 1] not in _DETERMINERS
+            ):
+                return True
+        return False
+
+
+@Language.component("triage_line_breaks")
+def line_breaks(doc: Doc) -> Doc:
+    """Start a sentence after every line break.
+
+    Tickets list problems line by line without full stops; the sentencizer after this component
+    keeps these boundaries (it only fills in tokens nobody has decided on).
+    """
+    for token in doc[:-1]:
+        if token.is_space and "\n" in token.text:
+            doc[token.i + 1].is_sent_start = True
+    return doc
+
+
+class LemmaCase:
+    """Lemmatise capitalised words through their lowercase form.
+
+    The lookup table is case-sensitive, so a sentence-initial "Exports" would stay "Exports"
+    while "exports" becomes "export", and the two would count as different keywords.
+    """
+
+    def __init__(self, nlp: Language, name: str) -> None:
+        self._nlp = nlp
+        self._table: Any = None
+
+    def __call__(self, doc: Doc) -> Doc:
+        if self._table is None:  # filled by nlp.initialize(), after this component is built
+            self._table = self._nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+        for token in doc:
+            if token.is_lower or not token.is_alpha:
+                continue
+            if token.lemma_ == token.text:
+                token.lemma_ = self._table.get(token.lower_, token.lower_)
+        return doc
+
+
+@Language.factory("triage_lemma_case")
+def make_lemma_case(nlp: Language, name: str) -> LemmaCase:
+    return LemmaCase(nlp, name)
+
+
+class UnitSegmenter:
+    """Sets ``doc._.triage_units``: the statements of a redacted text, as ``UnitText``."""
+
+    def __init__(self, nlp: Language, name: str, min_unit_words: int, split_conjunctions: bool):
+        self.min_unit_words = min_unit_words
+        self.split_conjunctions = split_conjunctions
+        self.stop_words = frozenset(nlp.Defaults.stop_words)
+
+    def __call__(self, doc: Doc) -> Doc:
+        tokens = _Tokens.of(doc, self.stop_words)
+        units = self._merge_short(tokens, list(self._statements(doc, tokens)))
+        text = doc.text  # built from the tokens on every access
+        doc._.set(
+            UNITS_ATTR,
+            [self._unit(text, tokens, *u) for u in units if any(tokens.content[u[0] : u[1]])],
+        )
+        return doc
+
+    def _statements(self, doc: Doc, tokens: _Tokens) -> Iterator[tuple[int, int]]:
+        """Sentences minus greetings, pleasantries and sign-offs, split at clause boundaries."""
+        first, after_signoff = True, False
+        for sent in doc.sents:
+            start, end = tokens.trim(sent.start, sent.end)
+            if first:
+                start, end = tokens.trim(_skip_greeting(tokens, start, end), end)
+            if start >= end:
+                continue
+            first = False
+            kind = _segment_kind(tokens, start, end)
+            if kind == "signoff":
+                after_signoff = True
+            elif kind == "statement" and not (
+                after_signoff and _is_signature_line(tokens, start, end)
+            ):
+                yield from (
+                    self._split(tokens, start, end) if self.split_conjunctions else [(start, end)]
+                )
+
+    def _split(self, tokens: _Tokens, start: int, end: int) -> Iterator[tuple[int, int]]:
+        current = start
+        for i in range(start + 1, end - 1):
+            if tokens.lower[i] not in _SPLIT_WORDS:
+                continue
+            left_end = i - 1 if tokens.text[i - 1] == "," else i
+            right = i + 1 + (tokens.lower[i + 1] == "also")
+            if (
+                right < end
+                and tokens.lower[right] in _SUBJECT_STARTERS
+                and tokens.count_words(current, left_end) >= self.min_unit_words
+                and tokens.count_words(right, end) >= self.min_unit_words
+                and tokens.has_verb(current, left_end)
+                and tokens.has_verb(right, end)
+            ):
+                yield current, left_end
+                current = right
+        yield current, end
+
+    def _merge_short(
+        self, tokens: _Tokens, segments: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        units: list[tuple[int, int]] = []
+        for start, end in segments:
+            short = tokens.count_words(start, end) < self.min_unit_words
+            if short and units and tokens.adjacent(units[-1][1], start):
+                units[-1] = (units[-1][0], end)
+            else:
+                units.append((start, end))
+        # A short opener ("Terrible.") has nothing before it: it joins the statement after it.
+        if (
+            len(units) > 1
+            and tokens.count_words(*units[0]) < self.min_unit_words
+            and tokens.adjacent(units[0][1], units[1][0])
+        ):
+            units[:2] = [(units[0][0], units[1][1])]
+        return units
+
+    def _unit(self, text: str, tokens: _Tokens, start: int, end: int) -> UnitText:
+        end_char = tokens.start_char[end - 1] + len(tokens.text[end - 1])
+        text = " ".join(text[tokens.start_char[start] : end_char].split())
+        lemmas = [
+            lemma
+            for lemma, content in zip(
+                tokens.lemma[start:end], tokens.content[start:end], strict=True
+            )
+            if content and len(lemma) > 1 and lemma not in self.stop_words
+        ]
+        # A clause split off mid-sentence starts lowercase; shown alone it reads as a sentence.
+        return UnitText(text=text[:1].upper() + text[1:], lemmas=lemmas)
+
+
+@Language.factory("triage_units", default_config={"min_unit_words": 4, "split_conjunctions": True})
+def make_unit_segmenter(
+    nlp: Language, name: str, min_unit_words: int, split_conjunctions: bool
+) -> UnitSegmenter:
+    return UnitSegmenter(nlp, name, min_unit_words, split_conjunctions)
+
+
+def _skip_greeting(tokens: _Tokens, start: int, end: int) -> int:
+    """Return where the text starts once an opening "Hi team," / "Good morning <PERSON>!" is cut."""
+    lower = tokens.lower
+    if start >= end:
+        return start
+    if lower[start] in _GREETINGS:
+        i = start + 1
+    elif lower[start] == "good" and start + 1 < end and lower[start + 1] in _DAY_PARTS:
+        i = start + 2
+    else:
+        return start
+    while i < end and lower[i] in _ADDRESSEES:
+        i += 1
+    generic_end = i
+    # A name-like word only counts as the addressee when punctuation or a line break closes it:
+    # "Hello Maria," but not "Hello Export is broken".
+    while i < end and i - generic_end < 3 and tokens.name[i] and lower[i] != "i":
+        i += 1
+    if i == end or tokens.space[i] or tokens.punct[i]:
+        while i < end and (tokens.punct[i] or tokens.space[i]):
+            i += 1
+        return i
+    return generic_end
+
+
+def _segment_kind(tokens: _Tokens, start: int, end: int) -> str:
+    words = [
+        "<person>"
+        if tokens.text[k] == "<PERSON>" or (k > start and tokens.name[k])
+        else tokens.lower[k]
+        for k in range(start, end)
+        if tokens.word[k]
+    ]
+    normalised = " ".join(words).replace("’", "'")
+    if _SIGNOFF.fullmatch(normalised) or set(words) == {"<person>"}:
+        return "signoff"
+    if len(words) <= 10 and _PLEASANTRY.fullmatch(normalised):
+        return "pleasantry"
+    # "My email is <EMAIL>", "Contact: <PERSON>, <EMAIL>": how to reach someone, not feedback.
+    placeholders = [word for word in words if word.startswith("<")]
+    if placeholders and all(word in _CONTACT_WORDS or word.startswith("<") for word in words):
+        return "pleasantry"
+    return "statement"
+
+
+def _is_signature_line(tokens: _Tokens, start: int, end: int) -> bool:
+    """After a sign-off, short lines without a full stop are the signature (name, role, company)."""
+    on_own_line = start == 0 or tokens.newline[start - 1]
+    return (
+        on_own_line
+        and tokens.count_words(start, end) <= 6
+        and tokens.text[end - 1] not in _SENTENCE_END
+    )
+
+
+# Entries of spacy-lookups-data's English table that are wrong for product feedback (it maps
+# "number" to "numb", "data" to "datum", "worse" to "wrong"); keywords are built from lemmas.
+_LEMMA_OVERRIDES = {
+    "number": "number",
+    "data": "data",
+    "media": "media",
+    "does": "do",
+    "worse": "bad",
+    "worst": "bad",
+    "better": "good",
+    "best": "good",
+}
+
+
+class _TailSearch:
+    """Search an end-anchored suffix pattern in the last characters of a chunk only.
+
+    ``re.search`` scans a "...$" pattern from the start of the chunk, once per suffix peeled off,
+    which is quadratic in long chunks; every suffix is far shorter than the window. Lookbehinds
+    still see the characters before the window.
+    """
+
+    WINDOW = 32
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+
+    def __call__(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text, max(0, len(text) - self.WINDOW))
+
+    @property
+    def __self__(self) -> re.Pattern[str]:
+        # spaCy serialises a tokenizer's suffix rule as ``suffix_search.__self__.pattern``.
+        return self.pattern
+
+
+def build_nlp(*, min_unit_words: int = 4, split_conjunctions: bool = True) -> Language:
+    """The project pipeline: blank English, line breaks, sentencizer, lookup lemmas, units.
+
+    Placeholders such as ``<EMAIL>`` stay one token even when glued to punctuation, so they
+    neither count as words of their own nor leak "email" into the lemmas.
+    """
+    nlp = spacy.blank(LANGUAGE)
+    # The 1M-character guard protects parser/NER memory; this pipeline keeps one small struct per
+    # token, and the API caps texts long before memory matters.
+    nlp.max_length = 10_000_000
+    placeholder = "|".join(re.escape(p) for p in sorted(_PLACEHOLDER_TEXTS))
+    tokenizer = nlp.tokenizer
+    tokenizer.prefix_search = compile_prefix_regex([placeholder, *nlp.Defaults.prefixes]).search
+    tokenizer.suffix_search = _TailSearch(
+        compile_suffix_regex([placeholder, *nlp.Defaults.suffixes])
+    )
+    tokenizer.infix_finditer = compile_infix_regex([placeholder, *nlp.Defaults.infixes]).finditer
+    for text in _PLACEHOLDER_TEXTS:
+        tokenizer.add_special_case(text, [{ORTH: text}])
+    nlp.add_pipe("triage_line_breaks")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.add_pipe("triage_lemma_case")
+    nlp.add_pipe(
+        "triage_units",
+        config={"min_unit_words": min_unit_words, "split_conjunctions": split_conjunctions},
+    )
+    try:
+        nlp.initialize()
+    except (ValueError, OSError) as e:
+        raise ConfigError(
+            "spaCy's English lookup lemmas are missing; run `pip install spacy-lookups-data`."
+        ) from e
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+    for word, lemma in _LEMMA_OVERRIDES.items():
+        table.set(word, lemma)
+    return nlp
+
+
+# --- personal data ----------------------------------------------------------------------------
+
+
+def offline_tld_extractor() -> tldextract.TLDExtract:
+    """A tldextract that only reads the public suffix list snapshot bundled with the package.
+
+    The module-level ``tldextract.extract`` fetches the list from publicsuffix.org on first use
+    and caches it under ~/.cache: redaction must never talk to the network.
+    """
+    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+
+class _OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer, validating domains with an offline tldextract."""
+
+    def __init__(self, extractor: tldextract.TLDExtract) -> None:
+        self._extract = extractor
+        super().__init__()
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return self._extract(pattern_text).fqdn != ""
+
+
+# A phone candidate that is really a date or part of an id: "05.01.2024 12", "INV-2024-000123".
+_DATE_LIKE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+_GLUE_BEFORE = frozenset("-#/_.")
+_GLUE_AFTER = frozenset("-#/_")  # a "." after a number usually ends the sentence
+
+
+# A stretch of digits and phone punctuation; a phone number lies inside one of these.
+_PHONE_RUN = re.compile(r"[+(]?\d[\d \t().\-/]*\d")
+
+
+def _windows(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """Overlapping windows covering [start, end); any span of size/2 lies inside one of them."""
+    if end - start <= size:
+        yield start, end
+        return
+    for window_start in range(start, end, size // 2):
+        yield window_start, min(window_start + size, end)
+        if window_start + size >= end:
+            return
+
+
+class _PhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer, stricter about ids and dates, and cheaper.
+
+    A bare digit group (0.4) needs a context word to pass the threshold; an international "+..."
+    or "(415) ..." number is phone-shaped enough on its own.
+    """
+
+    # "number" is left out: "order number 12345678" is an id, not a phone.
+    CONTEXT: ClassVar[list[str]] = [
+        "phone", "telephone", "tel", "cell", "mobile", "call", "reach", "whatsapp", "sms", "contact"
+    ]  # fmt: skip
+    SHAPED_SCORE = 0.6
+    MIN_DIGITS = 7
+    # Longer than any written phone number (E.164 allows 15 digits); a longer run of digits, such
+    # as a list of numbers, is read in overlapping windows of this size.
+    WINDOW = 48
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        # The parent scans the whole text once per region (~0.4 ms each, 8 regions). Scanning only
+        # the digit runs, and an international number in one region, is several times cheaper and
+        # finds the same numbers.
+        results = []
+        for run in _PHONE_RUN.finditer(text):
+            for start, end in _windows(run.start(), run.end(), self.WINDOW):
+                candidate = text[start:end]
+                if sum(ch.isdigit() for ch in candidate) < self.MIN_DIGITS:
+                    continue
+                international = candidate.lstrip("(").startswith("+")
+                for region in (
+                    self.supported_regions[:1] if international else self.supported_regions
+                ):
+                    for match in phonenumbers.PhoneNumberMatcher(candidate, region, self.leniency):
+                        result = self._get_recognizer_result(match, text, region, nlp_artifacts)
+                        result.start += start
+                        result.end += start
+                        if self._plausible(text, result):
+                            results.append(result)
+        return EntityRecognizer.remove_duplicates(results)
+
+    def _plausible(self, text: str, result: RecognizerResult) -> bool:
+        number = text[result.start : result.end]
+        before = text[result.start - 1] if result.start else " "
+        after = text[result.end] if result.end < len(text) else " "
+        if _DATE_LIKE.match(number) or before.isalnum() or before in _GLUE_BEFORE:
+            return False
+        if after.isalnum() or after in _GLUE_AFTER:
+            return False
+        if number.startswith(("+", "(")):
+            result.score = max(result.score, self.SHAPED_SCORE)
+        return True
+
+
+class _PhoneShapeRecognizer(PatternRecognizer):
+    """Phone-shaped digit groups that libphonenumber rejects as invalid for every region.
+
+    Short or made-up numbers ("+1 555 0150", "Call me, 555-0110") are still someone's contact
+    details in a ticket. A "+" prefix, or an e-mail address right beside the digits, is shape
+    enough; bare digit groups need a context word such as "call" to pass the threshold.
+    """
+
+    DIGITS = re.compile(r"\d")
+    PATTERNS: ClassVar[list[Pattern]] = [
+        Pattern(
+            "international", r"(?<![\w#/.+-])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w/-])", 0.6
+        ),
+        Pattern(
+            "beside an e-mail address",
+            r"(?<=@[\w-]+(?:\.[\w-]+)+[ \t]*[|,/;][ \t]*)\+?\(?\d[\d ().-]{5,}\d(?![\w/-])"
+            r"|(?<![\w#/.-])\+?\(?\d[\d ().-]{5,}\d(?=[ \t]*[|,/;][ \t]*[\w.+-]+@)",
+            0.6,
+        ),
+        # "555-0110", "415 555 0100": the local shape; ranges such as "2023-2024" are not it.
+        Pattern(
+            "digit groups", r"(?<![\w#/.-])(?:\(?\d{2,4}\)?[ .-])?\d{3}[ .-]\d{4}(?![\w/-])", 0.3
+        ),
+    ]
+
+    def __init__(self, context: list[str]) -> None:
+        super().__init__(
+            supported_entity="PHONE_NUMBER",
+            name="PhoneShapeRecognizer",
+            patterns=self.PATTERNS,
+            context=context,
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        digits = len(self.DIGITS.findall(pattern_text))
+        return not 7 <= digits <= 15 or bool(_DATE_LIKE.match(pattern_text.lstrip("+(")))
+
+
+_VERSION_BEFORE = re.compile(r"(?:\bv|\bver\.?|\bversion|\bbuild|\brelease)\s*$", re.IGNORECASE)
+
+
+class _IpRecognizer(IpRecognizer):
+    """Presidio's IP recognizer, minus four-part version numbers ("version 1.2.3.4")."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        return [
+            result
+            for result in super().analyze(text, entities, nlp_artifacts, regex_flags)
+            if not _VERSION_BEFORE.search(text, max(0, result.start - 12), result.start)
+        ]
+
+
+_CREDENTIALS_URL_SCORE = 0.9
+
+
+def _credentials_url_recognizer() -> PatternRecognizer:
+    # scheme://user:secret@host... ; a plain URL is not personal data and stays readable.
+    pattern = r"\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]+:[^\s/?#@]*@[^\s<>\"'()]+"
+    return PatternRecognizer(
+        supported_entity="URL",
+        name="CredentialsUrlRecognizer",
+        patterns=[Pattern("url with credentials", pattern, _CREDENTIALS_URL_SCORE)],
+    )
+
+
+_NAME_WORD = re.compile(r"[ \t]*([^\W\d_](?:[\w'’\-]*[^\W\d_])?\.?)")
+_SIGNOFF_WORDS = (
+    r"many thanks|thanks(?: again| a lot| so much)?|thank you(?: so much| again)?|thx|cheers"
+    r"|best(?: regards| wishes)?|(?:kind|kindest|warm|warmest) regards|regards"
+    r"|sincerely(?: yours)?|yours(?: truly| sincerely)?|all the best|br|sent from my \w+\b"
+)
+# Contact details: an e-mail address or a phone-like digit group.
+_CONTACT = r"(?:[\w.+-]+@\w|\+?\(?\d[\d ().-]{5,}\d)"
+# Contact details after a name: "Priya Raman, +1 555 0142", "Niamh Kelly | Team Lead | ...", or
+# a name line with the e-mail address on the next line.
+_CONTACT_AFTER = rf"[ \t]*(?:[,|(<\-–—][^\n]{{0,60}}{_CONTACT}|\n[^\n]{{0,80}}@\w)"
+_END_OF_LINE = r"[ \t]*[.!]?[ \t]*(?:\n|\Z)"
+_SIGNATURE_END = rf"{_END_OF_LINE}|{_CONTACT_AFTER}"
+_LINE_START = r"(?:^|(?<=\n))[ \t]*"
+_GREETING = r"(?:hi|hello|hey|dear)"
+_I_AM = r"(?:i'm|i’m|i am)"
+
+
+def _rule(introduction: str, follower: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return re.compile(introduction, re.I), re.compile(follower, re.I)
+
+
+# (what introduces a name, what must follow it); the name itself is checked in code, because
+# the introduction is case-insensitive and the name is not.
+_NAME_RULES = [
+    # "My name is Maria Lopez", "Name: Maria Lopez"
+    _rule(rf"\bmy name(?:'s|’s| is)[ \t]+|{_LINE_START}name:[ \t]*", ""),
+    # "I'm Sarah from Acme", "I am Sarah, the data lead at Acme"
+    _rule(rf"\b{_I_AM}[ \t]+", r"[ \t]+(?:from|at|here)\b|[ \t]*,[ \t]*(?:the|a|an|your)[ \t]"),
+    # "Hi, I'm Sarah." right after a greeting
+    _rule(
+        rf"{_LINE_START}{_GREETING}\b[^\n.!?]{{0,40}}?[,.!]?\s*{_I_AM}[ \t]+",
+        r"[ \t]*(?:[,.!;]|[ \t]+and\b|\Z)",
+    ),
+    # "This is Tom from Globex"
+    _rule(r"\b(?:this is|it's|it’s)[ \t]+", r"[ \t]+(?:from|at|here)\b"),
+    # "(contact: Owen Price, ...)", "the IT contact 'Ben Carter'"
+    _rule(
+        r"\bcontact(?: person)?[ \t]*[:'\"“‘(]+[ \t]*|\b(?:attn|attention|signed|cc)[ \t]*:[ \t]*",
+        "",
+    ),
+    # A quoted or bracketed name with contact details: "'Ben Carter, 555-0147'"
+    _rule(r"['\"“‘(][ \t]*", rf"[ \t]*,[ \t]*{_CONTACT}"),
+    # A signature line: "Niamh Kelly | Team Lead | +1 555 0161"
+    _rule(_LINE_START, _CONTACT_AFTER),
+    # The addressee of a greeting: "Hi Maria," / "Dear Mr Smith:"
+    _rule(
+        rf"{_LINE_START}(?:{_GREETING}|good (?:morning|afternoon|evening))[ \t]+",
+        r"[ \t]*(?:[,!:]|\n|\Z)",
+    ),
+    # Sign-offs; the lookbehinds keep the previous match from swallowing this one's line break.
+    _rule(
+        rf"(?:^|(?<=\n)|(?<=[.!?]))[ \t]*(?:{_SIGNOFF_WORDS})[ \t]*[,!.:\-–—]*\s*", _SIGNATURE_END
+    ),
+    # Dash signatures: " -- Jo", "— Jo", " - Jo" at the end of a line. A "-" opening a line is a
+    # list item unless it closes the text or contact details follow.
+    _rule(rf"(?:{_LINE_START}(?:--|—|–)|(?<=[ \t])(?:--|—|-))[ \t]*", _SIGNATURE_END),
+    _rule(rf"{_LINE_START}-[ \t]*", rf"[ \t]*[.!]?[ \t]*\Z|{_CONTACT_AFTER}"),
+]
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "prof"})
+# Capitalised words that open or close a ticket and are nobody's name.
+_NOT_NAMES = frozenset(
+    {"team", "everyone", "guys", "folks", "support", "again", "sent", "great", "thanks", "best",
+     "world", "morning", "afternoon", "evening", "sir", "madam", "hello", "hi", "hey", "dear",
+     "cheers", "regards", "sincerely", "customer", "user"}
+)  # fmt: skip
+
+
+class _NameRuleRecognizer(LocalRecognizer):
+    """Person names where the text itself introduces them.
+
+    A statistical NER model would need a trained pipeline we do not ship, and it tags product
+    and feature names as people in support tickets; these rules see the common cases and leave
+    "my name is wrong on the invoice" alone.
+    """
+
+    SCORE = 0.85
+
+    def __init__(self, stop_words: Iterable[str]) -> None:
+        self._stop_words = frozenset(stop_words) | _NOT_NAMES
+        super().__init__(supported_entities=["PERSON"], name="NameRuleRecognizer")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        results = []
+        for introduction, follower in _NAME_RULES:
+            for match in introduction.finditer(text):
+                span = self._name_span(text, match.end())
+                if span and follower.match(text, span[1]):
+                    results.append(RecognizerResult("PERSON", *span, self.SCORE))
+        return results
+
+    def _name_span(self, text: str, position: int) -> tuple[int, int] | None:
+        """Up to four capitalised, non-stop words (initials, "Dr.") starting at ``position``."""
+        start = end = None
+        for _ in range(4):
+            word = _NAME_WORD.match(text, position)
+            if not word:
+                break
+            value = word.group(1)
+            initial = len(value) == 2 and value[0].isupper() and value[1] == "."
+            if not initial and value.rstrip(".").lower() not in _TITLES:
+                value = value.rstrip(".")
+            is_name = len(value) > 1 and value[0].isupper() and not value.isupper()
+            if not (initial or is_name) or value.lower() in self._stop_words:
+                break
+            start = word.start(1) if start is None else start
+            end = position = word.start(1) + len(value)
+        return None if start is None else (start, end)
+
+
+# Cheap "could this text hold X at all?" tests: (entity, a substring the text must contain, a
+# pattern it must match), each a superset of what the entity's recognizer finds. Only entities
+# whose test passes are analysed, so most tickets never reach presidio, and presidio still
+# decides every redaction.
+_PII_CUES: list[tuple[str, str, re.Pattern[str]]] = [
+    ("EMAIL_ADDRESS", "@", re.compile(r"@\w+(?:-+\w+)*\.\w")),
+    ("URL", "@", re.compile(r"://[^\s/?#@:]+:[^\s/?#@]*@")),
+    ("IP_ADDRESS", ".", re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")),
+    ("IP_ADDRESS", ":", re.compile(r":[0-9A-Fa-f]{0,4}:")),  # every IPv6 form has ":x:" or "::"
+    ("CREDIT_CARD", "", re.compile(r"\d(?:[ -]?\d){12}")),
+    ("IBAN_CODE", "", re.compile(r"[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){8}")),
+    # Seven digits or more, not glued to an id and not opening a date (the recognizer drops both).
+    (
+        "PHONE_NUMBER",
+        "",
+        re.compile(
+            r"(?<![\w#/_.-])(?!\d{1,4}[./-]\d{1,2}[./-]\d{1,4}(?!\d))[+(]?\d(?:[\s().\-/]{0,3}\d){6}"
+        ),
+    ),
+    # A word that ends a name introduction, then what could start a capitalised name.
+    (
+        "PERSON",
+        "",
+        re.compile(
+            r"\b(?:name(?:['’]s| is|:)|i['’]m|i am|this is|it['’]s|thanks|you|again|lot|much|thx"
+            r"|cheers|best|regards|wishes|sincerely|yours|truly|br|contact|person|attn|attention"
+            r"|signed|cc|sent from my \w+\b)[ \t,.!:;'\"“‘(\-–—]*\s*(?-i:[^\W\d_a-z])"
+            r"|\b(?:hi|hello|hey|dear|morning|afternoon|evening)[ \t]+(?-i:[^\W\d_a-z])"
+            r"|(?:--|—|–|-)[ \t]*(?-i:[^\W\d_a-z])",
+            re.I,
+        ),
+    ),
+    # Contact details, which the signature and quoted-name rules look for after a name.
+    ("PERSON", "@", re.compile(r"@\w")),
+    ("PERSON", "", re.compile(r"[^\W\d_a-z]\w*[ \t]*[,|(<\-–—][^\n]{0,60}\d[\d ().-]{5,}\d")),
+]  # fmt: skip
+
+
+# Score of a finding before context words: validated e-mails, cards and IBANs score 1.0. Only an
+# entity below the threshold can be changed by context, so only then are tokens worth computing.
+_BASE_SCORES = {
+    "PHONE_NUMBER": min(PhoneRecognizer.SCORE, *(p.score for p in _PhoneShapeRecognizer.PATTERNS)),
+    "IP_ADDRESS": max(pattern.score for pattern in IpRecognizer.PATTERNS),
+    "URL": _CREDENTIALS_URL_SCORE,
+    "PERSON": _NameRuleRecognizer.SCORE,
+}
+
+
+class _PipelineNlpEngine(NlpEngine):
+    """Presidio's view of the project pipeline: tokens and lookup lemmas, no NER.
+
+    Presidio's SpacyNlpEngine loads (and downloads) en_core_web_lg; every recognizer here is
+    rule-based and only reads tokens and lemmas, for context words such as "call" or "iban".
+    """
+
+    def __init__(self, nlp: Language, context_words: Iterable[str] = ()) -> None:
+        self._nlp = nlp
+        self._context_words = frozenset(word.lower() for word in context_words)
+        self._skip = [n for n in nlp.pipe_names if n not in ("lemmatizer", "triage_lemma_case")]
+
+    def load(self) -> None:
+        pass
+
+    def is_loaded(self) -> bool:
+        return True
+
+    def process_text(self, text: str, language: str) -> NlpArtifacts:
+        return self.artifacts(self._nlp(text, disable=self._skip))
+
+    def process_batch(
+        self,
+        texts: Iterable[str],
+        language: str,
+        batch_size: int = 1,
+        n_process: int = 1,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, NlpArtifacts]]:
+        for doc in self._nlp.pipe(texts, batch_size=max(batch_size, 64), disable=self._skip):
+            yield doc.text, self.artifacts(doc)
+
+    def empty_artifacts(self) -> NlpArtifacts:
+        return self.artifacts(Doc(self._nlp.vocab, words=[]))
+
+    def artifacts(self, doc: Doc) -> NlpArtifacts:
+        return NlpArtifacts(
+            entities=[],
+            tokens=doc,
+            tokens_indices=[token.idx for token in doc],
+            lemmas=[token.lemma_ for token in doc],
+            nlp_engine=self,
+            language=LANGUAGE,
+            scores=[],
+        )
+
+    def is_stopword(self, word: str, language: str) -> bool:
+        # Presidio ignores stop words when it looks for context, and spaCy lists "call" as one:
+        # the phone recognizer's best context word would never count.
+        return word.lower() not in self._context_words and self._nlp.vocab[word].is_stop
+
+    def is_punct(self, word: str, language: str) -> bool:
+        return self._nlp.vocab[word].is_punct
+
+    def get_supported_entities(self) -> list[str]:
+        return []
+
+    def get_supported_languages(self) -> list[str]:
+        return [LANGUAGE]
+
+
+# Presidio's context step compares every finding with every token of the text, so its cost grows
+# with the square of the length; long texts are analysed in pieces of about this many characters.
+_CHUNK_CHARS = 2000
+
+
+def _chunks(text: str, size: int = _CHUNK_CHARS) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of at most ``size`` characters, cut after a line, a sentence or a word."""
+    start = 0
+    while len(text) - start > size:
+        window = text[start : start + size]
+        cut = max(window.rfind("\n"), window.rfind(". "), window.rfind("! "), window.rfind("? "))
+        if cut <= 0:
+            cut = window.rfind(" ")
+        end = start + (cut + 1 if cut > 0 else size)
+        yield start, text[start:end]
+        start = end
+    yield start, text[start:]
+
+
+@contextmanager
+def _failing_item(index: int) -> Iterator[None]:
+    """Turn any error while redacting item ``index`` into a StageError: the item must fail, and
+    its text must never go on unredacted."""
+    try:
+        yield
+    except Exception as e:
+        raise StageError(
+            "Could not redact a feedback text; it was not processed.", details={"index": index}
+        ) from e
+
+
+# --- the stage --------------------------------------------------------------------------------
+
+
+class Preprocessor:
+    """Cleans, redacts and splits feedback texts; build once, reuse for every batch."""
+
+    def __init__(
+        self,
+        *,
+        min_unit_words: int = 4,
+        split_conjunctions: bool = True,
+        pii_min_score: float = 0.5,
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        batch_size: int = 256,
+        prefilter: bool = True,
+    ) -> None:
+        if min_unit_words < 1:
+            raise ConfigError("min_unit_words must be at least 1.")
+        self.pii_min_score = pii_min_score
+        self.batch_size = batch_size
+        self.prefilter = prefilter
+        self.nlp = build_nlp(min_unit_words=min_unit_words, split_conjunctions=split_conjunctions)
+        recognizers = [
+            _OfflineEmailRecognizer(offline_tld_extractor()),
+            _PhoneRecognizer(supported_regions=tuple(phone_regions)),
+            _PhoneShapeRecognizer(context=_PhoneRecognizer.CONTEXT),
+            CreditCardRecognizer(),
+            IbanRecognizer(),
+            _IpRecognizer(),
+            _credentials_url_recognizer(),
+            _NameRuleRecognizer(self.nlp.Defaults.stop_words),
+        ]
+        self._engine = _PipelineNlpEngine(
+            self.nlp, (word for recognizer in recognizers for word in recognizer.context or ())
+        )
+        self._analyzer = AnalyzerEngine(
+            registry=RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE]),
+            nlp_engine=self._engine,
+            supported_languages=[LANGUAGE],
+            default_score_threshold=pii_min_score,
+        )
+        self._anonymizer = AnonymizerEngine()
+        self._operators = {
+            entity: OperatorConfig("replace", {"new_value": placeholder})
+            for entity, placeholder in PLACEHOLDERS.items()
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Preprocessor:
+        return cls(
+            min_unit_words=settings.preprocess_min_unit_words,
+            split_conjunctions=settings.preprocess_split_conjunctions,
+            pii_min_score=settings.preprocess_pii_min_score,
+            phone_regions=settings.preprocess_phone_regions,
+            batch_size=settings.preprocess_batch_size,
+        )
+
+    def redact(self, texts: Sequence[str]) -> list[str]:
+        """Cleaned texts with personal data replaced by placeholders such as ``<EMAIL>``."""
+        return [text for text, _ in self._redact_all([clean_text(t) for t in texts])]
+
+    def process(self, texts: Sequence[str]) -> list[PreprocessedText]:
+        """Clean, redact and split each text; the output is aligned with the input."""
+        redacted = self._redact_all([clean_text(t) for t in texts])
+        docs = self.nlp.pipe((text for text, _ in redacted), batch_size=self.batch_size)
+        return [
+            PreprocessedText(redacted_text=text, units=doc._.get(UNITS_ATTR), redactions=counts)
+            for (text, counts), doc in zip(redacted, docs, strict=True)
+        ]
+
+    def _entities_to_check(self, text: str) -> list[str]:
+        if not self.prefilter:
+            return list(PLACEHOLDERS)
+        found: list[str] = []
+        for entity, gate, cue in _PII_CUES:
+            if entity not in found and gate in text and cue.search(text):
+                found.append(entity)
+        return found
+
+    def _redact_all(self, texts: list[str]) -> list[tuple[str, dict[str, int]]]:
+        jobs = [
+            (i, offset, chunk, entities)
+            for i, text in enumerate(texts)
+            for offset, chunk in _chunks(text)
+            if (entities := self._entities_to_check(chunk))
+        ]
+        needing_context = [chunk for _, _, chunk, entities in jobs if self._needs_context(entities)]
+        contexts = iter([art for _, art in self._engine.process_batch(needing_context, LANGUAGE)])
+        no_context = self._engine.empty_artifacts()
+        found: dict[int, list[RecognizerResult]] = {}
+        for i, offset, chunk, entities in jobs:
+            artifacts = next(contexts) if self._needs_context(entities) else no_context
+            with _failing_item(i):
+                results = self._analyzer.analyze(
+                    chunk, LANGUAGE, entities=entities, nlp_artifacts=artifacts
+                )
+            for result in results:
+                result.start += offset
+                result.end += offset
+            found.setdefault(i, []).extend(results)
+        redacted = []
+        for i, text in enumerate(texts):
+            with _failing_item(i):
+                redacted.append(self._anonymize(text, found.get(i, [])))
+        return redacted
+
+    def _needs_context(self, entities: list[str]) -> bool:
+        return any(_BASE_SCORES.get(entity, 1.0) < self.pii_min_score for entity in entities)
+
+    def _anonymize(self, text: str, found: list[RecognizerResult]) -> tuple[str, dict[str, int]]:
+        if not found:
+            return text, {}
+        result = self._anonymizer.anonymize(
+            text,
+            found,
+            operators=self._operators,
+            conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
+        )
+        return result.text, dict(Counter(item.entity_type for item in result.items))
