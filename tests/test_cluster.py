@@ -1,0 +1,371 @@
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from triage.cluster import (
+    Clusterer,
+    ClusterParams,
+    LineageEvent,
+    assign,
+    match_issues,
+    needs_recluster,
+    normalize,
+    smooth,
+)
+from triage.config import Settings
+from triage.embed import FakeEmbedder
+
+DIM = 32
+
+
+def directions(k: int, seed: int = 0) -> np.ndarray:
+    return normalize(np.random.default_rng(seed).standard_normal((k, DIM)))
+
+
+def around(center: np.ndarray, n: int, spread: float, seed: int) -> np.ndarray:
+    """n unit vectors scattered around ``center``; ``spread`` is the expected noise norm."""
+    noise = np.random.default_rng(seed).normal(0, spread / np.sqrt(DIM), (n, DIM))
+    return normalize(center + noise)
+
+
+def blobs(sizes, *, spread=0.3, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    centers = directions(len(sizes), seed)
+    vectors = [
+        around(center, n, spread, seed + 1 + i)
+        for i, (center, n) in enumerate(zip(centers, sizes, strict=True))
+    ]
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    return np.vstack(vectors), truth
+
+
+def as_sets(labels: np.ndarray, unit_ids=None) -> dict[int, set[int]]:
+    unit_ids = np.arange(len(labels)) if unit_ids is None else np.asarray(unit_ids)
+    return {
+        int(label): set(unit_ids[labels == label].tolist())
+        for label in np.unique(labels[labels >= 0])
+    }
+
+
+# --- Clusterer --------------------------------------------------------------------------------
+
+
+def test_cluster_recovers_blobs():
+    vectors, truth = blobs([60, 50, 40, 30, 20])
+    clustering = Clusterer().fit(vectors)
+    assert adjusted_rand_score(truth, clustering.labels) > 0.95
+    assert clustering.unassigned_share == 0
+    assert sorted(clustering.centroids) == [0, 1, 2, 3, 4]
+    # Labels are numbered by size, largest first.
+    sizes = [len(units) for units in clustering.clusters.values()]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_cluster_same_input_gives_identical_output():
+    vectors, _ = blobs([40, 40, 30, 8], spread=0.6)
+    first = Clusterer().fit(vectors)
+    second = Clusterer().fit(vectors.copy())
+    np.testing.assert_array_equal(first.labels, second.labels)
+    np.testing.assert_array_equal(first.method, second.method)
+    np.testing.assert_array_equal(first.similarity, second.similarity)
+    assert first.centroids.keys() == second.centroids.keys()
+    for label in first.centroids:
+        np.testing.assert_array_equal(first.centroids[label], second.centroids[label])
+
+
+def test_cluster_centroids_are_normalised_member_means_and_similarities_match():
+    vectors, _ = blobs([40, 30])
+    clustering = Clusterer().fit(vectors)
+    for label, members in clustering.clusters.items():
+        mean = vectors[members].mean(axis=0)
+        np.testing.assert_allclose(clustering.centroids[label], mean / np.linalg.norm(mean), 1e-5)
+        np.testing.assert_allclose(
+            clustering.similarity[members], vectors[members] @ clustering.centroids[label], 1e-5
+        )
+    assert np.isnan(clustering.similarity[clustering.labels < 0]).all()
+
+
+def test_cluster_leftovers_are_assigned_above_threshold_only():
+    center = directions(3)
+    vectors = np.vstack(
+        [
+            around(center[0], 40, 0.3, 1),
+            around(center[1], 40, 0.3, 2),
+            around(center[0], 15, 1.0, 3),  # loose: HDBSCAN leaves them, assignment takes them
+            normalize(np.random.default_rng(4).standard_normal((10, DIM))),  # off-topic
+        ]
+    )
+    params = ClusterParams(assign_threshold=0.6)
+    clustering = Clusterer(params).fit(vectors)
+    labelled = clustering.labels >= 0
+    assert (clustering.method == "assigned").sum() > 0
+    assert (clustering.similarity[labelled] >= 0.6).all()
+    assert (clustering.labels[-10:] == -1).all()  # off-topic statements stay out
+    assert set(clustering.method[~labelled]) == {""}
+    assert set(clustering.method[labelled]) <= {"cluster", "assigned"}
+    # The loose units that made it joined their own topic.
+    loose = clustering.labels[80:95]
+    assert set(loose[loose >= 0]) == {clustering.labels[0]}
+
+    stricter = Clusterer(ClusterParams(assign_threshold=0.9)).fit(vectors)
+    assert stricter.unassigned_share > clustering.unassigned_share
+    assert (stricter.similarity[stricter.labels >= 0] >= 0.9).all()
+
+
+def test_cluster_small_tight_issue_survives_smoothing():
+    big, _ = blobs([80, 80, 80], spread=0.5)
+    small = around(directions(1, seed=9)[0], 6, 0.1, 10)
+    clustering = Clusterer().fit(np.vstack([big, small]))
+    small_labels = set(clustering.labels[-6:].tolist())
+    assert len(small_labels) == 1 and -1 not in small_labels
+    assert (clustering.labels[:-6] != small_labels.pop()).all()
+
+
+def test_cluster_smooth_pulls_units_towards_their_neighbours():
+    vectors, _ = blobs([20, 20], spread=0.8)
+    smoothed = smooth(vectors, np.arange(len(vectors)), neighbors=5, steps=2)
+    np.testing.assert_allclose(np.linalg.norm(smoothed, axis=1), 1.0, rtol=1e-5)
+    centroid = normalize(vectors[:20].mean(axis=0))
+    assert (smoothed[:20] @ centroid).mean() > (vectors[:20] @ centroid).mean() + 0.1
+    assert smooth(vectors, np.arange(5), neighbors=5, steps=0) is vectors
+
+
+def test_cluster_too_few_units_are_left_unassigned():
+    empty = Clusterer().fit(np.empty((0, DIM), dtype=np.float32))
+    assert empty.labels.shape == (0,) and empty.centroids == {}
+    few = Clusterer().fit(directions(3))
+    assert (few.labels == -1).all() and few.centroids == {}
+
+
+def test_cluster_samples_above_max_units_and_assigns_the_rest():
+    vectors, truth = blobs([150, 150, 100, 100])
+    params = ClusterParams(max_units=120)
+    clustering = Clusterer(params).fit(vectors)
+    assert adjusted_rand_score(truth, clustering.labels) > 0.95
+    assert (clustering.method == "cluster").sum() <= 120
+    assert (clustering.method == "assigned").sum() >= len(vectors) - 120
+    again = Clusterer(params).fit(vectors)
+    np.testing.assert_array_equal(again.labels, clustering.labels)
+    np.testing.assert_array_equal(again.method, clustering.method)  # the same sample
+
+
+def test_cluster_uses_the_models_passed_in():
+    class Halves:
+        def fit(self, x):
+            self.labels_ = (np.arange(len(x)) >= len(x) // 2).astype(int)
+            return self
+
+    class Identity:
+        def fit_transform(self, x):
+            return x
+
+    vectors, _ = blobs([30, 30])
+    clustering = Clusterer(
+        ClusterParams(smooth_steps=0, merge_similarity=1.0, assign_threshold=-1.0),
+        reducer=Identity(),
+        hdbscan_model=Halves(),
+    ).fit(vectors)
+    assert sorted(np.bincount(clustering.labels).tolist()) == [30, 30]
+
+
+def test_cluster_fake_embedder_texts_group_by_topic():
+    topics = {
+        "export": "the csv export button {} fails",
+        "stale": "prices shown are stale since {}",
+        "wrong": "the assistant answered refunds wrongly {}",
+    }
+    fillers = ["today", "again", "for me", "on monday", "every time", "since update", "badly"]
+    texts, truth = [], []
+    for topic, template in topics.items():
+        for i, filler in enumerate(fillers * 2):
+            texts.append(template.format(f"{filler} {i}"))
+            truth.append(topic)
+    vectors = FakeEmbedder().embed(texts)
+    clustering = Clusterer(ClusterParams(min_cluster_size_floor=4)).fit(vectors)
+    assert adjusted_rand_score(truth, clustering.labels) > 0.8
+
+
+def test_cluster_min_cluster_size_scales_with_floor_and_ceiling():
+    params = ClusterParams(
+        min_cluster_size_share=0.01, min_cluster_size_floor=5, min_cluster_size_ceiling=50
+    )
+    assert params.min_cluster_size(100) == 5
+    assert params.min_cluster_size(2_000) == 20
+    assert params.min_cluster_size(1_000_000) == 50
+
+
+def test_cluster_params_default_to_settings():
+    defaults = Settings()
+    assert ClusterParams() == ClusterParams.from_settings(defaults)
+    custom = ClusterParams.from_settings(Settings(cluster_reduce_dims=12, cluster_max_units=900))
+    assert (custom.reduce_dims, custom.max_units) == (12, 900)
+
+
+def test_cluster_settings_read_the_environment(monkeypatch):
+    monkeypatch.setenv("TRIAGE_CLUSTER_ASSIGN_THRESHOLD", "0.7")
+    assert ClusterParams.from_settings(Settings()).assign_threshold == 0.7
+
+
+# --- incremental assignment -------------------------------------------------------------------
+
+
+def test_cluster_assign_places_new_units_near_their_issue():
+    vectors, _ = blobs([40, 40, 40])
+    clustering = Clusterer().fit(vectors)
+    new = np.vstack([around(vectors[0], 1, 0.2, 20), around(vectors[-1], 1, 0.2, 21)])
+    labels, similarity = assign(new, clustering.centroids, threshold=0.5)
+    assert labels.tolist() == [clustering.labels[0], clustering.labels[-1]]
+    assert (similarity >= 0.5).all()
+
+
+def test_cluster_assign_leaves_units_below_threshold_out():
+    centroids = {3: np.array([1.0, 0.0]), 7: np.array([0.0, 1.0])}
+    labels, similarity = assign(
+        np.array([[1.0, 0.1], [-1.0, -1.0], [1.0, 1.0]]), centroids, threshold=0.8
+    )
+    assert labels.tolist() == [3, -1, -1]  # the diagonal is 0.71 from both
+    assert np.isnan(similarity[1:]).all()
+    # A tie goes to the lowest label.
+    labels, _ = assign(np.array([[1.0, 1.0]]), centroids, threshold=0.5)
+    assert labels.tolist() == [3]
+
+
+def test_cluster_assign_without_issues_leaves_everything_out():
+    labels, similarity = assign(directions(4), {}, threshold=0.0)
+    assert labels.tolist() == [-1] * 4 and np.isnan(similarity).all()
+
+
+def test_cluster_needs_recluster_when_too_many_units_fit_no_issue():
+    assert needs_recluster(np.array([0, 1, -1, -1]), unassigned_share=0.3)
+    assert not needs_recluster(np.array([0, 1, 1, -1]), unassigned_share=0.3)
+    assert not needs_recluster(np.array([], dtype=int), unassigned_share=0.3)
+
+
+# --- stable identity --------------------------------------------------------------------------
+
+
+def match(previous, clusters, previous_centroids=None, cluster_centroids=None, **kwargs):
+    return match_issues(
+        previous,
+        previous_centroids or {},
+        clusters,
+        cluster_centroids or {},
+        min_overlap=kwargs.get("min_overlap", 0.3),
+        min_similarity=kwargs.get("min_similarity", 0.85),
+    )
+
+
+def test_cluster_identity_kept_across_recluster_with_added_data():
+    old_vectors, _ = blobs([50, 40, 30])
+    first = Clusterer().fit(old_vectors)
+    # The database numbered the issues its own way.
+    issue_ids = {label: 100 + 10 * label for label in first.centroids}
+    previous = {issue_ids[k]: units for k, units in as_sets(first.labels).items()}
+    previous_centroids = {issue_ids[k]: c for k, c in first.centroids.items()}
+
+    centers = directions(3)
+    new_vectors = np.vstack([around(c, 25, 0.3, 50 + i) for i, c in enumerate(centers[::-1])])
+    second = Clusterer().fit(np.vstack([old_vectors, new_vectors]))
+    result = match_issues(
+        previous,
+        previous_centroids,
+        as_sets(second.labels),
+        second.centroids,
+        min_overlap=0.3,
+        min_similarity=0.85,
+    )
+    assert result.lineage == [] and result.retired == set()
+    for unit, old_label in ((0, first.labels[0]), (60, first.labels[60]), (100, first.labels[100])):
+        assert result.issue_for_cluster[int(second.labels[unit])] == issue_ids[int(old_label)]
+
+
+def test_cluster_identity_split_largest_piece_keeps_the_id():
+    previous = {1: set(range(60))}
+    clusters = {0: set(range(20)), 1: set(range(20, 60)) | {100, 101}}
+    result = match(previous, clusters)
+    assert result.issue_for_cluster == {0: None, 1: 1}
+    assert result.lineage == [LineageEvent("split_from", cluster=0, issue_id=1, shared_units=20)]
+    assert result.retired == set()
+
+
+def test_cluster_identity_merge_larger_overlap_survives():
+    previous = {1: set(range(40)), 2: set(range(40, 60)), 3: set(range(60, 90))}
+    clusters = {0: set(range(60)), 1: set(range(60, 90))}
+    result = match(previous, clusters)
+    assert result.issue_for_cluster == {0: 1, 1: 3}
+    assert result.lineage == [
+        LineageEvent("merged_into", cluster=0, issue_id=2, into_issue_id=1, shared_units=20)
+    ]
+    assert result.retired == set()
+
+
+def test_cluster_identity_small_overlap_is_neither_split_nor_merge():
+    previous = {1: set(range(100)), 2: set(range(100, 200))}
+    clusters = {0: set(range(95)) | set(range(100, 110)), 1: set(range(110, 200))}
+    result = match(previous, clusters)
+    assert result.issue_for_cluster == {0: 1, 1: 2}
+    assert result.lineage == []
+
+
+def test_cluster_identity_a_few_strays_are_not_a_split():
+    previous = {1: set(range(100))}
+    clusters = {0: set(range(95)), 1: set(range(95, 100)) | set(range(200, 300))}
+    result = match(previous, clusters)
+    assert result.issue_for_cluster == {0: 1, 1: None}
+    assert result.lineage == []
+
+
+def test_cluster_identity_issue_without_successor_is_retired():
+    previous = {1: set(range(30)), 2: set(range(30, 40))}
+    previous_centroids = {1: np.array([1.0, 0.0]), 2: np.array([0.0, 1.0])}
+    clusters = {0: set(range(30)), 1: {500, 501, 502}}
+    cluster_centroids = {0: np.array([1.0, 0.0]), 1: np.array([-1.0, 0.2])}
+    result = match(previous, clusters, previous_centroids, cluster_centroids)
+    assert result.issue_for_cluster == {0: 1, 1: None}
+    assert result.retired == {2}
+
+
+def test_cluster_identity_new_units_where_an_old_issue_was_continue_it():
+    # Issue 7's units were deleted; a cluster of only new units sits where it was.
+    previous = {7: {1, 2, 3}, 8: {4, 5, 6}}
+    previous_centroids = {7: np.array([1.0, 0.0, 0.0]), 8: np.array([0.0, 1.0, 0.0])}
+    clusters = {0: {4, 5, 6}, 1: {10, 11, 12}, 2: {20, 21}}
+    cluster_centroids = {
+        0: np.array([0.0, 1.0, 0.0]),
+        1: np.array([0.95, 0.05, 0.0]),
+        2: np.array([0.0, 0.0, 1.0]),
+    }
+    result = match(previous, clusters, previous_centroids, cluster_centroids)
+    assert result.issue_for_cluster == {0: 8, 1: 7, 2: None}
+    assert result.retired == set()
+    # Below min_similarity the old issue is retired and the cluster is new.
+    strict = match(previous, clusters, previous_centroids, cluster_centroids, min_similarity=0.999)
+    assert strict.issue_for_cluster[1] is None and strict.retired == {7}
+
+
+def test_cluster_identity_ties_break_deterministically():
+    previous = {5: set(range(20))}
+    clusters = {3: set(range(10)), 1: set(range(10, 20))}
+    first = match(previous, clusters)
+    assert first.issue_for_cluster == {3: None, 1: 5}  # equal overlap: the lower label keeps it
+    assert first.lineage == [LineageEvent("split_from", cluster=3, issue_id=5, shared_units=10)]
+    assert match(previous, dict(reversed(clusters.items()))) == first
+
+
+def test_cluster_identity_never_gives_one_id_to_two_clusters():
+    rng = np.random.default_rng(3)
+    previous = {i: set(rng.choice(300, 40, replace=False).tolist()) for i in range(10)}
+    clusters = {k: set(rng.choice(300, 50, replace=False).tolist()) for k in range(12)}
+    result = match(previous, clusters, min_overlap=0.1)
+    ids = [i for i in result.issue_for_cluster.values() if i is not None]
+    assert len(ids) == len(set(ids))
+    merged = {e.issue_id for e in result.lineage if e.kind == "merged_into"}
+    assert not merged & set(ids)
+    assert not result.retired & (merged | set(ids))
+    assert result.retired | merged | set(ids) == set(previous)
+
+
+@pytest.mark.parametrize("min_overlap", [0.2, 0.5])
+def test_cluster_identity_empty_previous_makes_everything_new(min_overlap):
+    result = match({}, {0: {1, 2}, 1: {3}}, min_overlap=min_overlap)
+    assert result.issue_for_cluster == {0: None, 1: None}
+    assert result.lineage == [] and result.retired == set()
