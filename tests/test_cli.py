@@ -196,3 +196,26 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
     assert classifier.card["corrections"] == 3
     assert set(classifier.classes) == {"ui", "data", "model", "expectation"}
     assert not list(out.glob("*.pkl"))
+
+
+def test_cli_issues_formats_carry_breakdown_and_versions(settings, engine):  # type: ignore[no-untyped-def]
+    from tests.test_api_issues import seed
+    from triage.models import Issue
+
+    ids, _ = seed(engine, sizes=(2, 1))
+    with db.session_scope(engine) as session:
+        issue = session.get(Issue, ids[0])
+        issue.priority_breakdown = {"reach": 0.2, "volume": 0.1}
+        issue.model_versions = [{"model": "summarizer", "version": "summarizer 2.3.0"}]
+        issue.evidence = [{"reason": "cue words: button", "signal": "cues"}]
+        session.add(issue)
+    rows = json.loads(invoke("issues", "--format", "json", "--top", "1").stdout)
+    assert rows[0]["id"] == ids[0] and rows[0]["priority_breakdown"]["reach"] == 0.2
+    assert rows[0]["evidence"] == ["cue words: button"]
+    lines = list(csv.DictReader(invoke("issues", "--format", "csv").stdout.splitlines()))
+    assert [int(r["id"]) for r in lines] == ids
+    assert "summarizer 2.3.0" in lines[0]["model_versions"]
+    assert json.loads(lines[0]["priority_breakdown"]) == {"reach": 0.2, "volume": 0.1}
+    table = invoke("issues").stdout
+    assert "Issue" in table and "button" in table  # rich wraps at 80 columns off a terminal
+    assert json.loads(invoke("issues", "--format", "json", "--category", "data").stdout) == []

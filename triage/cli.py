@@ -384,13 +384,17 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
         print(json.dumps(rows, indent=2, default=str))
         return
     if fmt is TableFormat.csv:
+        columns = ["id", "title", "category", "confidence", "priority", "size", "customers",
+                   "status", "keywords", "top_evidence", "trend", "priority_breakdown",
+                   "model_versions"]  # fmt: skip
         writer = csv.writer(sys.stdout)
-        writer.writerow(["id", "title", "category", "confidence", "priority", "size",
-                         "customers", "status", "keywords", "top_evidence"])  # fmt: skip
+        writer.writerow(columns)
         for r in rows:
-            writer.writerow([r["id"], r["title"], r["category"], r["confidence"], r["priority"],
-                             r["size"], r["customers"], r["status"], "; ".join(r["keywords"]),
-                             " | ".join(r["evidence"])])  # fmt: skip
+            flat = {**r, "keywords": "; ".join(r["keywords"]),
+                    "top_evidence": " | ".join(r["evidence"])}  # fmt: skip
+            for name in ("trend", "priority_breakdown", "model_versions"):
+                flat[name] = json.dumps(r[name], default=str)
+            writer.writerow([flat[c] for c in columns])
         return
     table = Table("id", "title", "category", "priority", "size", "cust.", "trend", "top evidence")
     for r in rows:
