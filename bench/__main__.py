@@ -4,6 +4,9 @@
    plus clustering time at 10k, 50k and 100k units (bench.cluster).
 2. The same data through the plain user path: ingest → run → export (bench.user_path).
 3. Category decisions: held-out macro-F1 on fixtures/labelled.jsonl (bench.categorize).
+4. Clustering on ticket-shaped data: fixtures/history against its true issues (bench.history).
+5. Embedding: the default embedder against plain SentenceTransformer.encode on 10,000 Banking77
+   train texts, and the whole triage of them against plain encode alone (bench.embed).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import categorize, cluster, user_path
+from bench import categorize, cluster, embed, history, user_path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -27,6 +30,10 @@ def main() -> int:
     results["user_path"] = user_path.run()
     print("\n## Categories (fixtures/labelled.jsonl, held-out split)")
     results["categorize"] = categorize.run(save=False)
+    print("\n## Clustering ticket-shaped data (fixtures/history, 33 true issues)")
+    results["history"] = history.run()
+    print("\n## Embedding and end to end (Banking77 train, 10,000 texts)")
+    results["embed"] = embed.run()
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nfigures written to {RESULTS}")
     return 0

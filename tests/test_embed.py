@@ -1,5 +1,7 @@
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -7,10 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from triage import embed as embed_module
+from triage.config import Settings
 from triage.embed import (
+    MANIFEST_FILE,
+    ONNX_FILE,
     Embedder,
     FakeEmbedder,
+    OnnxEmbedder,
     SentenceTransformerEmbedder,
+    cached_onnx_model,
     default_model_path,
     file_sha256,
     load_pin,
@@ -20,6 +28,7 @@ from triage.embed import (
     verify_model_folder,
 )
 from triage.errors import ModelIntegrityError, ModelNotFoundError
+from triage.pipeline import build_embedder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,13 +174,18 @@ def test_embed_wrong_weights_raise_model_integrity_error(tmp_path):
     assert excinfo.value.details["actual"] == actual
 
 
-def test_embed_wrong_pinned_hash_raises_model_integrity_error(tmp_path):
-    # The real weights through a symlinked folder, against a pin that does not match them.
-    real = default_model_path()
+def linked_model_folder(tmp_path: Path) -> Path:
+    """The real weights through a symlinked folder."""
     folder = tmp_path / "linked"
     folder.mkdir()
-    for item in real.iterdir():
+    for item in default_model_path().iterdir():
         (folder / item.name).symlink_to(item)
+    return folder
+
+
+def test_embed_wrong_pinned_hash_raises_model_integrity_error(tmp_path):
+    # The real weights, against a pin that does not match them.
+    folder = linked_model_folder(tmp_path)
     with pytest.raises(ModelIntegrityError, match=r"0{64}"):
         SentenceTransformerEmbedder(folder, expected_sha256="0" * 64)
 
@@ -245,3 +259,150 @@ def test_embed_model_batching_does_not_change_vectors(model):
     np.testing.assert_allclose(
         model.embed(texts, batch_size=1), model.embed(texts, batch_size=64), atol=1e-5
     )
+
+
+# --- the int8 ONNX backend: the cache (no model load) -------------------------------------------
+
+
+def fake_export(calls: list[Path]):  # type: ignore[no-untyped-def]
+    def export(folder: Path, target: Path) -> None:
+        calls.append(target)
+        (target / ONNX_FILE).write_bytes(b"onnx")
+
+    return export
+
+
+def test_embed_onnx_cache_is_keyed_by_the_model_hash(tmp_path, monkeypatch):
+    calls: list[Path] = []
+    monkeypatch.setattr(embed_module, "_export_int8_onnx", fake_export(calls))
+    first = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=tmp_path / "cache")
+    again = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=tmp_path / "cache")
+    other = cached_onnx_model(tmp_path, sha256="b" * 64, cache_root=tmp_path / "cache")
+    assert first == again == tmp_path / "cache" / ("a" * 12) / ONNX_FILE
+    assert other.parent.name == "b" * 12
+    assert len(calls) == 2
+    # Only the finished folders are left: no temporary export folder lingers.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a" * 12, "b" * 12]
+
+
+def test_embed_onnx_cache_with_another_hash_in_its_manifest_is_redone(tmp_path, monkeypatch):
+    calls: list[Path] = []
+    monkeypatch.setattr(embed_module, "_export_int8_onnx", fake_export(calls))
+    # Same 12-character prefix, different full hash: the manifest tells them apart.
+    stale = tmp_path / "cache" / ("a" * 12)
+    stale.mkdir(parents=True)
+    (stale / ONNX_FILE).write_bytes(b"another model")
+    (stale / MANIFEST_FILE).write_text(json.dumps({"sha256": "a" * 12 + "f" * 52}))
+    path = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=tmp_path / "cache")
+    assert len(calls) == 1
+    assert path.read_bytes() == b"onnx"
+    assert json.loads((stale / MANIFEST_FILE).read_text())["sha256"] == "a" * 64
+
+
+def test_embed_onnx_concurrent_export_keeps_the_winner(tmp_path, monkeypatch):
+    # Another process finishes its export while ours runs: ours is dropped, theirs is used.
+    root = tmp_path / "cache"
+
+    def racing_export(folder: Path, target: Path) -> None:
+        (target / ONNX_FILE).write_bytes(b"ours")
+        winner = root / ("a" * 12)
+        winner.mkdir()
+        (winner / ONNX_FILE).write_bytes(b"theirs")
+        manifest = {"sha256": "a" * 64, "format": embed_module.ONNX_FORMAT, "file": ONNX_FILE}
+        (winner / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(embed_module, "_export_int8_onnx", racing_export)
+    path = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=root)
+    assert path.read_bytes() == b"theirs"
+    assert [p.name for p in root.iterdir()] == ["a" * 12]
+
+
+def test_embed_onnx_refuses_a_changed_pinned_hash(tmp_path):
+    folder = linked_model_folder(tmp_path)
+    with pytest.raises(ModelIntegrityError, match=r"0{64}"):
+        OnnxEmbedder(folder, expected_sha256="0" * 64, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+# --- the int8 ONNX backend: the real model --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def onnx_export(tmp_path_factory) -> tuple[Path, OnnxEmbedder]:
+    """One export per test session, offline with every socket connection refused."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+
+    def no_network(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("network is blocked in this test")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(socket.socket, "connect", no_network)
+        mp.setattr(socket.socket, "connect_ex", no_network)
+        embedder = build_embedder(
+            Settings(embedding_backend="onnx-int8", embedding_cache_dir=str(cache))
+        )
+    return cache, embedder  # type: ignore[return-value]
+
+
+@pytest.mark.model
+def test_embed_onnx_exports_offline_into_the_cache(onnx_export):
+    cache, embedder = onnx_export
+    pin = load_pin()
+    folder = cache / pin["sha256"][:12]
+    assert isinstance(embedder, OnnxEmbedder)
+    assert embedder.onnx_path == folder / ONNX_FILE
+    assert json.loads((folder / MANIFEST_FILE).read_text())["sha256"] == pin["sha256"]
+    # Never mixed with torch's vectors in the cache.
+    assert embedder.model_id == "all-MiniLM-L6-v2-onnx-int8"
+    assert embedder.dim == 384
+
+
+@pytest.mark.model
+def test_embed_onnx_second_construction_reuses_the_export(onnx_export, monkeypatch):
+    cache, embedder = onnx_export
+    mtime = embedder.onnx_path.stat().st_mtime_ns
+
+    def no_export(folder, target):  # type: ignore[no-untyped-def]
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(embed_module, "_export_int8_onnx", no_export)
+    again = OnnxEmbedder(cache_dir=cache)
+    assert again.onnx_path == embedder.onnx_path
+    assert again.onnx_path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.model
+def test_embed_onnx_vectors_are_normalised_and_close_to_torch(onnx_export, model):
+    texts = [
+        "The export to CSV cuts off long answers",
+        "hello",
+        "The summary invented a number that is not in the report.",
+        "Please add a dark mode to the settings page, the white background hurts at night.",
+        "refund",
+    ]
+    ours = onnx_export[1].embed(texts)
+    torch_vectors = model.embed(texts)
+    assert ours.dtype == np.float32 and ours.shape == (5, 384)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
+    cosines = [cosine(a, b) for a, b in zip(ours, torch_vectors, strict=True)]
+    # int8 costs a little, most on one-word texts (bench.embed: mean 0.993, min 0.975).
+    assert np.mean(cosines) > 0.98
+    assert min(cosines) > 0.97
+
+
+@pytest.mark.model
+def test_embed_onnx_keeps_the_input_order_despite_length_sorting(onnx_export):
+    embedder = onnx_export[1]
+    texts = [
+        "a much longer complaint about the search results being stale and slow " * 3,
+        "hi",
+        "prices are wrong",
+        "the chatbot keeps answering in French",
+    ]
+    together = embedder.embed(texts, batch_size=2)
+    alone = np.concatenate([embedder.embed([text]) for text in texts])
+    similarity = together @ alone.T
+    # Activations are quantised per batch, so rows match closely rather than exactly.
+    assert list(similarity.argmax(axis=1)) == [0, 1, 2, 3]
+    assert similarity.diagonal().min() > 0.97

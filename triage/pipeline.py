@@ -52,11 +52,22 @@ class RefreshStats:
     skipped: list[str] = field(default_factory=list)
 
 
+def base_model(model_id: str) -> str:
+    return model_id.removesuffix("-onnx-int8")
+
+
 def build_embedder(settings: Settings) -> Embedder:
-    from triage.embed import FakeEmbedder, SentenceTransformerEmbedder
+    from triage.embed import FakeEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
 
     if settings.embedding_backend == "fake":
         return FakeEmbedder()
+    if settings.embedding_backend == "onnx-int8":
+        return OnnxEmbedder(
+            settings.embedding_model_path,
+            cache_dir=settings.embedding_cache_dir,
+            threads=settings.embedding_threads,
+            max_seq_length=settings.embedding_max_seq_length,
+        )
     return SentenceTransformerEmbedder(settings.embedding_model_path)
 
 
@@ -209,7 +220,9 @@ class Pipeline:
                 if categorizer.classifier
                 else None
             )
-            if trained_on and trained_on != self.embedder.model_id:
+            # The int8 ONNX export of the same weights gives vectors within cosine 0.99 of the
+            # torch ones, so a classifier trained on either serves both.
+            if trained_on and base_model(trained_on) != base_model(self.embedder.model_id):
                 # Vectors of another model mean nothing to this classifier: decide on cue words
                 # and linked outputs alone rather than on noise.
                 logger.warning(

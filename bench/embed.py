@@ -1,0 +1,202 @@
+"""Embedding speed and quality: the project's embedder against plain SentenceTransformer.encode,
+and the whole triage of the same tickets against plain encode of them alone.
+
+    .venv/bin/python -m bench.embed              # 10,000 Banking77 train texts
+    .venv/bin/python -m bench.embed --n 2000     # quicker
+
+``run(...)`` returns the figures as a dict for ``make bench`` and the README.
+
+Both embedders run in this process on the same texts, interleaved (the machine is shared), best
+of ``repeats``; the ONNX export happens before any timing (it is a one-off per model hash).
+The end-to-end figure runs ``triage ingest feedback`` and ``triage run`` as subprocesses on a
+fresh SQLite file with the default embedding backend, after ``triage db upgrade`` (not timed).
+Where the time goes is measured in-process on the same texts: preprocess, embed, cluster; the rest
+of ``triage run`` (start-up, database, assign, label, link, categorise, rank) is the remainder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.cluster import DATA as TEST_DATA
+from bench.cluster import embed_cached, load_banking77, ours, score
+from triage.config import Settings
+from triage.pipeline import build_embedder
+
+TRAIN_DATA = TEST_DATA.parent / "train.csv"
+TRIAGE = str(Path(sys.executable).parent / "triage")
+
+BAR = {"speedup": 2.0, "mean_cosine": 0.99, "ari_delta": 0.01, "end_to_end_ratio": 1.0}
+
+
+def load_texts(path: Path, n: int) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row["text"] for row in csv.DictReader(f)][:n]
+
+
+def end_to_end(texts: Sequence[str], env_extra: dict[str, str] | None = None) -> dict[str, float]:
+    """Seconds of `triage ingest feedback` and `triage run` on a fresh SQLite file."""
+    with tempfile.TemporaryDirectory() as folder:
+        jsonl = Path(folder) / "tickets.jsonl"
+        with jsonl.open("w", encoding="utf-8") as handle:
+            for i, text in enumerate(texts):
+                handle.write(json.dumps({"source": "bench", "external_id": str(i), "text": text}))
+                handle.write("\n")
+        env = {**os.environ, "TRIAGE_DATABASE_URL": f"sqlite:///{folder}/bench.db"}
+        env.pop("TRIAGE_EMBEDDING_BACKEND", None)  # the default backend
+        env.update(env_extra or {})
+        subprocess.run([TRIAGE, "db", "upgrade"], env=env, check=True, capture_output=True)
+        seconds = {}
+        for stage, args in (("ingest", ["ingest", "feedback", str(jsonl)]), ("run", ["run"])):
+            start = time.perf_counter()
+            subprocess.run([TRIAGE, *args], env=env, check=True, capture_output=True)
+            seconds[stage] = time.perf_counter() - start
+    return seconds
+
+
+def stage_times(texts: Sequence[str], settings: Settings, embedder) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Preprocess, embed and cluster the texts in this process, timed apart."""
+    from triage.cluster import Clusterer, ClusterParams
+    from triage.preprocess import Preprocessor
+
+    preprocessor = Preprocessor.from_settings(settings)
+    preprocessor.process(["warm up the pipeline, please."])
+    start = time.perf_counter()
+    results = preprocessor.process(list(texts))
+    preprocess = time.perf_counter() - start
+    units = [unit.text for result in results for unit in result.units]
+    start = time.perf_counter()
+    vectors = embedder.embed(units, batch_size=settings.embedding_batch_size)
+    embed = time.perf_counter() - start
+    start = time.perf_counter()
+    Clusterer(ClusterParams.from_settings(settings)).fit(vectors)
+    cluster = time.perf_counter() - start
+    return {"preprocess": preprocess, "embed": embed, "cluster": cluster, "units": len(units)}
+
+
+def run(*, n: int = 10_000, repeats: int = 2, log=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from sentence_transformers import SentenceTransformer
+
+    from triage.embed import default_model_path
+
+    texts = load_texts(TRAIN_DATA, n)
+    settings = Settings()
+    ours_embedder = build_embedder(settings)  # exports the ONNX model on first use, untimed
+    plain = SentenceTransformer(str(default_model_path()), device="cpu", local_files_only=True)
+    ours_embedder.embed(texts[:64])
+    plain.encode(texts[:64], batch_size=64)
+
+    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ours_vectors = ours_embedder.embed(texts, batch_size=settings.embedding_batch_size)
+        times["ours"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        plain_vectors = plain.encode(texts, batch_size=64, convert_to_numpy=True)
+        times["plain"].append(time.perf_counter() - start)
+    plain_vectors = plain_vectors / np.linalg.norm(plain_vectors, axis=1, keepdims=True)
+    cosines = (ours_vectors * plain_vectors).sum(axis=1)
+    ours_s, plain_s = min(times["ours"]), min(times["plain"])
+
+    test_texts, intents = load_banking77(TEST_DATA)
+    quality = {
+        "plain": score(ours(embed_cached(test_texts)), intents),
+        "ours": score(ours(ours_embedder.embed(test_texts)), intents),
+    }
+
+    e2e = end_to_end(texts)
+    stages = stage_times(texts, settings, ours_embedder)
+    e2e_seconds = e2e["ingest"] + e2e["run"]
+    results: dict[str, Any] = {
+        "texts": len(texts),
+        "backend": settings.embedding_backend,
+        "model_id": ours_embedder.model_id,
+        "ours_texts_per_second": len(texts) / ours_s,
+        "plain_texts_per_second": len(texts) / plain_s,
+        "speedup": plain_s / ours_s,
+        "mean_cosine": float(cosines.mean()),
+        "min_cosine": float(cosines.min()),
+        "quality": quality,
+        "ari_delta": quality["ours"]["ari"] - quality["plain"]["ari"],
+        "end_to_end_seconds": e2e_seconds,
+        "plain_encode_seconds": plain_s,
+        "end_to_end_ratio": e2e_seconds / plain_s,
+        "stages": {
+            "ingest (subprocess)": e2e["ingest"],
+            "run (subprocess)": e2e["run"],
+            "  preprocess (in-process)": stages["preprocess"],
+            "  embed (in-process)": stages["embed"],
+            "  cluster (in-process)": stages["cluster"],
+            "  rest of run (start-up, db, assign, label, link, categorise, rank)": e2e["run"]
+            - stages["preprocess"]
+            - stages["embed"]
+            - stages["cluster"],
+        },
+        "units": stages["units"],
+    }
+    results["passed"] = {
+        "speedup": results["speedup"] >= BAR["speedup"],
+        "mean_cosine": results["mean_cosine"] >= BAR["mean_cosine"],
+        "ari": abs(results["ari_delta"]) <= BAR["ari_delta"],
+        "end_to_end": results["end_to_end_ratio"] <= BAR["end_to_end_ratio"],
+    }
+    log(table(results))
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    q = results["quality"]
+    n = results["texts"]
+    lines = [
+        f"{n:,} Banking77 train texts; backend {results['backend']} ({results['model_id']})",
+        "",
+        "| embedder | texts/s | Banking77 test ARI | NMI |",
+        "| --- | ---: | ---: | ---: |",
+        f"| ours ({results['backend']}) | {results['ours_texts_per_second']:.0f} "
+        f"| {q['ours']['ari']:.3f} | {q['ours']['nmi']:.3f} |",
+        f"| plain SentenceTransformer.encode | {results['plain_texts_per_second']:.0f} "
+        f"| {q['plain']['ari']:.3f} | {q['plain']['nmi']:.3f} |",
+        "",
+        f"speed ratio {results['speedup']:.2f}x; cosine to plain: mean "
+        f"{results['mean_cosine']:.4f}, min {results['min_cosine']:.4f}; "
+        f"ARI delta {results['ari_delta']:+.3f}",
+        f"end to end (ingest + run) {results['end_to_end_seconds']:.1f}s vs plain encode "
+        f"{results['plain_encode_seconds']:.1f}s: ratio {results['end_to_end_ratio']:.2f}",
+        "",
+        f"| stage ({n:,} texts, {results['units']:,} units) | seconds | per 1,000 texts |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [
+        f"| {name} | {seconds:.1f} | {seconds * 1000 / n:.2f} |"
+        for name, seconds in results["stages"].items()
+    ]
+    bar = ", ".join(f"{k} {'ok' if ok else 'FAILED'}" for k, ok in results["passed"].items())
+    lines += ["", f"bar: {bar}"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.embed", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--n", type=int, default=10_000, help="train texts (all if fewer)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    results = run(n=args.n, repeats=args.repeats)
+    return 0 if all(results["passed"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
