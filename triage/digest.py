@@ -555,6 +555,22 @@ def _headline(
     ]
 
 
+_REDACTORS: dict[tuple[Any, ...], Any] = {}
+
+
+def redact_texts(texts: list[str], settings: Settings) -> list[str]:
+    """``texts`` with personal data replaced by placeholders, as tickets are redacted."""
+    if not any(texts):
+        return texts
+    # Imported and built only when a digest shows model outputs: spaCy and presidio take seconds.
+    from triage.preprocess import Preprocessor
+
+    key = (settings.preprocess_pii_min_score, tuple(settings.preprocess_phone_regions))
+    if key not in _REDACTORS:
+        _REDACTORS[key] = Preprocessor.from_settings(settings)
+    return _REDACTORS[key].redact(texts)
+
+
 def _top_issues(
     session: Session, known: _Issues, start: datetime, end: datetime, settings: Settings
 ) -> list[CategoryGroup]:
@@ -575,24 +591,29 @@ def _top_issues(
             quotes = store.digest_recent_unit_texts(
                 session, issue_id=i, end=end, limit=settings.digest_quotes
             )
+        linked = (
+            store.digest_linked_examples(
+                session, issue_id=i, start=start, end=end, limit=settings.digest_examples
+            )
+            if settings.digest_examples
+            else []
+        )
+        # Model inputs and outputs are stored as the ML service logged them, personal data and
+        # all: redacted here, before shortening, so no half an e-mail address survives a cut.
+        shown = redact_texts([t for o, _ in linked for t in (o.input or "", o.output or "")],
+                             settings)  # fmt: skip
         examples = [
             LinkedExample(
                 output_id=output.output_id,
                 model=output.model,
                 model_version=output.model_version,
-                input=shorten(output.input, limit),
-                output=shorten(output.output, limit),
+                input=shorten(shown[2 * n], limit),
+                output=shorten(shown[2 * n + 1], limit),
                 output_confidence=output.confidence,
                 link_method=link.method,
                 link_confidence=link.confidence,
             )
-            for output, link in (
-                store.digest_linked_examples(
-                    session, issue_id=i, start=start, end=end, limit=settings.digest_examples
-                )
-                if settings.digest_examples
-                else []
-            )
+            for n, (output, link) in enumerate(linked)
         ]
         breakdown = [
             (name, value)

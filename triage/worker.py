@@ -23,7 +23,9 @@ class Worker:
         self.pipeline = pipeline or Pipeline(settings)
         self.engine = db.get_engine(settings.database_url)
         self._stop = threading.Event()
-        self._dirty = False
+        # Refresh once on start: a worker killed after its last batch but before refreshing
+        # leaves processed units that no issue has seen, and nothing pending to mark it dirty.
+        self._dirty = True
         self._last_refresh = 0.0
 
     def stop(self) -> None:

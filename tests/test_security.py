@@ -1,0 +1,356 @@
+"""Rate limiting per key, security headers on every response, the documented error shape."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.security import HTML_CSP, RateLimiter
+from tests.conftest import auth
+from tests.reliability import note
+from triage.models import Scope
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- the bucket on its own ----------------------------------------------------------------------
+
+
+def test_security_rate_limiter_allows_burst_then_refills_at_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=60, burst=3, clock=clock)
+    assert [limiter.acquire(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.acquire(1) == pytest.approx(1.0)  # one token a second
+    clock.now += 0.5
+    assert limiter.acquire(1) == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.acquire(1) == 0.0
+    clock.now += 3600  # a long pause refills to the burst, never beyond it
+    assert [limiter.acquire(1) for _ in range(4)][-1] > 0
+
+
+def test_security_rate_limiter_keys_are_independent_and_zero_disables():
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=60, burst=1, clock=clock)
+    assert limiter.acquire(1) == 0.0 and limiter.acquire(1) > 0
+    assert limiter.acquire(2) == 0.0
+    off = RateLimiter(per_minute=0, burst=1, clock=clock)
+    assert all(off.acquire(1) == 0.0 for _ in range(1000))
+
+
+# --- through the API ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(settings):  # type: ignore[no-untyped-def]
+    """The app with 60 requests a minute and a burst of 3, on a clock the test moves."""
+    clock = FakeClock()
+    app = create_app(settings.model_copy(update={"rate_limit_per_minute": 60,
+                                                 "rate_limit_burst": 3}))  # fmt: skip
+    with TestClient(app) as client:
+        app.state.rate_limiter.clock = clock
+        yield client, clock
+
+
+def test_security_rate_limit_answers_429_with_retry_after(limited, make_key, record_property):  # type: ignore[no-untyped-def]
+    client, clock = limited
+    key, other = make_key(Scope.read), make_key(Scope.read)
+    statuses = [client.get("/v1/feedback", headers=auth(key)).status_code for _ in range(5)]
+    note(record_property, fault="one key over its rate (burst 3, 60/min)", tried=5,
+         checked="429 with Retry-After and code rate_limited; other keys unaffected")  # fmt: skip
+    assert statuses == [200, 200, 200, 429, 429]
+    response = client.get("/v1/feedback", headers=auth(key))
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited" and "Retry-After" in error["message"]
+    assert 0 < error["details"]["retry_after_seconds"] <= 1
+    # Another key has its own bucket; the limited key recovers once time passes.
+    assert client.get("/v1/feedback", headers=auth(other)).status_code == 200
+    clock.now += 1.0
+    assert client.get("/v1/feedback", headers=auth(key)).status_code == 200
+
+
+def test_security_rate_limit_counts_wrong_scope_but_not_unknown_keys(limited, make_key,
+                                                                   record_property):  # fmt: skip
+    client, _ = limited
+    note(record_property, fault="wrong-scope key and unknown key hammering (burst 3)", tried=9,
+         checked="403s spend the key's bucket (then 429); unknown keys always 401")  # fmt: skip
+    ingest = make_key(Scope.ingest)
+    assert [client.get("/v1/feedback", headers=auth(ingest)).status_code for _ in range(4)] == [
+        403, 403, 403, 429]  # fmt: skip
+    # An unknown key has no bucket to spend; it is a 401 every time.
+    assert {client.get("/v1/feedback", headers=auth("trg_nope")).status_code
+            for _ in range(5)} == {401}  # fmt: skip
+
+
+def test_security_rate_limit_off_when_zero(settings, make_key):  # type: ignore[no-untyped-def]
+    app = create_app(
+        settings.model_copy(update={"rate_limit_per_minute": 0, "rate_limit_burst": 1})
+    )
+    with TestClient(app) as client:
+        key = make_key(Scope.read)
+        assert {client.get("/v1/feedback", headers=auth(key)).status_code for _ in range(20)} == {
+            200}  # fmt: skip
+
+
+def test_security_rate_limit_is_read_from_the_environment(monkeypatch):  # type: ignore[no-untyped-def]
+    from triage.config import Settings
+
+    monkeypatch.setenv("TRIAGE_RATE_LIMIT_PER_MINUTE", "5")
+    monkeypatch.setenv("TRIAGE_RATE_LIMIT_BURST", "2")
+    settings = Settings()
+    assert (settings.rate_limit_per_minute, settings.rate_limit_burst) == (5, 2)
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+
+def test_security_headers_nosniff_on_every_response(client, make_key, settings, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="responses of every kind (JSON, 401, 404, 413, 422, Markdown)",
+         tried=9, checked="X-Content-Type-Options: nosniff on each")  # fmt: skip
+    key = make_key(Scope.admin)
+    responses = [
+        client.get("/healthz"),
+        client.get("/readyz"),
+        client.get("/openapi.json"),
+        client.get("/v1/feedback", headers=auth(key)),
+        client.get("/v1/feedback"),  # 401
+        client.get("/v1/nope"),  # 404
+        client.post("/v1/feedback", json=[], headers=auth(key)),  # 422
+        client.get("/v1/digests/2026-W45?format=md", headers=auth(key)),
+    ]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+        assert "content-security-policy" not in response.headers  # not HTML
+    small = create_app(settings.model_copy(update={"max_body_bytes": 1024}))
+    with TestClient(small) as limited:
+        too_big = limited.post("/v1/feedback", content=b"x" * 2048, headers=auth(key))
+    assert too_big.status_code == 413 and too_big.headers["x-content-type-options"] == "nosniff"
+
+
+def test_security_headers_csp_forbids_scripts_on_html(client, make_key, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="HTML served by the API (the digest)", tried=1,
+         checked="a content security policy that forbids scripts")  # fmt: skip
+    page = client.get("/v1/digests/2026-W45", headers=auth(make_key(Scope.read)))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == HTML_CSP
+    assert "script-src" not in HTML_CSP and "default-src 'none'" in HTML_CSP
+
+
+def test_security_headers_docs_allow_only_their_pinned_scripts(client, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="the OpenAPI docs pages (/docs, /redoc)", tried=3,
+         checked="scripts only from the CDN bundle and by hash; never 'unsafe-inline'")  # fmt: skip
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        page = client.get(path)
+        assert page.status_code == 200
+        policy = page.headers["content-security-policy"]
+        script_src = re.search(r"script-src ([^;]*)", policy).group(1)  # type: ignore[union-attr]
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+        for inline in re.findall(r"<script>(.*?)</script>", page.text, re.DOTALL):
+            digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in script_src
+        assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_security_openapi_documents_the_error_shape(client, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="the OpenAPI schema's error responses", tried=1,
+         checked="401/403/413/422/429 documented as {error: {code, message, details}}")  # fmt: skip
+    spec = client.get("/openapi.json").json()
+    post = spec["paths"]["/v1/feedback"]["post"]["responses"]
+    for status in ("401", "403", "413", "422", "429"):
+        ref = post[status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorResponse")
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"code", "message"}
+
+
+# --- make audit ---------------------------------------------------------------------------------
+
+
+def _audit_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / ".ci" / "audit.py"
+    spec = importlib.util.spec_from_file_location("ci_audit", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_security_audit_lists_vulnerabilities_and_fails(capsys):  # type: ignore[no-untyped-def]
+    audit = _audit_module()
+    found = {"dependencies": [
+        {"name": "fastapi", "version": "0.1.0", "vulns": [
+            {"id": "PYSEC-0000-1", "fix_versions": ["0.2.0"], "description": "Bad thing."}]},
+        {"name": "numpy", "version": "2.4.6", "vulns": []},
+        {"name": "private-pkg", "version": "1.0", "skip_reason": "not on PyPI"},
+    ]}  # fmt: skip
+    assert audit.report(found) == 1
+    out = capsys.readouterr().out
+    assert "fastapi==0.1.0  PYSEC-0000-1  fixed in: 0.2.0" in out
+    assert "checked 2 installed releases, 1 known vulnerabilities" in out and "private-pkg" in out
+
+
+def test_security_audit_says_plainly_when_nothing_was_checked(capsys, monkeypatch):  # type: ignore[no-untyped-def]
+    audit = _audit_module()
+    unknown = {"dependencies": [{"name": "numpy", "version": "2.4.6", "skip_reason": "404"}]}
+    assert audit.report(unknown) == 0
+    assert audit.UNREACHABLE in capsys.readouterr().out
+    monkeypatch.setattr(audit, "reachable", lambda timeout: "URLError: no route")
+    assert audit.main() == 0
+    assert capsys.readouterr().out.startswith(
+        "could not reach the vulnerability database; nothing was checked"
+    )
+    assert audit.report({"dependencies": [{"name": "numpy", "version": "2.4.6", "vulns": []}]}) == 0
+
+
+# --- personal data never leaves redacted form ----------------------------------------------------
+
+EMAILS = ["jane.roe@example.com", "JOHN.DOE+billing@corp.example.org"]
+PHONES = ["(415) 555-0132", "415-555-0199", "+49 30 901820"]
+CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "4012888888881881"]
+PII_TOPICS = [
+    "The export button on the report screen does nothing when I click it.",
+    "Forecast numbers for last month do not match our sales ledger.",
+    "Reply drafts for our Spanish customers come out in German.",
+]
+
+
+def _planted() -> list[str]:
+    """Every planted value, and the digits alone of each phone and card number."""
+    digits = ["".join(c for c in v if c.isdigit()) for v in PHONES + CARDS]
+    return [*EMAILS, *(e.lower() for e in EMAILS), *PHONES, *CARDS, *digits]
+
+
+@pytest.fixture(scope="module")
+def real_preprocessor():  # type: ignore[no-untyped-def]
+    from triage.preprocess import Preprocessor
+
+    return Preprocessor()
+
+
+def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-untyped-def]
+    client, make_key, engine, settings, monkeypatch, caplog, real_preprocessor, record_property
+):
+    import logging
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from triage import digest
+    from triage.cli import app
+    from triage.pipeline import Pipeline
+
+    # The level `triage worker` and `triage serve` log at; DEBUG has its own test below.
+    caplog.set_level(logging.INFO)
+    week = digest.last_complete_week()
+    start, _ = digest.parse_week(week)
+    when = (start + timedelta(days=2, hours=10)).isoformat()
+    headers = auth(make_key(Scope.admin))
+    outputs = [
+        {"output_id": f"pii-{k}", "model": "summarizer", "model_version": "2.0", "created_at": when,
+         "input": f"Summarise the ticket of {EMAILS[k % 2]}, phone {PHONES[k % 3]}.",
+         "output": f"Refund card {CARDS[k % 3]}; reply to {EMAILS[k % 2]} or call "
+                   f"{PHONES[k % 3]}."}
+        for k in range(6)
+    ]  # fmt: skip
+    assert client.post("/v1/model-outputs", json={"items": outputs}, headers=headers).is_success
+    tickets = [
+        {"source": "pii", "external_id": f"P-{i}", "created_at": when, "customer_id": f"c{i}",
+         "output_id": f"pii-{i % 6}",
+         "text": f"{PII_TOPICS[i % 3]} Email me at {EMAILS[i % 2]} or call {PHONES[i % 3]}. "
+                 f"You also charged my card {CARDS[i % 3]} twice."}
+        for i in range(30)
+    ]  # fmt: skip
+    assert client.post("/v1/feedback", json={"items": tickets}, headers=headers).is_success
+
+    Pipeline(settings, preprocessor=real_preprocessor).run(engine)
+    monkeypatch.setattr(
+        "triage.preprocess.Preprocessor.from_settings", classmethod(lambda c, s: real_preprocessor)
+    )
+    runner = CliRunner()
+    issues = client.get("/v1/issues?limit=1000", headers=headers).json()
+    feedback = client.get("/v1/feedback?limit=1000", headers=headers).json()
+    surfaces = {
+        "GET /v1/issues": str(issues),
+        "GET /v1/issues/{id}": " ".join(
+            client.get(f"/v1/issues/{i['id']}", headers=headers).text for i in issues["items"]
+        ),
+        "GET /v1/feedback": str(feedback),
+        "GET /v1/feedback/{id}": " ".join(
+            client.get(f"/v1/feedback/{f['id']}", headers=headers).text for f in feedback["items"]
+        ),
+        "GET /v1/feedback?status=failed": client.get(
+            "/v1/feedback?status=failed", headers=headers
+        ).text,
+        "digest html (API)": client.get(f"/v1/digests/{week}", headers=headers).text,
+        "digest md (API)": client.get(f"/v1/digests/{week}?format=md", headers=headers).text,
+        "triage digest (CLI)": runner.invoke(app, ["digest", "--week", week, "-f", "md"]).stdout,
+    }
+    for args in (
+        ["export", "feedback"],
+        ["export", "feedback", "-f", "csv"],
+        ["issues", "--format", "json"],
+        ["issues", "--format", "csv"],
+        ["issues"],
+    ):
+        result = runner.invoke(app, args, catch_exceptions=False)
+        surfaces["triage " + " ".join(args)] = result.stdout + result.stderr  # fmt: skip
+    surfaces["logs"] = caplog.text
+    leaks = {name: [v for v in _planted() if v in text] for name, text in surfaces.items()}
+
+    note(record_property, fault="e-mails, phones, card numbers planted in tickets and outputs",
+         tried=f"{len(tickets)} tickets, {len(outputs)} model outputs, "
+               f"{len(_planted())} planted strings",
+         checked="absent from: " + ", ".join(surfaces))  # fmt: skip
+    assert feedback["total"] == 30 and issues["total"] >= 1
+    assert "<EMAIL>" in surfaces["triage export feedback"]  # the text did come through
+    assert "Linked output" in surfaces["digest md (API)"]  # and so did the model outputs
+    leaked = {name: sorted(set(found)) for name, found in leaks.items() if found}
+    assert not leaked, f"personal data leaked: {leaked}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="presidio-analyzer logs each text's context words, personal data included, at DEBUG; "
+    "fix in triage/preprocess.py: logging.getLogger('presidio-analyzer').setLevel(logging.INFO)",
+)
+def test_security_debug_logs_keep_personal_data_out(real_preprocessor, caplog, record_property):  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    real_preprocessor.process([f"Email me at {EMAILS[0]} or call {PHONES[0]} about the export."])
+    note(record_property, fault="personal data in a ticket, logs at DEBUG level", tried=1,
+         checked="no planted value in any log record")  # fmt: skip
+    assert not [v for v in _planted() if v in caplog.text]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the redactor needs a context word (call, phone, ...) for national phone formats; "
+    "these are left as they are (a recall gap for triage/preprocess.py)",
+)
+@pytest.mark.parametrize(
+    "text",
+    ["reply to jo or 415-555-0199.", "my number is 020 7946 0958"],
+    ids=["us-number-after-or", "uk-number-after-my-number-is"],
+)
+def test_security_phone_numbers_without_context_are_redacted(real_preprocessor, text,
+                                                            record_property):  # fmt: skip
+    note(record_property, fault=f"phone number without a context word: {text!r}", tried=1,
+         checked="redacted to <PHONE>")  # fmt: skip
+    (redacted,) = real_preprocessor.redact([text])
+    assert "<PHONE>" in redacted
