@@ -165,8 +165,8 @@ def test_pipeline_marks_a_ticket_with_nothing_to_triage_failed(engine, pipeline)
 
 def test_pipeline_drops_raw_text_when_told(engine, settings):  # type: ignore[no-untyped-def]
     pipeline = Pipeline(settings.model_copy(update={"keep_raw_text": False}))
-    add(engine, [FeedbackCreate(source="t", external_id="1",
-                                text="Mail me at jo@example.com, the export button is broken.")])  # fmt: skip
+    text = "Mail me at jo@example.com, the export button is broken."
+    add(engine, [FeedbackCreate(source="t", external_id="1", text=text)])
     pipeline.process_pending(engine)
     with db.session_scope(engine) as session:
         row = session.exec(select(Feedback)).one()

@@ -323,11 +323,6 @@ def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-u
     assert not leaked, f"personal data leaked: {leaked}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="presidio-analyzer logs each text's context words, personal data included, at DEBUG; "
-    "fix in triage/preprocess.py: logging.getLogger('presidio-analyzer').setLevel(logging.INFO)",
-)
 def test_security_debug_logs_keep_personal_data_out(real_preprocessor, caplog, record_property):  # type: ignore[no-untyped-def]
     import logging
 

@@ -13,6 +13,7 @@ by rules where the text introduces them ("my name is ...", sign-offs) and nowher
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -49,6 +50,10 @@ from spacy.tokens import Doc
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from triage.errors import ConfigError, StageError
+
+# presidio logs each text's context words at DEBUG, personal data included; a debug log of this
+# service must never hold what redaction removes.
+logging.getLogger("presidio-analyzer").setLevel(logging.INFO)
 
 if TYPE_CHECKING:
     from triage.config import Settings
