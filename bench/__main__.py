@@ -26,6 +26,7 @@ def main() -> int:
     results = {"date": datetime.now(UTC).date().isoformat()}
     print("## Clustering (Banking77 test, 3,080 queries, 77 intents)")
     results["cluster"] = cluster.run()
+    print(cluster.table(results["cluster"]))
     print("\n## Plain user path on the same data")
     results["user_path"] = user_path.run()
     print("\n## Categories (fixtures/labelled.jsonl, held-out split)")

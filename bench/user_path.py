@@ -34,7 +34,8 @@ def run(*, data: Path = DATA, log=print) -> dict[str, Any]:  # type: ignore[no-u
                 record = {"source": "banking77", "external_id": str(i), "text": row[text_key]}
                 handle.write(json.dumps(record) + "\n")
         env = {**os.environ, "TRIAGE_DATABASE_URL": f"sqlite:///{folder}/bench.db"}
-        env.pop("TRIAGE_EMBEDDING_BACKEND", None)
+        if env.get("TRIAGE_EMBEDDING_BACKEND") == "fake":
+            env.pop("TRIAGE_EMBEDDING_BACKEND")
         started = time.perf_counter()
         for args in (["db", "upgrade"], ["ingest", "feedback", str(jsonl)], ["run"]):
             subprocess.run([TRIAGE, *args], env=env, check=True, capture_output=True)
