@@ -51,6 +51,23 @@ def _insert(session: Session, table: Any) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+def _page(
+    session: Session,
+    model: Any,
+    conditions: list[Any],
+    order: Sequence[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """One page of ``model`` rows matching ``conditions``, and how many match in all."""
+    total = session.exec(select(func.count()).select_from(model).where(*conditions)).one()
+    rows = session.exec(
+        select(model).where(*conditions).order_by(*order).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
 # --- feedback ---------------------------------------------------------------------------------
 
 
@@ -159,11 +176,7 @@ def list_feedback(
         conditions.append(col(Feedback.status) == status)
     if since is not None:
         conditions.append(col(Feedback.received_at) >= since)
-    total = session.exec(select(func.count()).select_from(Feedback).where(*conditions)).one()
-    rows = session.exec(
-        select(Feedback).where(*conditions).order_by(col(Feedback.id)).offset(offset).limit(limit)
-    ).all()
-    return list(rows), int(total)
+    return _page(session, Feedback, conditions, (col(Feedback.id),), limit=limit, offset=offset)
 
 
 def get_feedback(session: Session, *, feedback_id: int) -> Feedback:
@@ -259,11 +272,7 @@ def list_issues(
         conditions.append(col(Issue.status) == status)
     if since is not None:
         conditions.append(col(Issue.updated_at) >= since)
-    total = session.exec(select(func.count()).select_from(Issue).where(*conditions)).one()
-    rows = session.exec(
-        select(Issue).where(*conditions).order_by(*ISSUE_SORTS[sort]).offset(offset).limit(limit)
-    ).all()
-    return list(rows), int(total)
+    return _page(session, Issue, conditions, ISSUE_SORTS[sort], limit=limit, offset=offset)
 
 
 def get_issue(session: Session, *, issue_id: int) -> Issue:
