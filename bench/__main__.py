@@ -33,6 +33,7 @@ def main() -> int:
     results["categorize"] = categorize.run(save=False)
     print("\n## Clustering ticket-shaped data (fixtures/history, 33 true issues)")
     results["history"] = history.run()
+    print(history.table(results["history"]))
     print("\n## Embedding and end to end (Banking77 train, 10,000 texts)")
     results["embed"] = embed.run()
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")

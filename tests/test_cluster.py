@@ -8,7 +8,6 @@ from triage.cluster import (
     LineageEvent,
     assign,
     match_issues,
-    needs_recluster,
     normalize,
     smooth,
 )
@@ -247,15 +246,6 @@ def test_cluster_assign_leaves_units_below_threshold_out():
 def test_cluster_assign_without_issues_leaves_everything_out():
     labels, similarity = assign(directions(4), {}, threshold=0.0)
     assert labels.tolist() == [-1] * 4 and np.isnan(similarity).all()
-
-
-def test_cluster_needs_recluster_when_too_many_units_fit_no_issue():
-    assert needs_recluster(np.array([0, 1, -1, -1]), unassigned_share=0.3)
-    assert not needs_recluster(np.array([0, 1, 1, -1]), unassigned_share=0.3)
-    assert not needs_recluster(np.array([], dtype=int), unassigned_share=0.3)
-
-
-# --- stable identity --------------------------------------------------------------------------
 
 
 def match(previous, clusters, previous_centroids=None, cluster_centroids=None, **kwargs):

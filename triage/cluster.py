@@ -112,12 +112,6 @@ def assign(
     return np.where(ok, keys[best], -1), np.where(ok, similarity, np.nan).astype(np.float32)
 
 
-def needs_recluster(labels: np.ndarray, *, unassigned_share: float) -> bool:
-    """Incremental assignment is drifting: too many units fit no issue, so re-cluster."""
-    labels = np.asarray(labels)
-    return len(labels) > 0 and float(np.mean(labels < 0)) > unassigned_share
-
-
 def nearest_neighbors(vectors: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` most cosine-similar rows of ``reference`` for each row of
     ``vectors``, unordered. Exact, in blocks to bound memory; hand-written because
