@@ -101,6 +101,37 @@ def test_pipeline_never_embeds_the_same_text_twice(engine, pipeline):  # type: i
     assert again.embedded == 0 and again.cache_hits == 3
 
 
+def test_pipeline_joins_statements_about_the_same_thing(engine, pipeline):  # type: ignore[no-untyped-def]
+    same = (
+        "The CSV export fails for large files. The CSV export fails for large files every "
+        "single time."
+    )
+    two = "The CSV export fails for large files. Spanish customers get reply drafts in German."
+    opened = "The CSV export fails for large files. Also, the CSV export fails for large files."
+    add(engine, [FeedbackCreate(source="test", external_id=f"join-{i}", text=t)
+                 for i, t in enumerate([same, two, opened])])  # fmt: skip
+    stats = pipeline.process_pending(engine)
+    with db.session_scope(engine) as session:
+        units = session.exec(select(Unit).order_by(Unit.feedback_id, Unit.position)).all()
+        ids = [
+            session.exec(select(Feedback.id).where(Feedback.external_id == f"join-{i}")).one()
+            for i in range(3)
+        ]
+        by_ticket = [[u.text for u in units if u.feedback_id == f] for f in ids]
+        cached = store.cached_vectors(
+            session, text_hashes=[u.text_hash for u in units], model_id=pipeline.embedder.model_id
+        )
+    # one unit, its text the whole span, and a vector for that text
+    assert by_ticket[0] == [same]
+    assert by_ticket[1] == [
+        "The CSV export fails for large files.",
+        "Spanish customers get reply drafts in German.",
+    ]
+    # "Also, ..." opens a new topic: never joined, however similar
+    assert len(by_ticket[2]) == 2
+    assert stats.units == 5 and len(cached) == len({u.text_hash for u in units})
+
+
 def test_pipeline_assigns_new_units_to_existing_issues(engine, pipeline):  # type: ignore[no-untyped-def]
     add(engine, tickets("export", 12) + tickets("numbers", 12))
     pipeline.run(engine)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import socket
 
+import numpy as np
 import pytest
 import tldextract
 
 from triage.config import Settings
 from triage.errors import StageError
-from triage.preprocess import PLACEHOLDERS, Preprocessor, build_nlp, clean_text
+from triage.preprocess import (
+    PLACEHOLDERS,
+    Preprocessor,
+    UnitText,
+    build_nlp,
+    clean_text,
+    join_same_topic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +173,6 @@ def test_preprocess_splits_two_topics_into_two_units(preprocessor):
     "text",
     [
         "The export button does nothing and the numbers are wrong.",
-        "The export button does nothing, but the numbers are wrong.",
         "The export button does nothing; the numbers are wrong.",
     ],
 )
@@ -183,10 +190,65 @@ def test_preprocess_splits_a_sentence_with_two_statements(preprocessor, text):
         "The chart and the table are empty.",  # one subject, one statement
         "The export works but slow.",  # the right side is no statement
         "I click export and then nothing happens for a minute.",
+        # a contrast says more about the same thing
+        "I paid in a foreign currency but the exchange rate applied is wrong.",
+        # a follow-up that names nothing new joins its statement
+        "Where is my new card? I have been waiting a week!",
+        "I accidentally blocked my PIN. How do I reset it?",
+        "I lost my card yesterday. What should I do?",
+        # a sentence that points back continues the one before
+        "My card was declined at the ATM. It worked fine in the shop this morning.",
+        "The wrong exchange rate was applied to my purchase. Can this be changed?",
     ],
 )
 def test_preprocess_keeps_one_statement_whole(preprocessor, text):
-    assert len(unit_texts(preprocessor, text)) == 1
+    assert unit_texts(preprocessor, text) == [text]
+
+
+@pytest.mark.parametrize("text", ["How can I top up?", "Why is the chart empty?"])
+def test_preprocess_keeps_statements_made_of_common_words(preprocessor, text):
+    # "top", "empty" are on spaCy's stop list but name what the ticket is about.
+    (unit,) = process_one(preprocessor, text).units
+    assert unit.text == text and unit.lemmas
+
+
+@pytest.mark.parametrize(
+    ("text", "opens"),
+    [
+        ("The export button does nothing. The numbers in the forecast are wrong.", [False, False]),
+        ("The export button does nothing. Also, the forecast numbers are wrong.", [False, True]),
+        ("The export button does nothing. PS: the forecast numbers are wrong.", [False, True]),
+        ("- the export button is broken\n- wrong totals in the forecast table", [True, True]),
+        ("The export button does nothing and also the forecast numbers are wrong.", [False, True]),
+    ],
+)
+def test_preprocess_marks_statements_that_open_a_new_topic(preprocessor, text, opens):
+    assert [u.opens_topic for u in process_one(preprocessor, text).units] == opens
+
+
+def test_units_carry_their_place_in_the_redacted_text(preprocessor):
+    result = process_one(preprocessor, "Hi, the CSV export fails and the totals are wrong. Thanks")
+    assert [result.redacted_text[u.start : u.end] for u in result.units] == [
+        "the CSV export fails",
+        "the totals are wrong.",
+    ]
+    joined = UnitText.joined(result.units, result.redacted_text)
+    assert joined.text == "The CSV export fails and the totals are wrong."
+    assert joined.lemmas == ["csv", "export", "fail", "total", "wrong"]
+
+
+def test_join_same_topic_joins_close_neighbours_unless_a_new_topic_opens():
+    units = [
+        UnitText("a", []),
+        UnitText("b", []),
+        UnitText("c", []),
+        UnitText("d", [], opens_topic=True),
+    ]
+    vectors = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.0, 1.0]])
+    # b is close to a (0.8); c is compared with its neighbour b (0.6), not with a (0.0)
+    assert join_same_topic(units, vectors, min_similarity=0.7) == [[0, 1], [2], [3]]
+    assert join_same_topic(units, vectors, min_similarity=0.5) == [[0, 1, 2], [3]]
+    assert join_same_topic(units, vectors, min_similarity=1.01) == [[0], [1], [2], [3]]
 
 
 def test_preprocess_drops_greetings_and_sign_offs(preprocessor):
@@ -246,6 +308,7 @@ def test_preprocess_splits_lines_of_a_list(preprocessor):
 
 def test_preprocess_min_unit_words_is_configurable(preprocessor, monkeypatch):
     monkeypatch.setattr(preprocessor.nlp.get_pipe("triage_units"), "min_unit_words", 1)
+    monkeypatch.setattr(preprocessor.nlp.get_pipe("triage_units"), "min_topic_words", 1)
     assert unit_texts(preprocessor, "Terrible. The export button does nothing.") == [
         "Terrible.",
         "The export button does nothing.",

@@ -63,6 +63,23 @@ class Settings(BaseSettings):
         ge=1,
         description="Statements with fewer words join their neighbour instead of standing alone.",
     )
+    preprocess_min_topic_words: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "A statement stands alone only with this many topical words (not stop words, not "
+            "'help', 'wait', 'week'...); vaguer ones join their neighbour."
+        ),
+    )
+    preprocess_join_similarity: float = Field(
+        default=0.3,
+        ge=-1.0,
+        le=1.01,
+        description=(
+            "Neighbouring statements of one ticket whose embeddings have at least this cosine "
+            "similarity are one unit (one topic); above 1 nothing is joined."
+        ),
+    )
     preprocess_split_conjunctions: bool = Field(
         default=True,
         description="Split one sentence at 'and'/'but'/';' when both sides are full statements.",

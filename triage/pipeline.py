@@ -25,7 +25,7 @@ from triage.embed import Embedder, text_hash, vector_from_bytes, vector_to_bytes
 from triage.issues import IssueBook
 from triage.link import embedding_similarity
 from triage.models import Feedback, FeedbackStatus, Unit, utcnow
-from triage.preprocess import PreprocessedText, Preprocessor
+from triage.preprocess import PreprocessedText, Preprocessor, UnitText, join_same_topic
 
 logger = logging.getLogger("triage.pipeline")
 
@@ -112,7 +112,7 @@ class Pipeline:
 
     def _process_batch(self, session, batch: list[Feedback], stats: ProcessStats) -> None:  # type: ignore[no-untyped-def]
         results = self._preprocess([f.text or "" for f in batch])
-        units: list[Unit] = []
+        statements: list[tuple[Feedback, list[UnitText]]] = []
         for feedback, result in zip(batch, results, strict=True):
             feedback.attempts += 1
             error = result if isinstance(result, str) else None
@@ -133,22 +133,52 @@ class Pipeline:
             feedback.last_error = None
             if not self.settings.keep_raw_text:
                 feedback.text = None
-            units += [
-                Unit(
-                    feedback_id=feedback.id,  # type: ignore[arg-type]
-                    position=i,
-                    text=unit.text,
-                    lemmas=" ".join(unit.lemmas),
-                    text_hash=text_hash(unit.text),
-                )
-                for i, unit in enumerate(result.units)
-            ]
+            statements.append((feedback, result.units))
             stats.processed += 1
         session.add_all(batch)
+        units, vectors = self._units(session, statements, stats)
         store.add_units(session, units=units)
-        vectors = self._vectors(session, [u.text for u in units], stats)
         stats.units += len(units)
         stats.assigned += IssueBook(session, self.settings).assign_new(units, vectors)
+
+    def _units(
+        self, session, statements: list[tuple[Feedback, list[UnitText]]], stats: ProcessStats
+    ) -> tuple[list[Unit], np.ndarray]:  # type: ignore[no-untyped-def]
+        """One unit per topic of each ticket, with its vector: neighbouring statements whose
+        embeddings are close are joined (``join_same_topic``) and the joined text is embedded."""
+        flat = [unit for _, units in statements for unit in units]
+        vectors = self._vectors(session, [u.text for u in flat], stats)
+        units: list[Unit] = []
+        rows: list[int | None] = []  # the statement vector a unit keeps; None when joined
+        offset = 0
+        for feedback, candidates in statements:
+            groups = join_same_topic(
+                candidates,
+                vectors[offset : offset + len(candidates)],
+                min_similarity=self.settings.preprocess_join_similarity,
+            )
+            for position, group in enumerate(groups):
+                unit = UnitText.joined([candidates[i] for i in group], feedback.redacted_text or "")
+                rows.append(offset + group[0] if len(group) == 1 else None)
+                units.append(
+                    Unit(
+                        feedback_id=feedback.id,  # type: ignore[arg-type]
+                        position=position,
+                        text=unit.text,
+                        lemmas=" ".join(unit.lemmas),
+                        text_hash=text_hash(unit.text),
+                    )
+                )
+            offset += len(candidates)
+        joined = [i for i, row in enumerate(rows) if row is None]
+        if not joined:
+            return units, vectors
+        fresh = self._vectors(session, [units[i].text for i in joined], stats)
+        final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
+        kept = [i for i, row in enumerate(rows) if row is not None]
+        final[kept] = vectors[[rows[i] for i in kept]]
+        final[joined] = fresh
+        return units, final
 
     def _preprocess(self, texts: list[str]) -> list[PreprocessedText | str]:
         """Preprocess a batch; if it fails, one text at a time, so one bad ticket is marked

@@ -56,6 +56,8 @@ from triage.errors import ConfigError, StageError
 logging.getLogger("presidio-analyzer").setLevel(logging.INFO)
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from triage.config import Settings
 
 LANGUAGE = "en"
@@ -84,6 +86,34 @@ if not Doc.has_extension(UNITS_ATTR):
 class UnitText:
     text: str  # redacted statement, as shown to people
     lemmas: list[str]  # lowercased lookup lemmas, no stop words or placeholders
+    opens_topic: bool = False  # starts with "Also", "PS", a list bullet...: never joined back
+    start: int = 0  # character offsets of the statement in the redacted text
+    end: int = 0
+
+    @classmethod
+    def joined(cls, units: Sequence[UnitText], redacted_text: str) -> UnitText:
+        """One unit spanning ``units`` (neighbours, in order), with what lies between them."""
+        if len(units) == 1:
+            return units[0]
+        start, end = units[0].start, units[-1].end
+        return cls(
+            text=_shown(redacted_text[start:end]),
+            lemmas=[lemma for u in units for lemma in u.lemmas],
+            opens_topic=units[0].opens_topic,
+            start=start,
+            end=end,
+        )
+
+
+def _shown(span: str) -> str:
+    """A statement as shown alone: one space between words, a capital first letter (a clause
+    split off mid-sentence starts lowercase)."""
+    text = " ".join(span.split())
+    return text[:1].upper() + text[1:]
+
+
+# (start token, end token, opens a new topic)
+_Segment = tuple[int, int, bool]
 
 
 @dataclass(frozen=True)
@@ -158,7 +188,9 @@ _OPENERS = frozenset({"(", "[", "{"})
 # Conservative clause split: only these words, only when both sides are full statements and the
 # right side opens with a fresh subject. Anaphoric openers ("it", "this", "they") refer back to
 # the left side, so they mean the same thing and never split.
-_SPLIT_WORDS = frozenset({"and", "but", "however", "whereas", "yet", "plus", ";"})
+# "but", "however", "yet" are left out: a contrast usually says more about the same thing ("I paid
+# in euros but the rate applied is wrong").
+_SPLIT_WORDS = frozenset({"and", "plus", ";"})
 _SUBJECT_STARTERS = frozenset(
     {
         "the", "my", "our", "your", "their", "all", "some", "every", "most", "many", "several",
@@ -166,6 +198,44 @@ _SUBJECT_STARTERS = frozenset(
     }
 )  # fmt: skip
 _DETERMINERS = _SUBJECT_STARTERS | {"this", "that", "its", "his", "her"}
+# Words on spaCy's stop list that name what feedback is about ("how can I top up?", "the chart is
+# empty", "the back button", "the site is down"): content words for units and keywords.
+_NAMING_STOP_WORDS = frozenset(
+    {
+        "top", "bottom", "front", "back", "side", "empty", "full", "call", "move", "show",
+        "name", "amount", "part", "first", "last", "next", "down", "used", "using",
+    }
+)  # fmt: skip
+# Words that open a new topic: a statement starting with them is never joined to the one before
+# by similarity ("Also, the login page ...", "PS: ..."), and neither is a list item.
+_TOPIC_OPENERS = frozenset(
+    {
+        "also", "additionally", "another", "separately", "unrelated", "ps", "p.s", "p.s.",
+        "plus", "besides", "btw", "secondly", "thirdly", "furthermore", "moreover", "lastly",
+    }
+)  # fmt: skip
+_TOPIC_OPENER_PAIRS = frozenset(
+    {("and", "also"), ("and", "another"), ("in", "addition"), ("on", "top"), ("one", "more"),
+     ("other", "than"), ("oh", "and"), ("by", "the")}
+)  # fmt: skip
+# A sentence that opens by pointing back ("It was lost before", "This is urgent", "How is this
+# possible?") continues the statement before it.
+_ANAPHORS = frozenset({"it", "this", "that", "they", "them", "these", "those", "its"})
+_BULLETS = frozenset({"-", "*", "•", "–", "—", "+"})
+# Lemmas that say nothing about what a statement is about: asking for help, waiting, time.
+# "Where is my new card? I have been waiting a week!" is one statement about a card; a segment
+# needs ``min_topic_words`` lemmas outside this list (and the stop words) to stand on its own.
+_GENERIC_LEMMAS = frozenset(
+    {
+        "help", "wait", "week", "day", "hour", "minute", "month", "year", "time", "ago", "today",
+        "yesterday", "tomorrow", "morning", "evening", "night", "fix", "issue", "problem",
+        "happen", "go", "please", "know", "think", "want", "need", "like", "get", "tell", "look",
+        "see", "sure", "way", "thing", "reason", "possible", "able", "try", "still", "already",
+        "just", "really", "long", "soon", "take", "make", "let", "ok", "okay", "thank", "thanks",
+        "question", "ask", "wonder", "explain", "understand", "guy", "lot", "bit", "later",
+        "early", "late", "sorry", "hey", "hello", "hi", "yes", "no", "maybe", "anymore",
+    }
+)  # fmt: skip
 # Without a tagger, a clause "has a verb" when it holds one of these or an inflected form the
 # lookup table knows (-ed, or -s right after a noun-like word: "the chart loads").
 _VERB_CUES = frozenset(
@@ -301,16 +371,31 @@ def make_lemma_case(nlp: Language, name: str) -> LemmaCase:
 
 
 class UnitSegmenter:
-    """Sets ``doc._.triage_units``: the statements of a redacted text, as ``UnitText``."""
+    """Sets ``doc._.triage_units``: the statements of a redacted text, as ``UnitText``.
 
-    def __init__(self, nlp: Language, name: str, min_unit_words: int, split_conjunctions: bool):
+    Splitting is conservative: a sentence or clause becomes a unit of its own only when it names
+    something (``min_unit_words`` words, ``min_topic_words`` topical lemmas); a follow-up such as
+    "How do I reset it?" or "I have been waiting a week!" joins the statement it belongs to.
+    Whether two remaining neighbours are about the same thing is decided later, on their
+    embeddings (``join_same_topic``), unless a topic opener or a list bullet separates them.
+    """
+
+    def __init__(
+        self,
+        nlp: Language,
+        name: str,
+        min_unit_words: int,
+        split_conjunctions: bool,
+        min_topic_words: int = 2,
+    ):
         self.min_unit_words = min_unit_words
+        self.min_topic_words = min_topic_words
         self.split_conjunctions = split_conjunctions
-        self.stop_words = frozenset(nlp.Defaults.stop_words)
+        self.stop_words = frozenset(nlp.Defaults.stop_words) - _NAMING_STOP_WORDS
 
     def __call__(self, doc: Doc) -> Doc:
         tokens = _Tokens.of(doc, self.stop_words)
-        units = self._merge_short(tokens, list(self._statements(doc, tokens)))
+        units = self._join_weak(tokens, list(self._statements(doc, tokens)))
         text = doc.text  # built from the tokens on every access
         doc._.set(
             UNITS_ATTR,
@@ -318,7 +403,7 @@ class UnitSegmenter:
         )
         return doc
 
-    def _statements(self, doc: Doc, tokens: _Tokens) -> Iterator[tuple[int, int]]:
+    def _statements(self, doc: Doc, tokens: _Tokens) -> Iterator[_Segment]:
         """Sentences minus greetings, pleasantries and sign-offs, split at clause boundaries."""
         first, after_signoff = True, False
         for sent in doc.sents:
@@ -334,17 +419,22 @@ class UnitSegmenter:
             elif kind == "statement" and not (
                 after_signoff and _is_signature_line(tokens, start, end)
             ):
-                yield from (
-                    self._split(tokens, start, end) if self.split_conjunctions else [(start, end)]
-                )
+                bullet = any(tokens.text[k] in _BULLETS for k in range(sent.start, start))
+                opens = bullet or _opens_topic(tokens, start, end)
+                if not self.split_conjunctions:
+                    yield start, end, opens
+                    continue
+                for i, (left, right, opens_clause) in enumerate(self._split(tokens, start, end)):
+                    yield left, right, opens if i == 0 else opens_clause
 
-    def _split(self, tokens: _Tokens, start: int, end: int) -> Iterator[tuple[int, int]]:
-        current = start
+    def _split(self, tokens: _Tokens, start: int, end: int) -> Iterator[_Segment]:
+        current, opens = start, False
         for i in range(start + 1, end - 1):
             if tokens.lower[i] not in _SPLIT_WORDS:
                 continue
             left_end = i - 1 if tokens.text[i - 1] == "," else i
-            right = i + 1 + (tokens.lower[i + 1] == "also")
+            also = tokens.lower[i + 1] == "also"
+            right = i + 1 + also
             if (
                 right < end
                 and tokens.lower[right] in _SUBJECT_STARTERS
@@ -353,32 +443,43 @@ class UnitSegmenter:
                 and tokens.has_verb(current, left_end)
                 and tokens.has_verb(right, end)
             ):
-                yield current, left_end
-                current = right
-        yield current, end
+                yield current, left_end, opens
+                current, opens = right, also or tokens.lower[i] == "plus"
+        yield current, end, opens
 
-    def _merge_short(
-        self, tokens: _Tokens, segments: list[tuple[int, int]]
-    ) -> list[tuple[int, int]]:
-        units: list[tuple[int, int]] = []
-        for start, end in segments:
-            short = tokens.count_words(start, end) < self.min_unit_words
-            if short and units and tokens.adjacent(units[-1][1], start):
-                units[-1] = (units[-1][0], end)
+    def _weak(self, tokens: _Tokens, start: int, end: int) -> bool:
+        """Too short or too vague to be a statement about one thing on its own."""
+        if tokens.count_words(start, end) < self.min_unit_words:
+            return True
+        topical = {
+            tokens.lemma[k]
+            for k in range(start, end)
+            if tokens.content[k] and tokens.lemma[k] not in _GENERIC_LEMMAS
+        }
+        return len(topical) < self.min_topic_words
+
+    def _join_weak(self, tokens: _Tokens, segments: list[_Segment]) -> list[_Segment]:
+        """Join each weak segment, and each that points back, to the one before it (a weak first
+        segment to the one after it), as long as nothing was dropped between them."""
+        units: list[_Segment] = []
+        for start, end, opens in segments:
+            if (
+                units
+                and tokens.adjacent(units[-1][1], start)
+                and (
+                    self._weak(tokens, start, end)
+                    or self._weak(tokens, *units[-1][:2])
+                    or (not opens and _points_back(tokens, start, end))
+                )
+            ):
+                units[-1] = (units[-1][0], end, units[-1][2])
             else:
-                units.append((start, end))
-        # A short opener ("Terrible.") has nothing before it: it joins the statement after it.
-        if (
-            len(units) > 1
-            and tokens.count_words(*units[0]) < self.min_unit_words
-            and tokens.adjacent(units[0][1], units[1][0])
-        ):
-            units[:2] = [(units[0][0], units[1][1])]
+                units.append((start, end, opens))
         return units
 
-    def _unit(self, text: str, tokens: _Tokens, start: int, end: int) -> UnitText:
+    def _unit(self, text: str, tokens: _Tokens, start: int, end: int, opens: bool) -> UnitText:
+        start_char = tokens.start_char[start]
         end_char = tokens.start_char[end - 1] + len(tokens.text[end - 1])
-        text = " ".join(text[tokens.start_char[start] : end_char].split())
         lemmas = [
             lemma
             for lemma, content in zip(
@@ -386,15 +487,56 @@ class UnitSegmenter:
             )
             if content and len(lemma) > 1 and lemma not in self.stop_words
         ]
-        # A clause split off mid-sentence starts lowercase; shown alone it reads as a sentence.
-        return UnitText(text=text[:1].upper() + text[1:], lemmas=lemmas)
+        return UnitText(
+            text=_shown(text[start_char:end_char]),
+            lemmas=lemmas,
+            opens_topic=opens,
+            start=start_char,
+            end=end_char,
+        )
 
 
-@Language.factory("triage_units", default_config={"min_unit_words": 4, "split_conjunctions": True})
+@Language.factory(
+    "triage_units",
+    default_config={"min_unit_words": 4, "split_conjunctions": True, "min_topic_words": 2},
+)
 def make_unit_segmenter(
-    nlp: Language, name: str, min_unit_words: int, split_conjunctions: bool
+    nlp: Language, name: str, min_unit_words: int, split_conjunctions: bool, min_topic_words: int
 ) -> UnitSegmenter:
-    return UnitSegmenter(nlp, name, min_unit_words, split_conjunctions)
+    return UnitSegmenter(nlp, name, min_unit_words, split_conjunctions, min_topic_words)
+
+
+def _points_back(tokens: _Tokens, start: int, end: int) -> bool:
+    words = [tokens.lower[k] for k in range(start, min(end, start + 6)) if tokens.word[k]][:3]
+    return bool(_ANAPHORS.intersection(words))
+
+
+def _opens_topic(tokens: _Tokens, start: int, end: int) -> bool:
+    words = [tokens.lower[k] for k in range(start, min(end, start + 4)) if tokens.word[k]]
+    return bool(words) and (words[0] in _TOPIC_OPENERS or tuple(words[:2]) in _TOPIC_OPENER_PAIRS)
+
+
+def join_same_topic(
+    units: Sequence[UnitText], vectors: np.ndarray, *, min_similarity: float
+) -> list[list[int]]:
+    """Group neighbouring units whose embeddings say they are about the same thing.
+
+    ``vectors`` are the units' normalised embeddings, row for row. A unit joins the group before
+    it when its cosine similarity to that group's last unit is at least ``min_similarity``,
+    unless it opens a new topic (a topic opener or a list bullet). Returns groups of indexes, in
+    order; each group becomes one unit.
+    """
+    groups: list[list[int]] = []
+    for i, unit in enumerate(units):
+        if (
+            groups
+            and not unit.opens_topic
+            and float(vectors[groups[-1][-1]] @ vectors[i]) >= min_similarity
+        ):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def _skip_greeting(tokens: _Tokens, start: int, end: int) -> int:
@@ -488,7 +630,9 @@ class _TailSearch:
         return self.pattern
 
 
-def build_nlp(*, min_unit_words: int = 4, split_conjunctions: bool = True) -> Language:
+def build_nlp(
+    *, min_unit_words: int = 4, split_conjunctions: bool = True, min_topic_words: int = 2
+) -> Language:
     """The project pipeline: blank English, line breaks, sentencizer, lookup lemmas, units.
 
     Placeholders such as ``<EMAIL>`` stay one token even when glued to punctuation, so they
@@ -513,7 +657,11 @@ def build_nlp(*, min_unit_words: int = 4, split_conjunctions: bool = True) -> La
     nlp.add_pipe("triage_lemma_case")
     nlp.add_pipe(
         "triage_units",
-        config={"min_unit_words": min_unit_words, "split_conjunctions": split_conjunctions},
+        config={
+            "min_unit_words": min_unit_words,
+            "split_conjunctions": split_conjunctions,
+            "min_topic_words": min_topic_words,
+        },
     )
     try:
         nlp.initialize()
@@ -961,6 +1109,7 @@ class Preprocessor:
         self,
         *,
         min_unit_words: int = 4,
+        min_topic_words: int = 2,
         split_conjunctions: bool = True,
         pii_min_score: float = 0.5,
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
@@ -972,7 +1121,11 @@ class Preprocessor:
         self.pii_min_score = pii_min_score
         self.batch_size = batch_size
         self.prefilter = prefilter
-        self.nlp = build_nlp(min_unit_words=min_unit_words, split_conjunctions=split_conjunctions)
+        self.nlp = build_nlp(
+            min_unit_words=min_unit_words,
+            split_conjunctions=split_conjunctions,
+            min_topic_words=min_topic_words,
+        )
         recognizers = [
             _OfflineEmailRecognizer(offline_tld_extractor()),
             _PhoneRecognizer(supported_regions=tuple(phone_regions)),
@@ -1002,6 +1155,7 @@ class Preprocessor:
     def from_settings(cls, settings: Settings) -> Preprocessor:
         return cls(
             min_unit_words=settings.preprocess_min_unit_words,
+            min_topic_words=settings.preprocess_min_topic_words,
             split_conjunctions=settings.preprocess_split_conjunctions,
             pii_min_score=settings.preprocess_pii_min_score,
             phone_regions=settings.preprocess_phone_regions,
