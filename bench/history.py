@@ -49,18 +49,35 @@ def load_history(folder: Path = HISTORY) -> tuple[list[str], list[str]]:
     return [t["text"] for t in tickets], [truth[t["source"], t["external_id"]] for t in tickets]
 
 
-def units_of(texts: list[str]) -> tuple[list[str], np.ndarray]:
-    """Unit texts as the pipeline makes them, and the ticket index of each unit."""
+def units_of(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Units as the pipeline makes them: statements, then neighbours that are about the same
+    thing joined on their embeddings. Returns unit texts, their vectors and the ticket index
+    of each unit."""
     from triage.config import Settings
-    from triage.preprocess import Preprocessor
+    from triage.preprocess import Preprocessor, UnitText, join_same_topic
 
-    processed = Preprocessor.from_settings(Settings()).process(texts)
-    unit_texts, ticket = [], []
+    settings = Settings()
+    processed = Preprocessor.from_settings(settings).process(texts)
+    statement_vectors = embed_cached([u.text for item in processed for u in item.units])
+    unit_texts, ticket, rows, joined = [], [], [], []
+    offset = 0
     for i, item in enumerate(processed):
-        for unit in item.units:
-            unit_texts.append(unit.text)
+        vectors = statement_vectors[offset : offset + len(item.units)]
+        for group in join_same_topic(
+            item.units, vectors, min_similarity=settings.preprocess_join_similarity
+        ):
+            unit_texts.append(
+                UnitText.joined([item.units[j] for j in group], item.redacted_text).text
+            )
             ticket.append(i)
-    return unit_texts, np.asarray(ticket, dtype=np.int64)
+            rows.append(offset + group[0])
+            if len(group) > 1:
+                joined.append(len(unit_texts) - 1)
+        offset += len(item.units)
+    vectors = statement_vectors[rows]
+    if joined:
+        vectors[joined] = embed_cached([unit_texts[k] for k in joined])
+    return unit_texts, vectors, np.asarray(ticket, dtype=np.int64)
 
 
 def embed_cached(texts: list[str], *, cache_dir: Path = CACHE) -> np.ndarray:
@@ -96,8 +113,7 @@ def run(
 ) -> dict[str, Any]:
     texts, issues = load_history(folder)
     start = time.perf_counter()
-    unit_texts, ticket = units_of(texts)
-    vectors = embed_cached(unit_texts)
+    unit_texts, vectors, ticket = units_of(texts)
     log(
         f"{len(texts):,} tickets -> {len(unit_texts):,} units, embedded in "
         f"{time.perf_counter() - start:.1f}s (vectors cached in .cache/)"
