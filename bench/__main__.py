@@ -7,6 +7,9 @@
 4. Clustering on ticket-shaped data: fixtures/history against its true issues (bench.history).
 5. Embedding: the default embedder against plain SentenceTransformer.encode on 10,000 Banking77
    train texts, and the whole triage of them against plain encode alone (bench.embed).
+6. Ingestion under load: a real `triage serve` on loopback, batch tickets/s and single-POST
+   latency at a fixed offered rate, on SQLite and (with TRIAGE_TEST_POSTGRES_URL) PostgreSQL
+   (bench.load).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import categorize, cluster, embed, history, user_path
+from bench import categorize, cluster, embed, history, load, user_path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -36,6 +39,9 @@ def main() -> int:
     print(history.table(results["history"]))
     print("\n## Embedding and end to end (Banking77 train, 10,000 texts)")
     results["embed"] = embed.run()
+    print("\n## Ingestion under load (triage serve on loopback, no worker, no rate limit)")
+    results["load"] = load.run()
+    print(load.table(results["load"]))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nfigures written to {RESULTS}")
     return 0

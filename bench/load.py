@@ -1,0 +1,357 @@
+"""Ingestion under load: a real ``triage serve`` on loopback, driven from this process.
+
+    .venv/bin/python -m bench.load                # SQLite, and PostgreSQL when
+                                                  # TRIAGE_TEST_POSTGRES_URL is set
+    .venv/bin/python -m bench.load --seconds 5    # quicker
+
+``run(...)`` returns the figures as a dict for ``make bench``; ``table(...)`` renders them.
+
+Each database is new: a SQLite file in a temporary folder, and on the server of
+``TRIAGE_TEST_POSTGRES_URL`` a database ``triage_load_<pid>``, dropped afterwards (as
+tests/conftest.py does). Untimed: ``triage db upgrade``, ``triage keys create --scope ingest``,
+then ``triage serve --no-worker`` (ingestion only; processing is the worker's job) with
+``TRIAGE_RATE_LIMIT_PER_MINUTE=0``: the per-key limiter (600 a minute by default) would
+otherwise be what gets measured.
+
+1. Batch ingestion: ``clients`` concurrent clients post ``{"items": [...]}`` batches of ``batch``
+   new tickets (every external_id unique) for ``seconds``; tickets/s = accepted / elapsed. The
+   database must then hold exactly the accepted tickets: none lost, none twice.
+2. Single tickets, open loop: one ``POST /v1/feedback`` scheduled every 1/``rate`` s for
+   ``seconds``, each sent from its own task and timed from its scheduled time, so a server stall
+   delays no later request and shows in the percentiles (no coordinated omission).
+
+Why not locust or wrk: locust 2.47 installs from PyPI, but importing it monkey-patches the whole
+process with gevent (this runs inside ``make bench``, next to torch and onnxruntime), and its
+``constant_throughput`` users are closed loops: a slow answer delays that user's next request
+and latency is timed from the actual send, which hides stalls. Debian's wrk is closed-loop too
+(wrk2, which fixes that, is not packaged) and is not installable from the project's files.
+Why aiohttp and not httpx (already a dependency): on this 2-core machine the generator shares
+the CPU with the server, and httpx's AsyncClient spent 1.3 to 4 ms of CPU per request against
+0.3 to 0.5 ms for aiohttp's, enough to make the client the bottleneck at 200 requests/s. The
+CPU seconds of server and client are reported with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import numpy as np
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+TRIAGE = str(Path(sys.executable).parent / "triage")
+PG_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL")
+BATCH_SOURCE, SINGLE_SOURCE = "load-batch", "load-single"
+FAILED = (aiohttp.ClientError, TimeoutError)
+
+
+def ticket(source: str, external_id: str) -> dict[str, Any]:
+    n = sum(map(ord, external_id))
+    return {
+        "source": source,
+        "external_id": external_id,
+        "text": f"Ticket {external_id}: the meeting summary left out the action items again, "
+        "and the export to PDF cut off the last table. Please fix this before Friday.",
+        "customer_id": f"customer-{n % 50}",
+        "customer_value": 1000 + n % 9000,
+        "output_id": f"out-{external_id}",
+        "created_at": "2026-11-20T09:12:00Z",
+        "metadata": {"plan": "pro", "bench": "load"},
+    }
+
+
+def schedule(rate: float, seconds: float) -> list[float]:
+    """Send times of the open loop, in seconds from its start: one every 1/rate s."""
+    return [i / rate for i in range(round(rate * seconds))]
+
+
+async def batch_ingest(
+    session: aiohttp.ClientSession, *, clients: int, batch: int, seconds: float
+) -> dict[str, Any]:
+    numbers, ids = itertools.count(), []
+    counts = {"requests": 0, "errors": 0, "duplicates": 0}
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            items = [ticket(BATCH_SOURCE, f"b{next(numbers)}") for _ in range(batch)]
+            counts["requests"] += 1
+            try:
+                async with session.post("/v1/feedback", json={"items": items}) as response:
+                    answers = (await response.json())["items"] if response.status == 202 else None
+            except FAILED:
+                answers = None
+            if answers is None:
+                counts["errors"] += 1
+                continue
+            ids.extend(a["id"] for a in answers if not a["duplicate"])
+            counts["duplicates"] += sum(a["duplicate"] for a in answers)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    return {
+        **counts,
+        "accepted": len(ids),
+        "distinct_ids": len(set(ids)),
+        "seconds": elapsed,
+        "client_cpu_seconds": time.process_time() - cpu,
+        "tickets_per_second": len(ids) / elapsed,
+    }
+
+
+async def open_loop(
+    session: aiohttp.ClientSession, *, rate: float, seconds: float, body: Callable[[int], dict]
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+
+    async def send(i: int, due: float) -> None:
+        nonlocal errors
+        try:
+            async with session.post("/v1/feedback", json=body(i)) as response:
+                await response.read()
+                ok = response.status == 202
+        except FAILED:
+            ok = False
+        if ok:
+            latencies.append(loop.time() - due)
+        else:
+            errors += 1
+
+    tasks, cpu, start = [], time.process_time(), loop.time() + 0.05
+    for i, offset in enumerate(schedule(rate, seconds)):
+        if (delay := start + offset - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i, start + offset)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    ms = np.array(latencies or [np.nan]) * 1000
+    return {
+        "offered_rps": rate,
+        "scheduled": len(tasks),
+        "ok": len(latencies),
+        "errors": errors,
+        "seconds": elapsed,
+        "client_cpu_seconds": time.process_time() - cpu,
+        "achieved_rps": len(latencies) / elapsed,
+        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 90, 99)},
+        "max_ms": float(ms.max()),
+    }
+
+
+async def drive(  # type: ignore[no-untyped-def]
+    base: str, key: str, server_pid: int, *, seconds: float, rate: float, batch: int, clients: int
+):
+    async with aiohttp.ClientSession(
+        base_url=base,
+        headers={"Authorization": f"Bearer {key}"},
+        connector=aiohttp.TCPConnector(limit=512),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
+        warm = {"items": [ticket("load-warmup", f"w{i}") for i in range(batch)]}  # untimed
+        async with session.post("/v1/feedback", json=warm) as response:
+            response.raise_for_status()
+        cpu = cpu_seconds(server_pid)
+        batches = await batch_ingest(session, clients=clients, batch=batch, seconds=seconds)
+        batches["server_cpu_seconds"] = cpu_seconds(server_pid) - cpu
+        await asyncio.sleep(1)
+        cpu = cpu_seconds(server_pid)
+        single = await open_loop(
+            session, rate=rate, seconds=seconds, body=lambda i: ticket(SINGLE_SOURCE, f"s{i}")
+        )
+        single["server_cpu_seconds"] = cpu_seconds(server_pid) - cpu
+    return batches, single
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
+    """``triage serve --no-worker`` on a free loopback port, once /readyz answers 200: its base
+    URL and process id."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [TRIAGE, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    try:
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"triage serve did not become ready:\n{tail}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+@contextmanager
+def databases(folder: Path, log: Callable[[str], Any]) -> Iterator[list[tuple[str, str]]]:
+    """(label, URL): a new SQLite file, and a new PostgreSQL database when configured."""
+    found = [(f"SQLite {sqlite3.sqlite_version}", f"sqlite:///{folder / 'load.db'}")]
+    if not PG_URL:
+        log("PostgreSQL skipped: set TRIAGE_TEST_POSTGRES_URL to measure it too")
+        yield found
+        return
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"triage_load_{os.getpid()}"
+    try:
+        connection = admin.connect()
+    except OperationalError as e:
+        log(f"PostgreSQL skipped: cannot reach TRIAGE_TEST_POSTGRES_URL ({e.orig})")
+        yield found
+        return
+    with connection:
+        version = connection.execute(text("SHOW server_version")).scalar_one().split()[0]
+        left = "SELECT datname FROM pg_database WHERE datname LIKE 'triage_load_%'"
+        for datname in connection.execute(text(left)).scalars().all():
+            pid = datname.rsplit("_", 1)[1]
+            if datname == name or not (pid.isdigit() and _alive(int(pid))):  # left by a dead run
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{datname}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield [*found, (f"PostgreSQL {version}", url)]
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def measure(label: str, url: str, folder: Path, **load: Any) -> dict[str, Any]:
+    env = {**os.environ, "TRIAGE_DATABASE_URL": url, "TRIAGE_RATE_LIMIT_PER_MINUTE": "0"}
+    subprocess.run([TRIAGE, "db", "upgrade"], env=env, check=True, capture_output=True)
+    create = [TRIAGE, "keys", "create", "--scope", "ingest", "--name", "bench-load"]
+    out = subprocess.run(create, env=env, check=True, capture_output=True, text=True).stdout
+    log_path = folder / f"serve-{label.split()[0].lower()}.log"
+    with serving(env, log_path) as (base, pid):
+        batches, single = asyncio.run(drive(base, out.strip().splitlines()[-1], pid, **load))
+    # What is stored, straight from the database: (rows, distinct external ids) per source.
+    engine = create_engine(url)
+    query = "SELECT source, count(*), count(DISTINCT external_id) FROM feedback GROUP BY source"
+    with engine.connect() as connection:
+        rows = {source: (n, d) for source, n, d in connection.execute(text(query))}
+    engine.dispose()
+    batch_rows, single_rows = rows.get(BATCH_SOURCE, (0, 0)), rows.get(SINGLE_SOURCE, (0, 0))
+    return {
+        "database": label,
+        "batch": {**batches, "stored": batch_rows[0]},
+        "single": {**single, "stored": single_rows[0]},
+        "exactly_once": batch_rows[0] == batch_rows[1] == batches["accepted"]
+        and batches["distinct_ids"] == batches["accepted"]
+        and single_rows[0] == single_rows[1] == single["ok"],
+    }
+
+
+def run(
+    *,
+    seconds: float = 20,
+    rate: float = 200,
+    batch: int = 100,
+    clients: int = 4,
+    log: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    load = {"seconds": seconds, "rate": rate, "batch": batch, "clients": clients}
+    results: dict[str, Any] = {**load, "databases": []}
+    with tempfile.TemporaryDirectory() as tmp, databases(Path(tmp), log) as targets:
+        for label, url in targets:
+            log(f"{label}: {seconds:g}s of batches, then {seconds:g}s at {rate:g} requests/s …")
+            results["databases"].append(measure(label, url, Path(tmp), **load))
+    results["passed"] = all(d["exactly_once"] for d in results["databases"])
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    r = results
+    lines = [
+        "`triage serve --no-worker` (one uvicorn process) with rate limiting off "
+        "(TRIAGE_RATE_LIMIT_PER_MINUTE=0), client on loopback in the same machine. Batches: "
+        f"{r['clients']} clients x {r['batch']} tickets a request for {r['seconds']:g}s. "
+        f"Single: open loop at {r['rate']:g} requests/s for {r['seconds']:g}s, latency from "
+        "each request's scheduled send time.",
+        "",
+        "| database | batch ingestion tickets/s | single POST p50 ms | p99 ms | achieved rps "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for d in r["databases"]:
+        b, s = d["batch"], d["single"]
+        lines.append(
+            f"| {d['database']} | {b['tickets_per_second']:,.0f} | {s['p50_ms']:.1f} "
+            f"| {s['p99_ms']:.1f} | {s['achieved_rps']:.1f} | {s['errors']} |"
+        )
+    lines.append("")
+    for d in r["databases"]:
+        b, s = d["batch"], d["single"]
+        lines.append(
+            f"{d['database']}: batches {b['accepted']:,} accepted, {b['stored']:,} stored, "
+            f"{b['errors']} failed requests; "
+            f"single {s['ok']:,} of {s['scheduled']:,} accepted, {s['stored']:,} stored: "
+            f"{'exactly once' if d['exactly_once'] else 'MISMATCH'}. CPU seconds, batches then "
+            f"single: server {b['server_cpu_seconds']:.1f} + {s['server_cpu_seconds']:.1f}, "
+            f"client {b['client_cpu_seconds']:.1f} + {s['client_cpu_seconds']:.1f}."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split(".")[0])
+    parser.add_argument("--seconds", type=float, default=20, help="length of each phase")
+    parser.add_argument("--rate", type=float, default=200, help="single POSTs a second")
+    parser.add_argument("--batch", type=int, default=100, help="tickets per batch request")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent batch clients")
+    args = parser.parse_args(argv)
+    results = run(seconds=args.seconds, rate=args.rate, batch=args.batch, clients=args.clients)
+    print(table(results))
+    return 0 if results["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
