@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -56,14 +56,18 @@ EXAMPLES_FILE = "examples.npz"
 def lemma_nlp() -> Any:
     """The preprocess stage's pipeline, so cues see the same lemmas as unit keywords; failing
     that, a blank English pipeline with the lookup lemmatizer."""
+    from triage.imports import without_deep_learning
+
     try:
-        from triage.preprocess import build_nlp
+        with without_deep_learning():
+            from triage.preprocess import build_nlp
     except ImportError:
         pass
     else:
         return build_nlp()
     try:
-        import spacy
+        with without_deep_learning():
+            import spacy
     except ImportError as e:
         raise ModelNotFoundError("spaCy is not installed. Run: pip install spacy==3.8.18") from e
     nlp = spacy.blank("en")
@@ -75,6 +79,20 @@ def lemma_nlp() -> Any:
             "spaCy's lookup lemmatizer has no tables. Run: pip install spacy-lookups-data==1.0.5"
         ) from e
     return nlp
+
+
+# Lexicons match lemmas; these steps of the preprocess pipeline only mark sentences and split
+# statements (no token's text or lemma changes), and they cost more than the rest, so matching
+# skips them.
+NOT_FOR_MATCHING = ("triage_line_breaks", "sentencizer", "triage_units")
+
+
+def lemma_docs(texts: Iterable[str]) -> list[Any]:
+    """The texts as every lexicon matches them: lowercased, through ``lemma_nlp``. Parse once to
+    match several lexicons (``CueLexicon.match(texts, docs=...)``)."""
+    nlp = lemma_nlp()
+    skip = [name for name in NOT_FOR_MATCHING if name in nlp.pipe_names]
+    return list(nlp.pipe((text.lower() for text in texts), disable=skip))
 
 
 class CueLexicon:
@@ -130,15 +148,19 @@ class CueLexicon:
                 matcher.add(f"{name}\t{phrase}", [nlp(phrase.lower())])
         return matcher
 
-    def match(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
-        """For each text, the phrases matched per category (in text order, repeats kept)."""
+    def match(
+        self, texts: Sequence[str], *, docs: Sequence[Any] | None = None
+    ) -> list[dict[str, list[str]]]:
+        """For each text, the phrases matched per category (in text order, repeats kept).
+        ``docs``, when given, are the texts already parsed by ``lemma_docs``."""
         from spacy.util import filter_spans
 
         if self._matcher is None:
             self._matcher = self._build()
-        nlp = lemma_nlp()
+        if docs is None:
+            docs = lemma_docs(texts)
         results = []
-        for doc in nlp.pipe(text.lower() for text in texts):
+        for doc in docs:
             spans = self._matcher(doc, as_spans=True)
             found: dict[str, list[str]] = {}
             # A phrase in two categories yields two identical spans; filter_spans keeps one.
@@ -695,10 +717,15 @@ class Categorizer:
         self.thresholds = thresholds or OutputThresholds.from_settings()
 
     def signal_scores(
-        self, texts: Sequence[str], vectors: np.ndarray, signals: OutputSignals | None
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        signals: OutputSignals | None,
+        *,
+        docs: Sequence[Any] | None = None,
     ) -> dict[str, SignalScore]:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-        matches = self.cues.match(texts)
+        matches = self.cues.match(texts, docs=docs)
         scored = {"cues": score_cues(matches, saturation=self.cue_saturation)}
         if self.examples is not None:
             scored["examples"] = score_examples(vectors, self.examples, k=self.knn_k)
@@ -715,11 +742,17 @@ class Categorizer:
         return scored
 
     def decide(
-        self, texts: Sequence[str], vectors: np.ndarray, signals: OutputSignals | None = None
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        signals: OutputSignals | None = None,
+        *,
+        docs: Sequence[Any] | None = None,
     ) -> CategoryDecision:
+        """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already."""
         if not texts:
             raise InvalidInputError("An issue needs at least one text to be categorised.")
-        scored = self.signal_scores(texts, vectors, signals)
+        scored = self.signal_scores(texts, vectors, signals, docs=docs)
         return combine(scored, self.weights)
 
 

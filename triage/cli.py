@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
+import gc
 import json
 import logging
 import os
@@ -212,9 +214,27 @@ def ingest_outputs(path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
 # --- processing ---------------------------------------------------------------------------------
 
 
-def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
-    from triage.pipeline import Pipeline
+def _import_pipeline() -> Any:
+    """``triage.pipeline.Pipeline``. Its first import (spaCy, presidio, scipy, scikit-learn)
+    makes millions of objects that live as long as the process; the garbage collector pauses
+    while they are made and then leaves them out of its passes (``gc.freeze``), which would
+    otherwise walk them all on every full collection: ~0.8 s of a 10,000-ticket run."""
+    first = "triage.pipeline" not in sys.modules
+    enabled = gc.isenabled()
+    if first:
+        gc.disable()
+    try:
+        from triage.pipeline import Pipeline
+    finally:
+        if first:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+    return Pipeline
 
+
+def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
+    Pipeline = _import_pipeline()
     engine = _ready(settings)
     with db.session_scope(engine) as session:
         pending = store.count_feedback_by_status(session).get("pending", 0)
@@ -236,14 +256,39 @@ def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
         console.print(f"skipped: {', '.join(refreshed.skipped)}")
 
 
+def _exit_without_collecting(url: str) -> None:
+    """At exit, close the database connections (SQLite folds its write-ahead log back into the
+    file) and exempt every object alive from the garbage collector: its passes at interpreter
+    shutdown walk everything spaCy, presidio, scipy and the run built (~0.5 s), only to free
+    memory the operating system takes back anyway."""
+    db.get_engine(url).dispose()
+    gc.freeze()
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+
+
 @app.command()
 def run(
     recluster: Annotated[bool, typer.Option(help="Re-cluster everything.")] = False,
     retry_failed: Annotated[bool, typer.Option(help="Try failed tickets again.")] = False,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="triage's log messages to stderr; debug adds stage timings.")
+    ] = LogLevel.warning,
 ) -> None:
     """Process everything pending and refresh the issues."""
+    if log_level != LogLevel.warning:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.getLogger("triage").addHandler(handler)
+        logging.getLogger("triage").setLevel(log_level.upper())
     with _errors():
-        _run(get_settings(), recluster=recluster, retry_failed=retry_failed)
+        settings = get_settings()
+        _run(settings, recluster=recluster, retry_failed=retry_failed)
+    atexit.register(_exit_without_collecting, settings.database_url)
 
 
 @app.command()

@@ -563,7 +563,10 @@ def redact_texts(texts: list[str], settings: Settings) -> list[str]:
     if not any(texts):
         return texts
     # Imported and built only when a digest shows model outputs: spaCy and presidio take seconds.
-    from triage.preprocess import Preprocessor
+    from triage.imports import without_deep_learning
+
+    with without_deep_learning():
+        from triage.preprocess import Preprocessor
 
     key = (settings.preprocess_pii_min_score, tuple(settings.preprocess_phone_regions))
     if key not in _REDACTORS:

@@ -14,7 +14,7 @@ import numpy as np
 from sqlmodel import Session
 
 from triage import cluster, store
-from triage.categorize import Categorizer, CategoryDecision
+from triage.categorize import Categorizer, CategoryDecision, lemma_docs
 from triage.config import Settings
 from triage.embed import vector_from_bytes, vector_to_bytes
 from triage.label import label_issues
@@ -26,7 +26,7 @@ from triage.link import (
     link_feedback,
     output_signals,
 )
-from triage.models import Issue, IssueStatus, Membership, ModelOutput, Unit, as_utc, utcnow
+from triage.models import Issue, IssueStatus, ModelOutput, as_utc, utcnow
 from triage.rank import IssueStats, RankConfig, load_severity, prioritize
 
 # Issues in these states still take in new feedback; a resolved one that does is regressed.
@@ -53,6 +53,18 @@ class IssueBook:
     def __init__(self, session: Session, settings: Settings) -> None:
         self.session = session
         self.settings = settings
+        self._memberships: dict[int, tuple[int, str]] | None = None
+
+    def memberships(self) -> dict[int, tuple[int, str]]:
+        """unit id -> (issue id, method): read once, and again only after this book changed
+        them, so one refresh works on one picture (it holds the issue lock; units another
+        worker assigns meanwhile are seen by the next refresh)."""
+        if self._memberships is None:
+            self._memberships = store.membership_map(self.session)
+        return self._memberships
+
+    def issue_of(self) -> dict[int, int]:
+        return {unit_id: issue_id for unit_id, (issue_id, _) in self.memberships().items()}
 
     def load_units(self, model_id: str) -> UnitMatrix:
         ids, texts, lemmas, blobs = store.unit_vectors(self.session, model_id=model_id)
@@ -67,7 +79,7 @@ class IssueBook:
         return any(issue.size > 0 for issue in store.active_issues(self.session))
 
     def unassigned_share(self, units: UnitMatrix) -> float:
-        member_ids = {m.unit_id for m in store.memberships(self.session)}
+        member_ids = self.memberships()
         if not units.ids:
             return 0.0
         return sum(1 for u in units.ids if u not in member_ids) / len(units.ids)
@@ -77,30 +89,26 @@ class IssueBook:
 
     # --- between re-clusterings -------------------------------------------------------------
 
-    def assign_new(self, units: list[Unit], vectors: np.ndarray) -> int:
+    def assign_new(self, unit_ids: list[int], vectors: np.ndarray) -> int:
         """Attach fresh units to the nearest receiving issue when similar enough."""
-        issues = [
-            i for i in store.active_issues(self.session) if i.centroid and i.status in RECEIVING
-        ]
-        if not units or not issues:
+        receiving = store.issue_centroids(self.session, statuses=RECEIVING)
+        if not unit_ids or not receiving:
             return 0
-        centroids = {i.id: vector_from_bytes(i.centroid) for i in issues}
+        centroids = {issue_id: vector_from_bytes(blob) for issue_id, (blob, _) in receiving.items()}
         labels, similarity = cluster.assign(
             vectors, centroids, threshold=self.settings.cluster_assign_threshold
         )
-        by_id = {i.id: i for i in issues}
-        rows = []
-        for unit, label, sim in zip(units, labels, similarity, strict=True):
-            if label < 0:
-                continue
-            rows.append(
-                Membership(
-                    unit_id=unit.id, issue_id=int(label), method="assigned", similarity=float(sim)
-                )
-            )
-            self._reopen_if_resolved(by_id[int(label)])
-        self.session.add_all(rows)
-        self.session.flush()
+        rows = [
+            {"unit_id": unit_id, "issue_id": int(label), "method": "assigned",
+             "similarity": float(sim)}
+            for unit_id, label, sim in zip(unit_ids, labels, similarity, strict=True)
+            if label >= 0
+        ]  # fmt: skip
+        store.add_memberships(self.session, rows=rows)
+        self._memberships = None
+        for issue_id in sorted({row["issue_id"] for row in rows}):
+            if receiving[issue_id][1] == IssueStatus.resolved:
+                self._reopen_if_resolved(store.get_issue(self.session, issue_id=issue_id))
         store.refresh_issue_sizes(self.session)
         return len(rows)
 
@@ -115,11 +123,11 @@ class IssueBook:
 
     def recluster(self, units: UnitMatrix, result: cluster.Clustering) -> list[dict]:
         """Match new clusters to existing issues, write memberships, record lineage."""
-        existing = store.memberships(self.session)
-        manual = {m.unit_id for m in existing if m.method == "manual"}
+        existing = self.memberships()
+        manual = {unit_id for unit_id, (_, method) in existing.items() if method == "manual"}
         previous: dict[int, set[int]] = {}
-        for m in existing:
-            previous.setdefault(m.issue_id, set()).add(m.unit_id)
+        for unit_id, (issue_id, _) in existing.items():
+            previous.setdefault(issue_id, set()).add(unit_id)
         issues = {i.id: i for i in store.active_issues(self.session)}
         previous_centroids = {
             issue_id: vector_from_bytes(issues[issue_id].centroid)
@@ -173,16 +181,17 @@ class IssueBook:
 
         row_of = {unit_id: row for row, unit_id in enumerate(units.ids)}
         rows = [
-            Membership(
-                unit_id=unit_id,
-                issue_id=issue_for_label[label],
-                method=str(result.method[row_of[unit_id]]),
-                similarity=float(result.similarity[row_of[unit_id]]),
-            )
+            {
+                "unit_id": unit_id,
+                "issue_id": issue_for_label[label],
+                "method": str(result.method[row_of[unit_id]]),
+                "similarity": float(result.similarity[row_of[unit_id]]),
+            }
             for label, members in clusters.items()
             for unit_id in sorted(members)
         ]
         store.set_memberships(self.session, rows=rows)
+        self._memberships = None
         self.session.add_all(issues.values())
         store.refresh_issue_sizes(self.session)
         return events
@@ -191,7 +200,7 @@ class IssueBook:
 
     def relabel(self, units: UnitMatrix) -> None:
         """Keywords, quotes, centroid and (unless a person set it) title of every issue."""
-        issue_of = {m.unit_id: m.issue_id for m in store.memberships(self.session)}
+        issue_of = self.issue_of()
         labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
         found = label_issues(
             labels,
@@ -255,7 +264,7 @@ class IssueBook:
 
     def diagnose(self, units: UnitMatrix, categorizer: Categorizer, *, now: datetime) -> None:
         """Category with evidence, linked model versions, and priority with its breakdown."""
-        issue_of = {m.unit_id: m.issue_id for m in store.memberships(self.session)}
+        issue_of = self.issue_of()
         context = store.unit_context(self.session)
         links = store.links_by_feedback(self.session)
         outputs = {o.id: output_record(o) for o in store.all_model_outputs(self.session)}
@@ -272,11 +281,12 @@ class IssueBook:
             if not rows:
                 continue
             texts = [units.texts[r] for r in rows]
+            docs = lemma_docs(texts)  # parsed once for the cue and the severity lexicons
             feedback_ids = sorted({context[units.ids[r]][0] for r in rows})
             linked_ids = sorted({o for f in feedback_ids for o in links.get(f, [])})
             linked = [outputs[o] for o in linked_ids if o in outputs]
             signals = output_signals(linked, traffic) if linked else None
-            decision = categorizer.decide(texts, units.vectors[rows], signals)
+            decision = categorizer.decide(texts, units.vectors[rows], signals, docs=docs)
             self._apply_category(issue, decision)
             issue.model_versions = [
                 {
@@ -302,6 +312,7 @@ class IssueBook:
                 ),
                 config=rank_config,
                 severity_lexicon=severity,
+                docs=docs,
             )
             issue.priority = round(priority.score, 6)
             issue.priority_breakdown = {k: round(v, 6) for k, v in priority.breakdown.items()}

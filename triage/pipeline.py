@@ -12,8 +12,11 @@ stable (cluster.match_issues) → keywords, titles, quotes (label) → link tick
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import Engine
@@ -22,10 +25,13 @@ from triage import cluster, db, store
 from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
 from triage.embed import Embedder, text_hash, vector_from_bytes, vector_to_bytes
+from triage.imports import without_deep_learning
 from triage.issues import IssueBook
 from triage.link import embedding_similarity
-from triage.models import Feedback, FeedbackStatus, Unit, utcnow
-from triage.preprocess import PreprocessedText, Preprocessor, UnitText, join_same_topic
+from triage.models import FeedbackStatus, utcnow
+
+with without_deep_learning():  # spaCy and presidio, ~3 s sooner
+    from triage.preprocess import PreprocessedText, Preprocessor, UnitText, join_same_topic
 
 logger = logging.getLogger("triage.pipeline")
 
@@ -40,6 +46,9 @@ class ProcessStats:
     embedded: int = 0
     cache_hits: int = 0
     assigned: int = 0
+    # Wall seconds per stage: preprocess (with loading spaCy and presidio), embed (with loading
+    # the model), and total; the rest of total is the database, units and assignment.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +59,33 @@ class RefreshStats:
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Wall seconds per step: load, cluster, issues (identity and memberships), label, link,
+    # categorize_rank; total (logged, not stored) also counts the commit.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block to ``seconds[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def log_seconds(what: str, seconds: dict[str, float]) -> None:
+    """One debug line, e.g. ``seconds process: preprocess=1.62 embed=8.93 total=13.10``
+    (``triage run --log-level debug``; bench/embed.py reads it)."""
+    logger.debug("seconds %s: %s", what, " ".join(f"{k}={v:.2f}" for k, v in seconds.items()))
+
+
+class Statements(NamedTuple):
+    """One processed ticket's statements, before neighbours on one topic are joined."""
+
+    feedback_id: int
+    redacted_text: str
+    units: list[UnitText]
 
 
 def base_model(model_id: str) -> str:
@@ -101,20 +137,28 @@ class Pipeline:
 
     def process_pending(self, engine: Engine, *, progress: Progress | None = None) -> ProcessStats:
         stats = ProcessStats()
-        while True:
-            with db.session_scope(engine, write_lock=True) as session:
-                batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+        with timed(stats.seconds, "total"):
+            while True:
+                with db.session_scope(engine, write_lock=True) as session:
+                    batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+                    if batch:
+                        self._process_batch(session, batch, stats)
                 if not batch:
-                    return stats
-                self._process_batch(session, batch, stats)
-            if progress is not None:
-                progress(len(batch))
+                    break
+                if progress is not None:
+                    progress(len(batch))
+        log_seconds("process", stats.seconds)
+        return stats
 
-    def _process_batch(self, session, batch: list[Feedback], stats: ProcessStats) -> None:  # type: ignore[no-untyped-def]
-        results = self._preprocess([f.text or "" for f in batch])
-        statements: list[tuple[Feedback, list[UnitText]]] = []
+    def _process_batch(self, session, batch: list[Any], stats: ProcessStats) -> None:  # type: ignore[no-untyped-def]
+        """``batch``: claimed tickets, rows of (id, text, attempts)."""
+        with timed(stats.seconds, "preprocess"):
+            results = self._preprocess([f.text or "" for f in batch])
+        changes: list[dict[str, Any]] = []
+        statements: list[Statements] = []
         for feedback, result in zip(batch, results, strict=True):
-            feedback.attempts += 1
+            change: dict[str, Any] = {"id": feedback.id, "attempts": feedback.attempts + 1}
+            changes.append(change)
             error = result if isinstance(result, str) else None
             if error is None and not result.units:  # type: ignore[union-attr]
                 error = (
@@ -122,58 +166,59 @@ class Pipeline:
                     "and personal data."
                 )
             if error is not None:
-                feedback.status = FeedbackStatus.failed
-                feedback.last_error = error
+                change.update(status=FeedbackStatus.failed.value, last_error=error)
                 stats.failed += 1
                 continue
             assert not isinstance(result, str)
-            feedback.redacted_text = result.redacted_text
-            feedback.status = FeedbackStatus.processed
-            feedback.processed_at = utcnow()
-            feedback.last_error = None
+            change.update(
+                redacted_text=result.redacted_text,
+                status=FeedbackStatus.processed.value,
+                processed_at=utcnow(),
+                last_error=None,
+            )
             if not self.settings.keep_raw_text:
-                feedback.text = None
-            statements.append((feedback, result.units))
+                change["text"] = None
+            statements.append(Statements(feedback.id, result.redacted_text, result.units))
             stats.processed += 1
-        session.add_all(batch)
+        store.update_feedback(session, rows=changes)
         units, vectors = self._units(session, statements, stats)
-        store.add_units(session, units=units)
-        stats.units += len(units)
-        stats.assigned += IssueBook(session, self.settings).assign_new(units, vectors)
+        unit_ids = store.add_units(session, rows=units)
+        stats.units += len(unit_ids)
+        stats.assigned += IssueBook(session, self.settings).assign_new(unit_ids, vectors)
 
     def _units(
-        self, session, statements: list[tuple[Feedback, list[UnitText]]], stats: ProcessStats
-    ) -> tuple[list[Unit], np.ndarray]:  # type: ignore[no-untyped-def]
-        """One unit per topic of each ticket, with its vector: neighbouring statements whose
+        self, session, statements: list[Statements], stats: ProcessStats
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:  # type: ignore[no-untyped-def]
+        """One unit row per topic of each ticket, with its vector: neighbouring statements whose
         embeddings are close are joined (``join_same_topic``) and the joined text is embedded."""
-        flat = [unit for _, units in statements for unit in units]
+        flat = [unit for ticket in statements for unit in ticket.units]
         vectors = self._vectors(session, [u.text for u in flat], stats)
-        units: list[Unit] = []
+        units: list[dict[str, Any]] = []
         rows: list[int | None] = []  # the statement vector a unit keeps; None when joined
         offset = 0
-        for feedback, candidates in statements:
+        for feedback_id, redacted_text, candidates in statements:
             groups = join_same_topic(
                 candidates,
                 vectors[offset : offset + len(candidates)],
                 min_similarity=self.settings.preprocess_join_similarity,
             )
             for position, group in enumerate(groups):
-                unit = UnitText.joined([candidates[i] for i in group], feedback.redacted_text or "")
+                unit = UnitText.joined([candidates[i] for i in group], redacted_text)
                 rows.append(offset + group[0] if len(group) == 1 else None)
                 units.append(
-                    Unit(
-                        feedback_id=feedback.id,  # type: ignore[arg-type]
-                        position=position,
-                        text=unit.text,
-                        lemmas=" ".join(unit.lemmas),
-                        text_hash=text_hash(unit.text),
-                    )
+                    {
+                        "feedback_id": feedback_id,
+                        "position": position,
+                        "text": unit.text,
+                        "lemmas": " ".join(unit.lemmas),
+                        "text_hash": text_hash(unit.text),
+                    }
                 )
             offset += len(candidates)
         joined = [i for i, row in enumerate(rows) if row is None]
         if not joined:
             return units, vectors
-        fresh = self._vectors(session, [units[i].text for i in joined], stats)
+        fresh = self._vectors(session, [units[i]["text"] for i in joined], stats)
         final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
         kept = [i for i, row in enumerate(rows) if row is not None]
         final[kept] = vectors[[rows[i] for i in kept]]
@@ -198,14 +243,16 @@ class Pipeline:
     def _vectors(self, session, texts: list[str], stats: ProcessStats) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Vectors for ``texts``, embedding only what the cache does not hold."""
         hashes = [text_hash(t) for t in texts]
-        model_id = self.embedder.model_id
+        with timed(stats.seconds, "embed"):
+            model_id = self.embedder.model_id  # loads the model on first use
         cached = store.cached_vectors(session, text_hashes=hashes, model_id=model_id)
         missing = list(dict.fromkeys(h for h in hashes if h not in cached))
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
-            fresh = self.embedder.embed(
-                [text_of[h] for h in missing], batch_size=self.settings.embedding_batch_size
-            )
+            with timed(stats.seconds, "embed"):
+                fresh = self.embedder.embed(
+                    [text_of[h] for h in missing], batch_size=self.settings.embedding_batch_size
+                )
             new = {h: vector_to_bytes(v) for h, v in zip(missing, fresh, strict=True)}
             store.add_vectors(session, vectors=new, model_id=model_id, dim=self.embedder.dim)
             cached.update(new)
@@ -219,27 +266,40 @@ class Pipeline:
 
     def refresh(self, engine: Engine, *, recluster: bool = False) -> RefreshStats:
         stats = RefreshStats()
+        with timed(stats.seconds, "total"):
+            self._refresh(engine, stats, recluster=recluster)
+        log_seconds("refresh", stats.seconds)
+        return stats
+
+    def _refresh(self, engine: Engine, stats: RefreshStats, *, recluster: bool) -> None:
+        seconds = stats.seconds
         with db.session_scope(engine, write_lock=True) as session:
-            store.lock_issues(session)
-            book = IssueBook(session, self.settings)
-            units = book.load_units(self.embedder.model_id)
-            if not units.ids:
-                stats.skipped.append("no processed units yet")
-                return stats
-            stats.unassigned_share = book.unassigned_share(units)
+            with timed(seconds, "load"):
+                store.lock_issues(session)
+                book = IssueBook(session, self.settings)
+                units = book.load_units(self.embedder.model_id)
+                if not units.ids:
+                    stats.skipped.append("no processed units yet")
+                    return
+                stats.unassigned_share = book.unassigned_share(units)
             threshold = self.settings.cluster_recluster_unassigned_share
             if recluster or not book.has_issues() or stats.unassigned_share > threshold:
                 clustering = cluster.Clusterer(cluster.ClusterParams.from_settings(self.settings))
-                stats.lineage = book.recluster(units, clustering.fit(units.vectors))
+                with timed(seconds, "cluster"):
+                    result = clustering.fit(units.vectors)
+                with timed(seconds, "issues"):
+                    stats.lineage = book.recluster(units, result)
                 stats.reclustered = True
-            book.relabel(units)
-            stats.links = book.link_pending(embedding_similarity(self.embedder))
-            book.diagnose(units, self.categorizer, now=utcnow())
+            with timed(seconds, "label"):
+                book.relabel(units)
+            with timed(seconds, "link"):
+                stats.links = book.link_pending(embedding_similarity(self.embedder))
+            with timed(seconds, "categorize_rank"):
+                book.diagnose(units, self.categorizer, now=utcnow())
             stats.issues = book.count_open()
             stats.unassigned_share = book.unassigned_share(units)
             store.record_run(session, kind="recluster" if stats.reclustered else "refresh",
                              stats=asdict(stats))  # fmt: skip
-        return stats
 
     @property
     def categorizer(self) -> Categorizer:

@@ -157,13 +157,16 @@ def trend(timestamps: Sequence[datetime], now: datetime, config: RankConfig) -> 
     )
 
 
-def severity(texts: Sequence[str], lexicon: CueLexicon) -> tuple[float, dict[str, list[str]]]:
-    """Mean over texts of the largest category weight matched, and the terms matched."""
+def severity(
+    texts: Sequence[str], lexicon: CueLexicon, *, docs: Sequence[Any] | None = None
+) -> tuple[float, dict[str, list[str]]]:
+    """Mean over texts of the largest category weight matched, and the terms matched. ``docs``:
+    the texts already parsed by ``categorize.lemma_docs``, when the caller has them."""
     if not texts:
         return 0.0, {}
     terms: dict[str, list[str]] = {}
     total = 0.0
-    for found in lexicon.match(texts):
+    for found in lexicon.match(texts, docs=docs):
         total += max((lexicon.weights.get(name, 1.0) for name in found), default=0.0)
         for name, phrases in found.items():
             for phrase in phrases:
@@ -177,7 +180,9 @@ def prioritize(
     *,
     config: RankConfig | None = None,
     severity_lexicon: CueLexicon | None = None,
+    docs: Sequence[Any] | None = None,
 ) -> Priority:
+    """``docs``: ``issue.texts`` parsed by ``categorize.lemma_docs``, if already done."""
     config = config or RankConfig.from_settings()
     lexicon = severity_lexicon or load_severity()
     now = _utc(issue.now)
@@ -191,7 +196,7 @@ def prioritize(
         (issue_trend.this_week + config.trend_pseudocount)
         / (issue_trend.trailing_mean + config.trend_pseudocount)
     )
-    severity_score, terms = severity(issue.texts, lexicon)
+    severity_score, terms = severity(issue.texts, lexicon, docs=docs)
     if issue.timestamps:
         days = max(0.0, (now - max(_utc(t) for t in issue.timestamps)) / timedelta(days=1))
         recency = 0.5 ** (days / config.recency_half_life_days)

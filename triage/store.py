@@ -10,11 +10,11 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, text, tuple_, update
+from sqlalchemy import case, delete, exists, func, insert, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
@@ -361,15 +361,16 @@ def record_audit(
 # --- processing -------------------------------------------------------------------------------
 
 
-def claim_pending(session: Session, *, limit: int) -> list[Feedback]:
-    """Lock up to ``limit`` pending tickets for this transaction.
+def claim_pending(session: Session, *, limit: int) -> list[Any]:
+    """Lock up to ``limit`` pending tickets for this transaction: rows of (id, text, attempts),
+    to be written back with ``update_feedback``.
 
     On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint batches; on
     SQLite the caller's session holds the write lock (``session_scope(write_lock=True)``). A
     worker killed mid-batch never commits, so its tickets simply stay pending.
     """
     statement = (
-        select(Feedback)
+        select(Feedback.id, Feedback.text, Feedback.attempts)
         .where(col(Feedback.status) == FeedbackStatus.pending.value)
         .order_by(col(Feedback.id))
         .limit(limit)
@@ -377,6 +378,13 @@ def claim_pending(session: Session, *, limit: int) -> list[Feedback]:
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     return list(session.exec(statement).all())
+
+
+def update_feedback(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Write processing results, one dict of changed fields per ticket, keyed by ``id``
+    (an UPDATE by primary key, executed once per set of fields)."""
+    if rows:
+        session.execute(update(Feedback), list(rows))
 
 
 def count_feedback_by_status(session: Session) -> dict[str, int]:
@@ -419,10 +427,13 @@ def add_vectors(session: Session, *, vectors: dict[str, bytes], model_id: str, d
     session.execute(statement, rows)
 
 
-def add_units(session: Session, *, units: Sequence[Unit]) -> list[Unit]:
-    session.add_all(units)
-    session.flush()
-    return list(units)
+def add_units(session: Session, *, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert units (feedback_id, position, text, lemmas, text_hash) in one statement; their
+    ids, in the order of ``rows``."""
+    if not rows:
+        return []
+    statement = insert(Unit).returning(col(Unit.id), sort_by_parameter_order=True)
+    return list(session.scalars(statement, list(rows)))
 
 
 def unit_vectors(
@@ -451,6 +462,13 @@ def memberships(session: Session) -> list[Membership]:
     return list(session.exec(select(Membership)).all())
 
 
+def membership_map(session: Session) -> dict[int, tuple[int, str]]:
+    """unit id -> (issue id, method) of every membership, as plain values: a refresh reads
+    this once rather than loading thousands of ``Membership`` objects per step."""
+    rows = session.exec(select(Membership.unit_id, Membership.issue_id, Membership.method))
+    return {unit_id: (issue_id, method) for unit_id, issue_id, method in rows}
+
+
 def active_issues(session: Session) -> list[Issue]:
     """Issues that can still receive units: not merged away."""
     return list(
@@ -460,32 +478,52 @@ def active_issues(session: Session) -> list[Issue]:
     )
 
 
-def set_memberships(session: Session, *, rows: Sequence[Membership]) -> None:
-    """Replace the machine's memberships with ``rows``; manual ones are never touched."""
+def issue_centroids(session: Session, *, statuses: Iterable[str]) -> dict[int, tuple[bytes, str]]:
+    """issue id -> (centroid, status) of every active issue in ``statuses`` with a centroid:
+    what placing a new unit needs, without loading whole issues for every batch."""
+    rows = session.exec(
+        select(Issue.id, Issue.centroid, Issue.status).where(
+            col(Issue.merged_into).is_(None),
+            col(Issue.status).in_([str(status) for status in statuses]),
+            col(Issue.centroid).is_not(None),
+        )
+    )
+    return {issue_id: (centroid, status) for issue_id, centroid, status in rows if centroid}
+
+
+def add_memberships(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert memberships (unit_id, issue_id, method, similarity) in one statement."""
+    if rows:
+        session.execute(insert(Membership), list(rows))
+
+
+def set_memberships(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the machine's memberships with ``rows`` (unit_id, issue_id, method, similarity);
+    manual ones are never touched. One bulk INSERT, not one ORM object per unit."""
     session.execute(delete(Membership).where(col(Membership.method) != "manual"))
-    session.add_all(rows)
-    session.flush()
+    add_memberships(session, rows=rows)
 
 
 def refresh_issue_sizes(session: Session) -> None:
-    """Size and distinct customers are derived from memberships, never counted separately."""
-    sizes = dict(
-        session.exec(
-            select(Membership.issue_id, func.count()).group_by(col(Membership.issue_id))
-        ).all()
+    """Size and distinct customers are derived from memberships, never counted separately.
+
+    One UPDATE with correlated counts, written only where a figure changed; issues loaded in
+    the session see the new figures (``fetch`` expires them)."""
+    size = select(func.count()).where(col(Membership.issue_id) == col(Issue.id)).scalar_subquery()
+    customers = (
+        select(func.count(func.distinct(col(Feedback.customer_id))))
+        .select_from(Membership)
+        .join(Unit, col(Unit.id) == col(Membership.unit_id))
+        .join(Feedback, col(Feedback.id) == col(Unit.feedback_id))
+        .where(col(Membership.issue_id) == col(Issue.id))
+        .scalar_subquery()
     )
-    customers = dict(
-        session.exec(
-            select(Membership.issue_id, func.count(func.distinct(Feedback.customer_id)))
-            .join(Unit, col(Unit.id) == col(Membership.unit_id))
-            .join(Feedback, col(Feedback.id) == col(Unit.feedback_id))
-            .group_by(col(Membership.issue_id))
-        ).all()
+    session.execute(
+        update(Issue)
+        .where((col(Issue.size) != size) | (col(Issue.customers) != customers))
+        .values(size=size, customers=customers)
+        .execution_options(synchronize_session="fetch")
     )
-    for issue in session.exec(select(Issue)).all():
-        issue.size = int(sizes.get(issue.id, 0))
-        issue.customers = int(customers.get(issue.id, 0))
-        session.add(issue)
 
 
 def lock_issues(session: Session) -> None:
@@ -698,16 +736,27 @@ def record_run(session: Session, *, kind: str, stats: dict[str, Any]) -> Pipelin
 # --- links and diagnosis ---------------------------------------------------------------------
 
 
-def feedback_to_link(session: Session) -> list[Feedback]:
-    """Processed tickets whose links have not been decided yet."""
+def feedback_to_link(session: Session) -> list[Any]:
+    """Processed tickets whose links have not been decided yet: rows with the fields linking
+    reads (id, created_at, received_at, redacted_text, user, session, output and customer),
+    not ``Feedback`` objects, which the session would otherwise track by the thousand."""
     return list(
         session.exec(
-            select(Feedback)
+            select(
+                Feedback.id,
+                Feedback.created_at,
+                Feedback.received_at,
+                Feedback.redacted_text,
+                Feedback.user_id,
+                Feedback.session_id,
+                Feedback.output_id,
+                Feedback.customer_id,
+                Feedback.customer_value,
+            )
             .where(
                 col(Feedback.status) == FeedbackStatus.processed.value,
                 col(Feedback.linked_at).is_(None),
             )
-            .options(defer(Feedback.text))  # type: ignore[arg-type]
             .order_by(col(Feedback.id))
         ).all()
     )
