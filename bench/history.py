@@ -54,29 +54,18 @@ def units_of(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     thing joined on their embeddings. Returns unit texts, their vectors and the ticket index
     of each unit."""
     from triage.config import Settings
-    from triage.preprocess import Preprocessor, UnitText, join_same_topic
+    from triage.preprocess import Preprocessor, topic_units
 
     settings = Settings()
     processed = Preprocessor.from_settings(settings).process(texts)
-    statement_vectors = embed_cached([u.text for item in processed for u in item.units])
-    unit_texts, ticket, rows, joined = [], [], [], []
-    offset = 0
-    for i, item in enumerate(processed):
-        vectors = statement_vectors[offset : offset + len(item.units)]
-        for group in join_same_topic(
-            item.units, vectors, min_similarity=settings.preprocess_join_similarity
-        ):
-            unit_texts.append(
-                UnitText.joined([item.units[j] for j in group], item.redacted_text).text
-            )
-            ticket.append(i)
-            rows.append(offset + group[0])
-            if len(group) > 1:
-                joined.append(len(unit_texts) - 1)
-        offset += len(item.units)
-    vectors = statement_vectors[rows]
-    if joined:
-        vectors[joined] = embed_cached([unit_texts[k] for k in joined])
+    per_ticket, vectors = topic_units(
+        [(item.redacted_text, item.units) for item in processed],
+        embed_cached([u.text for item in processed for u in item.units]),
+        embed_cached,
+        min_similarity=settings.preprocess_join_similarity,
+    )
+    unit_texts = [unit.text for units in per_ticket for unit in units]
+    ticket = [i for i, units in enumerate(per_ticket) for _ in units]
     return unit_texts, vectors, np.asarray(ticket, dtype=np.int64)
 
 

@@ -17,6 +17,7 @@ from triage.preprocess import (
     build_nlp,
     clean_text,
     join_same_topic,
+    topic_units,
 )
 
 
@@ -410,3 +411,21 @@ def test_preprocess_handles_10000_emoji(preprocessor):
     results = preprocessor.process(["🙂" * 10_000, "🙂😡" * 5_000 + " the export fails every time"])
     assert results[0].units == []
     assert [unit.lemmas for unit in results[1].units] == [["export", "fail", "time"]]
+
+
+def test_topic_units_keep_statement_vectors_and_embed_only_joined_text():
+    text = "Alpha beta. Alpha beta gamma. Delta."
+    units = [UnitText("Alpha beta.", [], start=0, end=11),
+             UnitText("Alpha beta gamma.", [], start=12, end=29),
+             UnitText("Delta.", [], start=30, end=36)]  # fmt: skip
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    embedded: list[list[str]] = []
+
+    def embed(texts):  # type: ignore[no-untyped-def]
+        embedded.append(texts)
+        return np.array([[0.6, 0.8]])
+
+    per_ticket, final = topic_units([(text, units)], vectors, embed, min_similarity=0.5)
+    assert [u.text for u in per_ticket[0]] == ["Alpha beta. Alpha beta gamma.", "Delta."]
+    assert embedded == [["Alpha beta. Alpha beta gamma."]]
+    assert final.tolist() == [[0.6, 0.8], [0.0, 1.0]]

@@ -120,7 +120,8 @@ class Settings(BaseSettings):
     embedding_threads: int | None = Field(
         default=None,
         ge=1,
-        description="ONNX Runtime intra-op threads; one per core when unset (more only contend).",
+        description="Texts the ONNX backend embeds at once, each on one thread; one per core "
+        "when unset (more only contend).",
     )
     embedding_max_seq_length: int = Field(
         default=256,

@@ -31,7 +31,7 @@ from triage.link import embedding_similarity
 from triage.models import FeedbackStatus, utcnow
 
 with without_deep_learning():  # spaCy and presidio, ~3 s sooner
-    from triage.preprocess import PreprocessedText, Preprocessor, UnitText, join_same_topic
+    from triage.preprocess import PreprocessedText, Preprocessor, UnitText, topic_units
 
 logger = logging.getLogger("triage.pipeline")
 
@@ -190,40 +190,26 @@ class Pipeline:
         self, session, statements: list[Statements], stats: ProcessStats
     ) -> tuple[list[dict[str, Any]], np.ndarray]:  # type: ignore[no-untyped-def]
         """One unit row per topic of each ticket, with its vector: neighbouring statements whose
-        embeddings are close are joined (``join_same_topic``) and the joined text is embedded."""
+        embeddings are close are joined (``topic_units``) and the joined text is embedded."""
         flat = [unit for ticket in statements for unit in ticket.units]
-        vectors = self._vectors(session, [u.text for u in flat], stats)
-        units: list[dict[str, Any]] = []
-        rows: list[int | None] = []  # the statement vector a unit keeps; None when joined
-        offset = 0
-        for feedback_id, redacted_text, candidates in statements:
-            groups = join_same_topic(
-                candidates,
-                vectors[offset : offset + len(candidates)],
-                min_similarity=self.settings.preprocess_join_similarity,
-            )
-            for position, group in enumerate(groups):
-                unit = UnitText.joined([candidates[i] for i in group], redacted_text)
-                rows.append(offset + group[0] if len(group) == 1 else None)
-                units.append(
-                    {
-                        "feedback_id": feedback_id,
-                        "position": position,
-                        "text": unit.text,
-                        "lemmas": " ".join(unit.lemmas),
-                        "text_hash": text_hash(unit.text),
-                    }
-                )
-            offset += len(candidates)
-        joined = [i for i, row in enumerate(rows) if row is None]
-        if not joined:
-            return units, vectors
-        fresh = self._vectors(session, [units[i]["text"] for i in joined], stats)
-        final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
-        kept = [i for i, row in enumerate(rows) if row is not None]
-        final[kept] = vectors[[rows[i] for i in kept]]
-        final[joined] = fresh
-        return units, final
+        per_ticket, vectors = topic_units(
+            [(ticket.redacted_text, ticket.units) for ticket in statements],
+            self._vectors(session, [u.text for u in flat], stats),
+            lambda texts: self._vectors(session, texts, stats),
+            min_similarity=self.settings.preprocess_join_similarity,
+        )
+        units = [
+            {
+                "feedback_id": ticket.feedback_id,
+                "position": position,
+                "text": unit.text,
+                "lemmas": " ".join(unit.lemmas),
+                "text_hash": text_hash(unit.text),
+            }
+            for ticket, ticket_units in zip(statements, per_ticket, strict=True)
+            for position, unit in enumerate(ticket_units)
+        ]
+        return units, vectors
 
     def _preprocess(self, texts: list[str]) -> list[PreprocessedText | str]:
         """Preprocess a batch; if it fails, one text at a time, so one bad ticket is marked

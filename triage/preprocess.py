@@ -17,11 +17,12 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import phonenumbers
 import spacy
 import tldextract
@@ -56,8 +57,6 @@ from triage.errors import ConfigError, StageError
 logging.getLogger("presidio-analyzer").setLevel(logging.INFO)
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from triage.config import Settings
 
 LANGUAGE = "en"
@@ -551,6 +550,43 @@ def join_same_topic(
         else:
             groups.append([i])
     return groups
+
+
+def topic_units(
+    tickets: Sequence[tuple[str, Sequence[UnitText]]],
+    vectors: np.ndarray,
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    min_similarity: float,
+) -> tuple[list[list[UnitText]], np.ndarray]:
+    """The units of each ticket once same-topic neighbours are joined (``join_same_topic``).
+
+    ``tickets`` are (redacted text, statements) pairs; ``vectors`` holds the statements'
+    embeddings, all tickets in order. Returns the units per ticket and one vector per unit (flat,
+    in the same order): a statement left alone keeps its vector, a joined unit's text is embedded
+    with ``embed``.
+    """
+    per_ticket: list[list[UnitText]] = []
+    rows: list[int | None] = []  # the statement vector a unit keeps; None when joined
+    offset = 0
+    for redacted_text, statements in tickets:
+        groups = join_same_topic(
+            statements, vectors[offset : offset + len(statements)], min_similarity=min_similarity
+        )
+        per_ticket.append(
+            [UnitText.joined([statements[i] for i in group], redacted_text) for group in groups]
+        )
+        rows += [offset + group[0] if len(group) == 1 else None for group in groups]
+        offset += len(statements)
+    units = [unit for ticket in per_ticket for unit in ticket]
+    joined = [i for i, row in enumerate(rows) if row is None]
+    if not joined:
+        return per_ticket, vectors
+    final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
+    kept = [i for i, row in enumerate(rows) if row is not None]
+    final[kept] = vectors[[rows[i] for i in kept]]
+    final[joined] = embed([units[i].text for i in joined])
+    return per_ticket, final
 
 
 def _skip_greeting(tokens: _Tokens, start: int, end: int) -> int:
