@@ -84,7 +84,7 @@ def lemma_nlp() -> Any:
 # Lexicons match lemmas; these steps of the preprocess pipeline only mark sentences and split
 # statements (no token's text or lemma changes), and they cost more than the rest, so matching
 # skips them.
-NOT_FOR_MATCHING = ("triage_line_breaks", "sentencizer", "triage_units")
+NOT_FOR_MATCHING = ("sentencizer", "triage_units")
 
 
 def lemma_docs(texts: Iterable[str]) -> list[Any]:

@@ -96,7 +96,12 @@ class Settings(BaseSettings):
         description="Regions whose national phone formats are recognised (international '+' "
         "numbers are found regardless); each region costs time on texts with digit runs.",
     )
-    preprocess_batch_size: int = Field(default=256, ge=1, description="Texts per spaCy batch.")
+    preprocess_batch_size: int = Field(
+        default=256,
+        ge=1,
+        description="Texts per nlp.pipe batch; only a pipeline changed from build_nlp's runs "
+        "through nlp.pipe (the built-in one reads each text's tokens once).",
+    )
 
     # --- embed ---
     embedding_model_path: str | None = Field(
