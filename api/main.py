@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api.errors import BodySizeLimit, install_error_handlers
@@ -27,6 +28,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
+        # Routes are plain functions that FastAPI runs in AnyIO's thread pool; its limiter is
+        # shared by the process, so it is set where the server starts.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         worker = None
         if run_worker:
             # Imported here: the worker loads spaCy and the embedding model, which an API-only

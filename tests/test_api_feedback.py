@@ -276,3 +276,40 @@ def test_api_feedback_20_concurrent_identical_requests_store_one(live_server, ma
     assert len({a["id"] for a in answers}) == 1
     assert sum(1 for a in answers if not a["duplicate"]) == 1
     assert stored_count(engine) == 1
+
+
+def test_api_feedback_handles_at_most_api_threads_requests_at_once(  # type: ignore[no-untyped-def]
+    settings, make_key, engine, monkeypatch
+):
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from triage import store
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    add_feedback = store.add_feedback
+
+    def slow_add_feedback(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)  # long enough for the other requests to arrive
+        with lock:
+            running -= 1
+        return add_feedback(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_feedback", slow_add_feedback)
+    with TestClient(create_app(settings.model_copy(update={"api_threads": 2}))) as client:
+        key = make_key(Scope.ingest)
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(
+                pool.map(lambda i: client.post("/v1/feedback", json=ticket(i), headers=auth(key)),
+                         range(8))
+            )  # fmt: skip
+    assert [r.status_code for r in responses] == [202] * 8
+    assert most == 2
