@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         default=8,
         ge=1,
         description="Requests the API handles at once (threads for its database calls); more "
-        "wait their turn. AnyIO's default of 40 made a saturated 2-core server slower, not "
-        "faster: at 200 single POSTs/s on PostgreSQL, p50 6 s with 40, 5 ms with 8 (bench.load).",
+        "wait their turn. With AnyIO's default of 40, a 2-core server at its limit fell behind "
+        "for good (single POSTs at 200/s on PostgreSQL: p50 3-6 s in three runs of bench.load); "
+        "with 8 it did so less often (p50 5 ms to 1.3 s in four runs).",
     )
 
     # --- worker ---
