@@ -252,3 +252,20 @@ def test_clean_text_skips_only_steps_that_change_nothing_in_random_text() -> Non
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         assert clean_text(text) == clean_text_with_every_step(text), repr(text)
+
+
+def test_preprocess_memo_computes_each_key_once_and_starts_over_when_full(monkeypatch):  # type: ignore[no-untyped-def]
+    from triage import preprocess
+
+    computed: list[int] = []
+
+    def square(key: int) -> int:
+        computed.append(key)
+        return key * key
+
+    memo: preprocess._Memo[int] = preprocess._Memo()
+    assert memo.all([2, 3, 2, 3], square) == [4, 9, 4, 9]
+    assert computed == [2, 3]
+    monkeypatch.setattr(preprocess, "_MAX_MEMO", 1)  # two entries are past the bound
+    assert memo.all([2], square) == [4]
+    assert computed == [2, 3, 2]  # started over, so 2 was computed again

@@ -54,8 +54,8 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests the API handles at once (threads for its database calls); more "
         "wait their turn. With AnyIO's default of 40, a 2-core server at its limit fell behind "
-        "for good (single POSTs at 200/s on PostgreSQL: p50 3-6 s in three runs of bench.load); "
-        "with 8 it did so less often (p50 5 ms to 1.3 s in four runs).",
+        "for good: threads fighting over the GIL cost more CPU than they saved (README, "
+        "Ingestion under load).",
     )
 
     # --- worker ---

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import phonenumbers
@@ -259,10 +259,39 @@ _VERB_CUES = frozenset(
 )  # fmt: skip
 
 
-# Memo dicts keyed by orth hash grow with the vocab (each new word adds one); past this many
-# entries they start over. They are replaced, never cleared, so a reader is never left with a
-# key that vanished between "in" and the lookup.
+# Memos keyed by orth hash grow with the vocab (each new word adds one); past this many entries
+# they start over.
 _MAX_MEMO = 200_000
+
+T = TypeVar("T")
+
+
+class _Memo(Generic[T]):
+    """A value per hash (a word's orth, a lemma) that depends on nothing else, computed once.
+
+    The components below read a text's words as one array of hashes and look each up here,
+    instead of asking spaCy for a Token object per token. Starting over replaces the dict and
+    never clears it, so another thread is never left with a key that vanished between the test
+    and the lookup.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[int, T] = {}
+
+    def all(self, keys: list[int], compute: Callable[[int], T]) -> list[T]:
+        """The value of each key; ``compute`` makes the ones not seen yet."""
+        if len(self._values) > _MAX_MEMO:
+            self.reset()
+        values = self._values
+        return [values[k] if k in values else self._add(values, k, compute(k)) for k in keys]
+
+    def reset(self) -> None:
+        self._values = {}
+
+    @staticmethod
+    def _add(values: dict[int, T], key: int, value: T) -> T:
+        values[key] = value
+        return value
 
 
 class _Word(NamedTuple):
@@ -291,22 +320,16 @@ class _WordValues:
 
     def __init__(self, stop_words: frozenset[str]) -> None:
         self.stop_words = stop_words
-        self._words: dict[int, _Word] = {}  # orth hash -> values
-        self._lemmas: dict[int, str] = {}  # lemma hash -> lowercased lemma
+        self._words: _Memo[_Word] = _Memo()  # by orth hash
+        self._lemmas: _Memo[str] = _Memo()  # lowercased, by lemma hash
 
     def words(self, vocab: Vocab, orths: list[int]) -> list[_Word]:
-        if len(self._words) > _MAX_MEMO:
-            self._words = {}
-        words = self._words
-        return [words[o] if o in words else self._add_word(vocab, o) for o in orths]
+        return self._words.all(orths, lambda orth: self._word(vocab, orth))
 
     def lemmas(self, strings: StringStore, hashes: list[int]) -> list[str]:
-        if len(self._lemmas) > _MAX_MEMO:
-            self._lemmas = {}
-        lemmas = self._lemmas
-        return [lemmas[h] if h in lemmas else self._add_lemma(strings, h) for h in hashes]
+        return self._lemmas.all(hashes, lambda lemma: strings[lemma].lower())
 
-    def _add_word(self, vocab: Vocab, orth: int) -> _Word:
+    def _word(self, vocab: Vocab, orth: int) -> _Word:
         # str methods answer the same questions as spaCy's is_alpha/is_space/is_title/is_stop.
         lexeme = vocab[orth]
         text = lexeme.orth_
@@ -317,7 +340,7 @@ class _WordValues:
         space = text.isspace()
         name = placeholder or (alpha and text.istitle() and not stop)
         pattern = lower.replace("’", "'")
-        self._words[orth] = word = _Word(
+        return _Word(
             text=text,
             lower=lower,
             space=space,
@@ -329,11 +352,6 @@ class _WordValues:
             pattern_first="<person>" if text == "<PERSON>" else pattern,
             pattern_word="<person>" if text == "<PERSON>" or name else pattern,
         )
-        return word
-
-    def _add_lemma(self, strings: StringStore, lemma_hash: int) -> str:
-        self._lemmas[lemma_hash] = lemma = strings[lemma_hash].lower()
-        return lemma
 
 
 @dataclass
@@ -434,7 +452,7 @@ class LineSentencizer(Sentencizer):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self._kinds: dict[int, int] = {}  # orth hash -> _PLAIN, _LINE_BREAK, ...
+        self._kinds: _Memo[int] = _Memo()  # by orth hash: _PLAIN, _LINE_BREAK, ...
         self._kinds_for = self.punct_chars  # from_bytes and from_disk replace the set
 
     def __call__(self, doc: Doc) -> Doc:
@@ -456,23 +474,19 @@ class LineSentencizer(Sentencizer):
         return _sentence_starts(self._word_kinds(vocab, orths))
 
     def _word_kinds(self, vocab: Vocab, orths: list[int]) -> list[int]:
-        if len(self._kinds) > _MAX_MEMO or self._kinds_for is not self.punct_chars:
-            self._kinds, self._kinds_for = {}, self.punct_chars
-        kinds = self._kinds
-        return [kinds[o] if o in kinds else self._add_kind(vocab, o) for o in orths]
+        if self._kinds_for is not self.punct_chars:
+            self._kinds.reset()
+            self._kinds_for = self.punct_chars
+        return self._kinds.all(orths, lambda orth: self._kind(vocab[orth]))
 
-    def _add_kind(self, vocab: Vocab, orth: int) -> int:
-        lexeme = vocab[orth]
+    def _kind(self, lexeme: Any) -> int:
         if lexeme.orth_ in self.punct_chars:
-            kind = _SENTENCE_PUNCT
-        elif lexeme.is_punct:
-            kind = _PUNCT
-        elif lexeme.is_space and "\n" in lexeme.orth_:
-            kind = _LINE_BREAK
-        else:
-            kind = _PLAIN
-        self._kinds[orth] = kind
-        return kind
+            return _SENTENCE_PUNCT
+        if lexeme.is_punct:
+            return _PUNCT
+        if lexeme.is_space and "\n" in lexeme.orth_:
+            return _LINE_BREAK
+        return _PLAIN
 
 
 def _sentence_starts(kinds: list[int]) -> list[int]:
@@ -517,7 +531,7 @@ class LookupLemmatizer(Lemmatizer):
 
     def __init__(self, vocab: Vocab, name: str) -> None:
         super().__init__(vocab, None, name, mode="lookup")
-        self._memo: dict[int, int] = {}  # orth hash -> lemma hash
+        self._memo: _Memo[int] = _Memo()  # orth hash -> lemma hash
 
     def initialize(
         self,
@@ -530,16 +544,16 @@ class LookupLemmatizer(Lemmatizer):
         table = self.lookups.get_table("lemma_lookup")
         for word, lemma in _LEMMA_OVERRIDES.items():
             table.set(word, lemma)
-        self._memo = {}
+        self._memo.reset()
 
     def from_bytes(self, *args: Any, **kwargs: Any) -> LookupLemmatizer:
         super().from_bytes(*args, **kwargs)
-        self._memo = {}  # the tables may have changed
+        self._memo.reset()  # the tables may have changed
         return self
 
     def from_disk(self, *args: Any, **kwargs: Any) -> LookupLemmatizer:
         super().from_disk(*args, **kwargs)
-        self._memo = {}
+        self._memo.reset()
         return self
 
     @contextmanager
@@ -548,7 +562,7 @@ class LookupLemmatizer(Lemmatizer):
         try:
             yield
         finally:
-            self._memo = {}
+            self._memo.reset()
 
     def __call__(self, doc: Doc) -> Doc:
         if not len(doc):
@@ -566,10 +580,7 @@ class LookupLemmatizer(Lemmatizer):
         """The lemma hashes of these words."""
         if not self._validated:
             self._validate_tables(Errors.E1004)
-        if len(self._memo) > _MAX_MEMO:
-            self._memo = {}
-        memo = self._memo
-        return [memo[o] if o in memo else self._lemma(o) for o in orths]
+        return self._memo.all(orths, self._lemma)
 
     def _lemma(self, orth: int, given: int = 0) -> int:
         strings = self.vocab.strings
@@ -583,10 +594,7 @@ class LookupLemmatizer(Lemmatizer):
             lemma = lemma if isinstance(lemma, str) else lemma[0]
         if not lexeme.is_lower and lexeme.is_alpha and lemma == text:
             lemma = table.get(lexeme.lower_, lexeme.lower_)
-        lemma_hash = strings.add(lemma)
-        if not given:
-            self._memo[orth] = lemma_hash
-        return lemma_hash
+        return strings.add(lemma)
 
 
 @Language.factory("triage_lemmatizer")
