@@ -1,0 +1,80 @@
+"""Helpers the query modules share: dialect-aware inserts, paging, idempotent batches."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def paginate(
+    session: Session,
+    model: Any,
+    conditions: list[Any],
+    order: Sequence[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """One page of ``model`` rows matching ``conditions``, and how many match in all."""
+    total = session.exec(select(func.count()).select_from(model).where(*conditions)).one()
+    rows = session.exec(
+        select(model).where(*conditions).order_by(*order).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def insert_idempotent(
+    session: Session, *, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...], digest: str
+) -> tuple[list[tuple[dict[str, Any], Any, bool]], list[dict[str, Any]]]:
+    """Insert the rows whose ``keys`` are new, then read every row back.
+
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` makes concurrent identical requests safe:
+    exactly one row is written, every request reads it back, and RETURNING names only the rows
+    this statement wrote, so "duplicate" stays exact even when identical requests race. Returns
+    (sent row, stored row, duplicate) per row, and the conflicts: keys stored with another
+    ``digest``. The caller raises on conflicts, so its transaction stores nothing of the batch.
+    """
+    key_columns = [table.c[k] for k in keys]
+    statement = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(*key_columns)
+    )
+    inserted = {tuple(r) for r in session.execute(statement, rows)}
+    wanted = list(dict.fromkeys(tuple(row[k] for k in keys) for row in rows))
+    key_expression = tuple_(*key_columns) if len(keys) > 1 else key_columns[0]
+    # Not the whole row: a batch of long texts would be read back for nothing.
+    read_back = [*key_columns, table.c.id, table.c[digest]]
+    if "status" in table.c:
+        read_back.append(table.c.status)
+    stored = {}
+    # Chunked so a 1,000-item batch stays well under every driver's parameter limit.
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start : start + 400]
+        values = chunk if len(keys) > 1 else [key[0] for key in chunk]
+        found = session.execute(select(*read_back).where(key_expression.in_(values))).mappings()
+        stored.update({tuple(r[k] for k in keys): r for r in found})
+
+    results, conflicts, seen = [], [], set()
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        if stored[key][digest] != row[digest]:
+            conflicts.append({**dict(zip(keys, key, strict=True)), "id": stored[key]["id"]})
+            continue
+        results.append((row, stored[key], key not in inserted or key in seen))
+        seen.add(key)
+    return results, conflicts

@@ -1,0 +1,191 @@
+"""Tickets: idempotent ingestion, listing, the processing queue and the export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from triage.errors import ConflictError, NotFoundError
+from triage.models import (
+    Feedback,
+    FeedbackAccepted,
+    FeedbackCreate,
+    FeedbackStatus,
+    Issue,
+    Membership,
+    Unit,
+    utcnow,
+)
+from triage.store._common import insert_idempotent, paginate, sha256_hex
+
+
+def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
+    """Store tickets idempotently on ``(source, external_id)``; answer one line per item."""
+    if not items:
+        return []
+    rows = [
+        {
+            "source": item.source,
+            "external_id": item.external_id,
+            "text": item.text,
+            "text_sha256": sha256_hex(item.text),
+            "created_at": item.created_at,
+            "customer_id": item.customer_id,
+            "customer_value": item.customer_value,
+            "user_id": item.user_id,
+            "session_id": item.session_id,
+            "output_id": item.output_id,
+            "metadata": item.meta,
+            "received_at": utcnow(),
+            "status": FeedbackStatus.pending.value,
+            "attempts": 0,
+        }
+        for item in items
+    ]
+    results, conflicts = insert_idempotent(
+        session, table=Feedback.__table__, rows=rows, keys=("source", "external_id"),
+        digest="text_sha256",
+    )  # fmt: skip
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} item(s) reuse a (source, external_id) that is already stored with "
+            "a different text. Feedback is immutable: send it under a new external_id. Nothing "
+            "from this request was stored.",
+            details={"conflicts": conflicts},
+        )
+    return [
+        FeedbackAccepted(
+            id=stored["id"],
+            source=row["source"],
+            external_id=row["external_id"],
+            status=stored["status"],
+            duplicate=duplicate,
+        )
+        for row, stored, duplicate in results
+    ]
+
+
+def list_feedback(
+    session: Session,
+    *,
+    source: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Feedback], int]:
+    conditions = []
+    if source is not None:
+        conditions.append(col(Feedback.source) == source)
+    if status is not None:
+        conditions.append(col(Feedback.status) == status)
+    if since is not None:
+        conditions.append(col(Feedback.received_at) >= since)
+    return paginate(session, Feedback, conditions, (col(Feedback.id),), limit=limit, offset=offset)
+
+
+def get_feedback(session: Session, *, feedback_id: int) -> Feedback:
+    feedback = session.get(Feedback, feedback_id)
+    if feedback is None:
+        raise NotFoundError(f"No feedback with id {feedback_id}.")
+    return feedback
+
+
+def issue_ids_by_feedback(session: Session, *, feedback_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Each ticket's issues, the one holding most of its units first (its main issue)."""
+    if not feedback_ids:
+        return {}
+    statement = (
+        select(Unit.feedback_id, Membership.issue_id, func.count())
+        .join(Membership, col(Membership.unit_id) == col(Unit.id))
+        .where(col(Unit.feedback_id).in_(list(feedback_ids)))
+        .group_by(col(Unit.feedback_id), col(Membership.issue_id))
+    )
+    counts: dict[int, list[tuple[int, int]]] = {}
+    for feedback_id, issue_id, count in session.exec(statement):
+        counts.setdefault(feedback_id, []).append((count, issue_id))
+    return {
+        feedback_id: [issue_id for _, issue_id in sorted(pairs, key=lambda p: (-p[0], p[1]))]
+        for feedback_id, pairs in counts.items()
+    }
+
+
+def claim_pending(session: Session, *, limit: int) -> list[Any]:
+    """Lock up to ``limit`` pending tickets for this transaction: rows of (id, text, attempts),
+    to be written back with ``update_feedback``.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint batches; on
+    SQLite the caller's session holds the write lock (``session_scope(write_lock=True)``). A
+    worker killed mid-batch never commits, so its tickets simply stay pending.
+    """
+    statement = (
+        select(Feedback.id, Feedback.text, Feedback.attempts)
+        .where(col(Feedback.status) == FeedbackStatus.pending.value)
+        .order_by(col(Feedback.id))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.exec(statement).all())
+
+
+def update_feedback(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Write processing results, one dict of changed fields per ticket, keyed by ``id``
+    (an UPDATE by primary key, executed once per set of fields)."""
+    if rows:
+        session.execute(update(Feedback), list(rows))
+
+
+def count_feedback_by_status(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Feedback.status, func.count()).group_by(col(Feedback.status)))
+    return {status: int(count) for status, count in rows}
+
+
+def requeue_failed(session: Session) -> int:
+    result = session.execute(
+        update(Feedback)
+        .where(col(Feedback.status) == FeedbackStatus.failed.value)
+        .values(status=FeedbackStatus.pending.value)
+    )
+    return int(result.rowcount or 0)
+
+
+def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+    """One row per ticket, in id order, with its main issue and that issue's category.
+
+    Only redacted text leaves the database. Streams in chunks so a large export stays small in
+    memory.
+    """
+    categories = dict(session.exec(select(Issue.id, Issue.category)).all())
+    last_id = 0
+    while True:
+        rows = session.exec(
+            select(Feedback)
+            .where(col(Feedback.id) > last_id)
+            .order_by(col(Feedback.id))
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        issues = issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])
+        for row in rows:
+            issue_ids = issues.get(row.id, [])
+            main = issue_ids[0] if issue_ids else None
+            yield {
+                "id": row.id,
+                "external_id": row.external_id,
+                "source": row.source,
+                "status": row.status,
+                "issue_id": main,
+                "issue_ids": issue_ids,
+                "category": categories.get(main) if main is not None else None,
+                "created_at": row.created_at,
+                "customer_id": row.customer_id,
+                "text": row.redacted_text,
+                "last_error": row.last_error,
+            }
+        last_id = rows[-1].id

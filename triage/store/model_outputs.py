@@ -1,0 +1,47 @@
+"""Logged model outputs: idempotent ingestion and the full list diagnosis reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from triage.errors import ConflictError
+from triage.models import ModelOutput, ModelOutputAccepted, ModelOutputCreate, utcnow
+from triage.store._common import insert_idempotent, sha256_hex
+
+
+def add_model_outputs(
+    session: Session, *, items: Sequence[ModelOutputCreate]
+) -> list[ModelOutputAccepted]:
+    """Store logged outputs idempotently on ``output_id`` (same contract as ``add_feedback``)."""
+    if not items:
+        return []
+    rows = []
+    for item in items:
+        row = item.model_dump(mode="json", by_alias=True)
+        row.update(
+            created_at=item.created_at,
+            content_sha256=sha256_hex(json.dumps(row, sort_keys=True, ensure_ascii=False)),
+            received_at=utcnow(),
+        )
+        rows.append(row)
+    results, conflicts = insert_idempotent(
+        session, table=ModelOutput.__table__, rows=rows, keys=("output_id",),
+        digest="content_sha256",
+    )  # fmt: skip
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} output(s) reuse an output_id already stored with different "
+            "content. Logged outputs are immutable. Nothing from this request was stored.",
+            details={"conflicts": conflicts},
+        )
+    return [
+        ModelOutputAccepted(id=stored["id"], output_id=row["output_id"], duplicate=duplicate)
+        for row, stored, duplicate in results
+    ]
+
+
+def all_model_outputs(session: Session) -> list[ModelOutput]:
+    return list(session.exec(select(ModelOutput).order_by(col(ModelOutput.id))).all())
