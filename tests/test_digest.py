@@ -3,13 +3,19 @@ delivery, the API route, the CLI, and a real browser rendering the HTML."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import shutil
 import struct
 import subprocess
+import threading
 import uuid
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from pathlib import Path
 
@@ -36,6 +42,7 @@ from triage.models import (
     Scope,
     Unit,
 )
+from triage.worker import Worker
 
 WEEK = "2026-W45"  # Monday 2 November 2026 to Sunday 8 November, UTC
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -533,6 +540,92 @@ def test_digest_worker_hook_generates_and_delivers_once(clean_engine, settings, 
     assert digest.maybe_generate_digest(clean_engine, settings, retry + timedelta(hours=1),
                                         client=client) is None  # fmt: skip
     assert len(posts) == 3
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback: what it was sent, and the statuses it answers (then 200)."""
+
+    url: str
+    posts: list[tuple[str, bytes]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            found.posts.append((self.path, body))
+            self.send_response(found.statuses.pop(0) if found.statuses else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    found.url = f"http://127.0.0.1:{server.server_port}/T0/secret-path"
+    yield found
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def scheduled(settings: Settings, receiver: Receiver) -> Settings:
+    # Due every Monday 00:00, so last week's digest is always overdue, whenever the test runs.
+    return settings.model_copy(
+        update={
+            "digest_webhook_url": receiver.url,
+            "digest_weekday": 0,
+            "digest_hour": 0,
+            "digest_webhook_attempts": 1,
+            "digest_webhook_backoff_seconds": 0.0,
+            "digest_retry_minutes": 0,
+        }
+    )
+
+
+def test_digest_worker_posts_an_overdue_digest_once(clean_engine, settings, receiver, caplog):  # type: ignore[no-untyped-def]
+    """Issue 14, "The scheduled digest never runs": no worker round ever called the schedule."""
+    caplog.set_level(logging.INFO)  # what `triage worker` logs at
+    settings = scheduled(settings, receiver)
+    worker = Worker(settings)
+    for _ in range(3):
+        assert worker.tick() == 0
+    week = digest.last_complete_week()
+    assert [path for path, _ in receiver.posts] == ["/T0/secret-path"]
+    payload = json.loads(receiver.posts[0][1])
+    assert payload["week"] == week and payload["text"].startswith(f"Feedback digest {week}: 0")
+    with db.session_scope(clean_engine) as session:
+        assert store.get_digest(session, week=week, fmt="html").delivered_at is not None
+        assert store.get_digest(session, week=week, fmt="md") is not None
+    # Another worker, or this one restarted, finds it delivered.
+    Worker(settings).tick()
+    assert len(receiver.posts) == 1
+    assert "secret-path" not in caplog.text  # httpx logs request URLs at INFO
+
+
+def test_digest_worker_survives_a_failed_delivery_and_retries(clean_engine, settings, receiver):  # type: ignore[no-untyped-def]
+    receiver.statuses += [503]
+    worker = Worker(scheduled(settings, receiver))
+    assert worker.tick() == 0  # a 503 is logged, not raised
+    week = digest.last_complete_week()
+    with db.session_scope(clean_engine) as session:
+        failed = store.get_digest(session, week=week, fmt="html")
+    assert failed.delivered_at is None and "HTTP 503" in failed.summary["delivery"]["error"]
+    worker.tick()
+    worker.tick()
+    assert len(receiver.posts) == 2
+    assert json.loads(receiver.posts[1][1])["week"] == week
+
+
+def test_digest_worker_keeps_no_schedule_without_a_webhook_or_folder(settings):  # type: ignore[no-untyped-def]
+    assert Worker(settings).digests is None
 
 
 # --- API and CLI ---------------------------------------------------------------------------------

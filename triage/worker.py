@@ -1,4 +1,5 @@
-"""The worker: picks up pending tickets, processes them, refreshes the issues now and then.
+"""The worker: picks up pending tickets, processes them, refreshes the issues now and then, and
+keeps the weekly digest's schedule.
 
 Run it as ``triage worker`` (one or more processes; on PostgreSQL they share the queue through
 ``FOR UPDATE SKIP LOCKED``) or inside ``triage serve`` as a background thread.
@@ -12,6 +13,7 @@ import time
 
 from triage import db
 from triage.config import Settings
+from triage.digest import DigestSchedule, schedule_enabled
 from triage.pipeline import Pipeline
 
 logger = logging.getLogger("triage.worker")
@@ -27,12 +29,14 @@ class Worker:
         # leaves processed units that no issue has seen, and nothing pending to mark it dirty.
         self._dirty = True
         self._last_refresh = 0.0
+        self.digests = DigestSchedule(self.engine, settings) if schedule_enabled(settings) else None
 
     def stop(self) -> None:
         self._stop.set()
 
     def tick(self) -> int:
-        """One round: process what is pending, refresh issues when due. Returns tickets done."""
+        """One round: process what is pending, refresh issues when due, and once caught up make
+        and send the weekly digest when it is due. Returns tickets done."""
         stats = self.pipeline.process_pending(self.engine)
         done = stats.processed + stats.failed
         self._dirty = self._dirty or stats.processed > 0
@@ -43,7 +47,21 @@ class Worker:
             self._last_refresh = time.monotonic()
         if done:
             logger.info("processed %d, failed %d", stats.processed, stats.failed)
+        else:
+            # Only with the queue empty, so the issues were just refreshed: a digest is stored for
+            # good, and one made during a backlog would miss that week's late tickets forever.
+            self._run_digest_schedule()
         return done
+
+    def _run_digest_schedule(self) -> None:
+        if self.digests is None:
+            return
+        try:
+            self.digests.run()
+        except Exception:
+            # The digest must never stop tickets being processed; the schedule looks again
+            # after digest_retry_minutes.
+            logger.exception("weekly digest failed; trying again later")
 
     def run_forever(self) -> None:
         db.ensure_schema(

@@ -1,0 +1,138 @@
+"""The digest's main section: the highest-priority issues still needing work, each with its
+priority breakdown, evidence, quotes, model versions and redacted linked model outputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from triage import store
+from triage.config import Settings
+from triage.digest.history import LiveIssues
+from triage.digest.model import CategoryGroup, LinkedExample, TopIssue
+from triage.digest.values import as_number, between
+from triage.models import Issue, IssueStatus
+
+MIN = datetime.min.replace(tzinfo=UTC)
+# Top issues are the ones still needing work; resolved and ignored ones appear elsewhere.
+ACTIVE = {IssueStatus.open.value, IssueStatus.acknowledged.value, IssueStatus.regressed.value}
+
+
+def shorten(text: str | None, limit: int) -> str:
+    """One line, at most ``limit`` characters, cut at a word when one is near."""
+    text = " ".join((text or "").split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def describe_versions(issue: Issue) -> list[str]:
+    """The issue's model versions as the linker reported them, significant ones first."""
+    rows = [row for row in issue.model_versions if isinstance(row, dict)]
+    rows.sort(key=lambda row: not row.get("significant"))
+    described = []
+    for row in rows[:3]:
+        name = row.get("value") or row.get("model_version") or row.get("version")
+        if not name:
+            continue
+        linked, traffic = as_number(row.get("linked_share")), as_number(row.get("traffic_share"))
+        if linked is not None and traffic is not None:
+            described.append(f"{name}: {linked:.0%} of linked outputs vs {traffic:.0%} of traffic")
+        else:
+            described.append(str(name))
+    return described
+
+
+_REDACTORS: dict[Any, Any] = {}
+
+
+def redact_texts(texts: list[str], settings: Settings) -> list[str]:
+    """``texts`` with personal data replaced by placeholders, as tickets are redacted."""
+    if not any(texts):
+        return texts
+    # Imported and built only when a digest shows model outputs: spaCy and presidio take seconds.
+    from triage.imports import without_deep_learning
+
+    with without_deep_learning():
+        from triage.preprocess import PreprocessParams, Redactor
+
+    params = PreprocessParams.from_settings(settings)
+    if params not in _REDACTORS:
+        _REDACTORS[params] = Redactor(params)
+    return _REDACTORS[params].redact(texts)
+
+
+def top_issues(
+    session: Session, known: LiveIssues, start: datetime, end: datetime, settings: Settings
+) -> list[CategoryGroup]:
+    """The highest-priority issues still needing work and known by the week's end, grouped by
+    category; groups keep the order of their highest-priority issue."""
+    candidates = [
+        (i, issue)
+        for i, issue in known.issues.items()
+        if issue.status in ACTIVE and issue.size > 0 and between(known.first_seen.get(i), MIN, end)
+    ]
+    candidates.sort(key=lambda pair: (-pair[1].priority, pair[0]))
+    groups: dict[str, list[TopIssue]] = {}
+    limit = settings.digest_excerpt_chars
+    for i, issue in candidates[: settings.digest_top_issues]:
+        quotes = [q for q in issue.quotes if q][: settings.digest_quotes]
+        if not quotes and settings.digest_quotes:
+            # Quotes are kept by the labeller; until it has run, the newest statements stand in.
+            quotes = store.digest_recent_unit_texts(
+                session, issue_id=i, end=end, limit=settings.digest_quotes
+            )
+        linked = (
+            store.digest_linked_examples(
+                session, issue_id=i, start=start, end=end, limit=settings.digest_examples
+            )
+            if settings.digest_examples
+            else []
+        )
+        # Model inputs and outputs are stored as the ML service logged them, personal data and
+        # all: redacted here, before shortening, so no half an e-mail address survives a cut.
+        shown = redact_texts([t for o, _ in linked for t in (o.input or "", o.output or "")],
+                             settings)  # fmt: skip
+        examples = [
+            LinkedExample(
+                output_id=output.output_id,
+                model=output.model,
+                model_version=output.model_version,
+                input=shorten(shown[2 * n], limit),
+                output=shorten(shown[2 * n + 1], limit),
+                output_confidence=output.confidence,
+                link_method=link.method,
+                link_confidence=link.confidence,
+            )
+            for n, (output, link) in enumerate(linked)
+        ]
+        breakdown = [
+            (name, value)
+            for name, raw in issue.priority_breakdown.items()
+            if (value := as_number(raw)) is not None
+        ]
+        breakdown.sort(key=lambda pair: -pair[1])
+        evidence = [
+            (str(e.get("signal") or ""), str(e["reason"]))
+            for e in issue.evidence
+            if isinstance(e, dict) and e.get("reason")
+        ][: settings.digest_evidence]
+        ref = known.refs[i]
+        groups.setdefault(ref.category_key, []).append(
+            TopIssue(
+                issue=ref,
+                priority=issue.priority,
+                breakdown=breakdown,
+                evidence=evidence,
+                quotes=[shorten(q, limit) for q in quotes],
+                model_versions=describe_versions(issue),
+                examples=examples,
+            )
+        )
+    return [CategoryGroup(category, members) for category, members in groups.items()]
