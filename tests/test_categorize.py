@@ -11,14 +11,17 @@ from triage.categorize import (
     CATEGORIES,
     DEFAULT_CLASSIFIER_DIR,
     DEFAULT_CUES,
+    CategorizeParams,
     Categorizer,
     CategoryClassifier,
+    ClassifierParams,
     CueLexicon,
     LabelledExamples,
     LabelledIssue,
     evaluate,
     train_classifier,
 )
+from triage.config import Settings
 from triage.embed import FakeEmbedder
 from triage.link import OutputRecord, output_signals
 
@@ -59,7 +62,7 @@ TRAIN = {
 
 @pytest.fixture(scope="module")
 def cues() -> CueLexicon:
-    return CueLexicon.load()
+    return CueLexicon.load(DEFAULT_CUES)
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +167,7 @@ def test_categorize_low_quality_with_stale_sources_is_data(cues, traffic):
 def test_categorize_expectation_issue_from_cues_and_examples(cues, examples, traffic):
     signals = output_signals(traffic[500:505], traffic)
     decision = decide(
-        Categorizer(cues, examples, knn_k=5),
+        Categorizer(cues, examples, params=CategorizeParams(knn_k=5)),
         ["i wish it would add support for bullet points, it should be shorter"],
         signals,
     )
@@ -182,7 +185,12 @@ def test_categorize_contributions_sum_to_totals_and_respect_weights(cues, exampl
         total = sum(c[name] for c in decision.contributions.values())
         assert total == pytest.approx(decision.totals[name], abs=1e-3)
     assert 0 < decision.confidence <= 1
-    no_cues = decide(Categorizer(cues, examples, weights={"cues": 0.0, "examples": 1.0}), texts)
+    no_cues = decide(
+        Categorizer(
+            cues, examples, params=CategorizeParams(weights={"cues": 0.0, "examples": 1.0})
+        ),
+        texts,
+    )
     assert "cues" not in no_cues.contributions
     assert all(e.signal != "cues" for e in no_cues.evidence)
 
@@ -241,7 +249,7 @@ def test_categorize_classifier_rejects_other_embedding_dim(examples):
 
 def test_categorize_evaluate_reports_macro_f1_and_confusion(cues, examples):
     classifier = train_classifier(examples.texts, examples.vectors, examples.labels, cues=cues)
-    categorizer = Categorizer(cues, examples, classifier, knn_k=3)
+    categorizer = Categorizer(cues, examples, classifier, params=CategorizeParams(knn_k=3))
     issues = [
         LabelledIssue([text], EMBEDDER.embed([text]), label, key=f"{label}-{i}")
         for label, texts in TRAIN.items()
@@ -278,7 +286,7 @@ def test_categorize_real_embedder_separates_clear_cases(cues):
     labels = [label for label, texts in TRAIN.items() for _ in texts]
     examples = LabelledExamples(texts, embedder.embed(texts), labels)
     classifier = train_classifier(texts, examples.vectors, labels, cues=cues)
-    categorizer = Categorizer(cues, examples, classifier, knn_k=5)
+    categorizer = Categorizer(cues, examples, classifier, params=CategorizeParams(knn_k=5))
     cases = {
         "the download button overlaps the chart on my phone": "ui",
         "it still lists the store that closed last year, the data is out of date": "data",
@@ -308,7 +316,6 @@ def test_categorize_one_product_is_not_a_model_regression(cues):
 
 def test_categorize_load_categorizer_from_a_folder(cues, examples, tmp_path):
     from triage.categorize import EXAMPLES_FILE, load_categorizer
-    from triage.config import Settings
 
     folder = tmp_path / "clf"
     train_classifier(examples.texts, examples.vectors, examples.labels, cues=cues).save(folder)
@@ -345,3 +352,22 @@ def test_categorize_missing_input_fields_point_to_data(cues, traffic):
         e.reason.startswith("input lacked speaker_labels in 100% of linked outputs")
         for e in decision.evidence
     )
+
+
+def test_categorize_params_default_to_settings():
+    defaults = Settings.model_construct()  # the declared defaults, without the environment
+    assert CategorizeParams() == CategorizeParams.from_settings(defaults)
+    assert ClassifierParams() == ClassifierParams.from_settings(defaults)
+    custom = CategorizeParams.from_settings(
+        Settings(categorize_weight_outputs=0.5, categorize_knn_k=4, categorize_low_percentile=0.1)
+    )
+    assert (custom.weights["outputs"], custom.knn_k) == (0.5, 4)
+    assert custom.thresholds.low_percentile == 0.1
+    with pytest.raises(Exception, match="Unknown signals"):
+        CategorizeParams(weights={"vibes": 1.0})
+
+
+def test_categorize_classifier_is_fitted_with_its_params(examples):
+    params = ClassifierParams(classifier_c=3.0, correction_weight=5.0)
+    classifier = train_classifier(examples.texts, examples.vectors, examples.labels, params=params)
+    assert (classifier.card["C"], classifier.card["correction_weight"]) == (3.0, 5.0)

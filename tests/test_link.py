@@ -5,9 +5,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from triage.config import Settings
 from triage.link import (
     FeedbackRecord,
+    LinkParams,
     OutputRecord,
+    SignalParams,
+    TrafficProfile,
     embedding_similarity,
     link_feedback,
     output_signals,
@@ -73,7 +77,7 @@ def test_link_outside_window_or_after_feedback_is_not_linked():
         output(2, user_id="u1", minutes_before=-5),  # logged after the ticket was written
     ]
     assert link_feedback([feedback(user_id="u1")], outputs) == []
-    [decision] = link_feedback([feedback(user_id="u1")], outputs, window=timedelta(hours=26))
+    [decision] = link_feedback([feedback(user_id="u1")], outputs, LinkParams(window_hours=26))
     assert decision.model_output_id == 1
 
 
@@ -164,7 +168,7 @@ def test_link_signals_confidence_eval_and_freshness():
     traffic = [made(i, 0.9, 0.85, "2025-05-30") for i in range(100)]
     linked = [made(100 + i, 0.3, 0.4, "2024-01-03") for i in range(10)]
     traffic += linked
-    signals = output_signals(linked, traffic, stale_days=90)
+    signals = output_signals(linked, traffic, SignalParams(stale_days=90))
     assert signals.confidence.linked_median == pytest.approx(0.3)
     assert signals.confidence.traffic_median == pytest.approx(0.9)
     assert signals.confidence.linked_percentile < 0.1
@@ -216,7 +220,7 @@ def test_link_signals_staleness_is_relative_to_each_source():
     traffic += [behind, usual, ancient]
 
     def stale(o):
-        return output_signals([o], traffic, stale_days=90).freshness.stale_sources
+        return output_signals([o], traffic, SignalParams(stale_days=90)).freshness.stale_sources
 
     [age] = stale(behind)
     assert (age.source, round(age.age_days), age.typical_age_days) == ("sales_daily:us", 30, 1.5)
@@ -264,3 +268,22 @@ def test_link_signals_a_fresh_rollout_is_not_a_regression_by_itself():
     assert version.traffic_count / len(traffic) == pytest.approx(0.2)
     assert version.traffic_share == pytest.approx(1.0)
     assert signals.version_concentration is None
+
+
+def test_link_params_default_to_settings():
+    defaults = Settings.model_construct()  # the declared defaults, without the environment
+    assert LinkParams() == LinkParams.from_settings(defaults)
+    assert SignalParams() == SignalParams.from_settings(defaults)
+    custom = Settings(link_window_hours=2.5, link_min_margin=0.3, link_stale_baseline_min=9)
+    assert LinkParams.from_settings(custom) == LinkParams(window_hours=2.5, min_margin=0.3)
+    assert SignalParams.from_settings(custom).stale_baseline_min == 9
+    with pytest.raises(ValueError, match="window must be positive"):
+        LinkParams(window_hours=0)
+
+
+def test_link_signals_a_traffic_profile_keeps_its_params():
+    traffic = _traffic(1000, 100)
+    linked = traffic[:20]  # 20 of 20 on a version serving 10% of traffic
+    strict = TrafficProfile(traffic, SignalParams(min_count=50))
+    assert output_signals(linked, strict).version_concentration is None
+    assert output_signals(linked, strict, SignalParams()).version_concentration is not None

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from triage.config import Settings
 from triage.rank import (
     COMPONENTS,
     DEFAULT_SEVERITY,
@@ -43,7 +44,7 @@ def test_rank_breakdown_sums_to_score():
     assert set(priority.breakdown) == set(COMPONENTS)
     assert sum(priority.breakdown.values()) == pytest.approx(priority.score, abs=1e-12)
     assert all(0 <= value <= 1 for value in priority.components.values())
-    config = RankConfig.from_settings()
+    config = RankConfig()
     for name in COMPONENTS:
         expected = config.weights[name] * priority.components[name]
         assert priority.breakdown[name] == pytest.approx(expected)
@@ -51,7 +52,7 @@ def test_rank_breakdown_sums_to_score():
 
 
 def test_rank_spiking_only_when_significant():
-    config = RankConfig.from_settings()
+    config = RankConfig()
     steady = days_ago(*[0.5 + i * 1.4 for i in range(25)])  # ~5 a week for five weeks
     assert not trend(steady, NOW, config).spiking
 
@@ -72,7 +73,7 @@ def test_rank_spiking_only_when_significant():
 
 
 def test_rank_three_new_tickets_are_not_a_spike():
-    config = RankConfig.from_settings()
+    config = RankConfig()
     small = trend(days_ago(0.1, 0.2, 0.3), NOW, config)
     assert small.this_week == 3 and small.trailing_mean == 0
     assert not small.spiking
@@ -121,3 +122,16 @@ def test_rank_severity_lexicon_is_versioned():
     raw = json.loads(DEFAULT_SEVERITY.read_text(encoding="utf-8"))
     assert raw["version"] == 1
     assert set(raw["weights"]) == set(raw["categories"])
+
+
+def test_rank_config_defaults_to_settings(tmp_path):
+    defaults = Settings.model_construct()  # the declared defaults, without the environment
+    assert RankConfig() == RankConfig.from_settings(defaults)
+    custom = RankConfig.from_settings(Settings(rank_weight_trend=0.0, rank_trend_weeks=2))
+    assert (custom.weights["trend"], custom.trend_weeks) == (0.0, 2)
+    # The severity lexicon named in the config is the one ranked with.
+    calm = tmp_path / "calm.json"
+    calm.write_text(json.dumps({"version": 1, "categories": {"mild": ["font"]}}))
+    config = RankConfig.from_settings(Settings(rank_severity_path=str(calm)))
+    priority = prioritize(issue(days_ago(1), texts=["the font is a bit small"]), config=config)
+    assert priority.severity_terms == {"mild": ["font"]}

@@ -8,7 +8,7 @@ manual memberships) is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from sqlmodel import Session
@@ -20,7 +20,9 @@ from triage.embed import vector_from_bytes, vector_to_bytes
 from triage.label import label_issues
 from triage.link import (
     FeedbackRecord,
+    LinkParams,
     OutputRecord,
+    SignalParams,
     Similarity,
     TrafficProfile,
     link_feedback,
@@ -231,7 +233,7 @@ class IssueBook:
         feedback = store.feedback_to_link(self.session)
         if not feedback:
             return 0
-        window = timedelta(hours=self.settings.link_window_hours)
+        params = LinkParams.from_settings(self.settings)
         records = [
             FeedbackRecord(
                 id=f.id,  # type: ignore[arg-type]
@@ -250,11 +252,11 @@ class IssueBook:
             output_ids=[r.output_id for r in records if r.output_id],
             user_ids=[r.user_id for r in records if r.user_id],
             session_ids=[r.session_id for r in records if r.session_id],
-            since=min(r.created_at for r in records) - window,
+            since=min(r.created_at for r in records) - params.window,
             until=max(r.created_at for r in records),
         )
         decisions = link_feedback(
-            records, [output_record(o) for o in candidates], window=window, similarity=similarity
+            records, [output_record(o) for o in candidates], params, similarity=similarity
         )
         store.add_links(self.session, rows=[vars(d) for d in decisions])
         store.mark_linked(self.session, feedback_ids=[r.id for r in records])
@@ -268,9 +270,9 @@ class IssueBook:
         context = store.unit_context(self.session)
         links = store.links_by_feedback(self.session)
         outputs = {o.id: output_record(o) for o in store.all_model_outputs(self.session)}
-        traffic = TrafficProfile(list(outputs.values()))
+        traffic = TrafficProfile(list(outputs.values()), SignalParams.from_settings(self.settings))
         rank_config = RankConfig.from_settings(self.settings)
-        severity = load_severity(self.settings.rank_severity_path)
+        severity = load_severity(rank_config.severity_path)
         rows_of: dict[int, list[int]] = {}
         for row, unit_id in enumerate(units.ids):
             if unit_id in issue_of:

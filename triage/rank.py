@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -40,12 +40,17 @@ from typing import Any
 
 from scipy import stats
 
-from triage.categorize import MODELS_DIR, CueLexicon
-from triage.config import Settings, get_settings
+from triage.config import Settings
+from triage.lexicon import MODELS_DIR, CueLexicon
 
 DEFAULT_SEVERITY = MODELS_DIR / "severity-v1.json"
 COMPONENTS = ("reach", "volume", "trend", "severity", "recency", "confidence")
 WEEK = timedelta(days=7)
+
+
+def _setting(name: str) -> Any:
+    # The dataclass defaults are the Settings defaults, so each knob has one home.
+    return Settings.model_fields[f"rank_{name}"].default
 
 
 def _utc(value: datetime) -> datetime:
@@ -92,49 +97,41 @@ class Priority:
 
 @dataclass(frozen=True)
 class RankConfig:
-    weights: dict[str, float]
-    reach_saturation: float
-    customer_value_unit: float
-    volume_saturation: float
-    trend_weeks: int
-    trend_pseudocount: float
-    trend_log2_saturation: float
-    spike_alpha: float
-    spike_min_count: int
-    spike_min_ratio: float
-    spike_min_rate: float
-    recency_half_life_days: float
+    """The rank stage's knobs (Settings ``rank_*``); the defaults are the Settings defaults."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {name: _setting(f"weight_{name}") for name in COMPONENTS}
+    )
+    reach_saturation: float = _setting("reach_saturation")
+    customer_value_unit: float = _setting("customer_value_unit")
+    volume_saturation: float = _setting("volume_saturation")
+    trend_weeks: int = _setting("trend_weeks")
+    trend_pseudocount: float = _setting("trend_pseudocount")
+    trend_log2_saturation: float = _setting("trend_log2_saturation")
+    spike_alpha: float = _setting("spike_alpha")
+    spike_min_count: int = _setting("spike_min_count")
+    spike_min_ratio: float = _setting("spike_min_ratio")
+    spike_min_rate: float = _setting("spike_min_rate")
+    recency_half_life_days: float = _setting("recency_half_life_days")
+    severity_path: str | None = _setting("severity_path")  # DEFAULT_SEVERITY when None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> RankConfig:
-        s = settings or get_settings()
+    def from_settings(cls, settings: Settings) -> RankConfig:
         return cls(
-            weights={
-                "reach": s.rank_weight_reach,
-                "volume": s.rank_weight_volume,
-                "trend": s.rank_weight_trend,
-                "severity": s.rank_weight_severity,
-                "recency": s.rank_weight_recency,
-                "confidence": s.rank_weight_confidence,
+            weights={name: getattr(settings, f"rank_weight_{name}") for name in COMPONENTS},
+            **{
+                f.name: getattr(settings, f"rank_{f.name}")
+                for f in fields(cls)
+                if f.name != "weights"
             },
-            reach_saturation=s.rank_reach_saturation,
-            customer_value_unit=s.rank_customer_value_unit,
-            volume_saturation=s.rank_volume_saturation,
-            trend_weeks=s.rank_trend_weeks,
-            trend_pseudocount=s.rank_trend_pseudocount,
-            trend_log2_saturation=s.rank_trend_log2_saturation,
-            spike_alpha=s.rank_spike_alpha,
-            spike_min_count=s.rank_spike_min_count,
-            spike_min_ratio=s.rank_spike_min_ratio,
-            spike_min_rate=s.rank_spike_min_rate,
-            recency_half_life_days=s.rank_recency_half_life_days,
         )
 
 
 @lru_cache(maxsize=4)
 def load_severity(path: str | Path | None = None) -> CueLexicon:
-    settings_path = get_settings().rank_severity_path
-    return CueLexicon.load(path or settings_path or DEFAULT_SEVERITY)
+    """The severity lexicon at ``path`` (``RankConfig.severity_path``), the shipped one when
+    None; cached, as every refresh ranks with it."""
+    return CueLexicon.load(path or DEFAULT_SEVERITY)
 
 
 def trend(timestamps: Sequence[datetime], now: datetime, config: RankConfig) -> Trend:
@@ -161,7 +158,7 @@ def severity(
     texts: Sequence[str], lexicon: CueLexicon, *, docs: Sequence[Any] | None = None
 ) -> tuple[float, dict[str, list[str]]]:
     """Mean over texts of the largest category weight matched, and the terms matched. ``docs``:
-    the texts already parsed by ``categorize.lemma_docs``, when the caller has them."""
+    the texts already parsed by ``lexicon.lemma_docs``, when the caller has them."""
     if not texts:
         return 0.0, {}
     terms: dict[str, list[str]] = {}
@@ -182,9 +179,10 @@ def prioritize(
     severity_lexicon: CueLexicon | None = None,
     docs: Sequence[Any] | None = None,
 ) -> Priority:
-    """``docs``: ``issue.texts`` parsed by ``categorize.lemma_docs``, if already done."""
-    config = config or RankConfig.from_settings()
-    lexicon = severity_lexicon or load_severity()
+    """``docs``: ``issue.texts`` parsed by ``lexicon.lemma_docs``, if already done. Without
+    ``config``, the Settings defaults."""
+    config = config or RankConfig()
+    lexicon = severity_lexicon or load_severity(config.severity_path)
     now = _utc(issue.now)
 
     weighted_customers = sum(
@@ -229,8 +227,8 @@ def rank(
     severity_lexicon: CueLexicon | None = None,
 ) -> list[tuple[Any, Priority]]:
     """Every issue's priority, highest first (ties keep the order given)."""
-    config = config or RankConfig.from_settings()
-    lexicon = severity_lexicon or load_severity()
+    config = config or RankConfig()
+    lexicon = severity_lexicon or load_severity(config.severity_path)
     scored = [
         (key, prioritize(stats_, config=config, severity_lexicon=lexicon))
         for key, stats_ in issues.items()

@@ -1,0 +1,292 @@
+"""The four signals, each giving every category a score in [0, 1] (a signal's scores sum to at
+most 1) and a sentence a person can check:
+
+- ``cues``: cue phrases from a versioned lexicon (``models/cues-v1.json``) matched on lowercased
+  lemmas; a category's score is its share of the matches, over at least ``cue_saturation``.
+- ``examples``: the ``knn_k`` nearest labelled examples of each text (cosine), a similarity
+  weighted vote, averaged over the issue's texts.
+- ``outputs``: the linked model outputs (``triage.link.OutputSignals``). A version that carries
+  far more of its model's complaints than its share of that model's traffic at the time
+  (significant, and not just a handful), or outputs whose median confidence or eval score sits
+  below ``low_percentile`` of traffic while their sources are fresh, point to ``model``; stale
+  sources or missing input fields point to ``data`` (and take the blame for poor answers);
+  healthy outputs split their support between ``ui`` and ``expectation``.
+- ``classifier``: the supervised classifier's probabilities averaged over the issue's texts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from triage.categorize.classifier import CategoryClassifier
+from triage.categorize.examples import CATEGORIES, LabelledExamples
+from triage.config import Settings
+from triage.link import OutputSignals
+
+SIGNALS = ("cues", "examples", "outputs", "classifier")
+
+
+@dataclass(frozen=True)
+class SignalScore:
+    scores: dict[str, float]
+    reasons: dict[str, str]  # category -> sentence, for the categories this signal supports
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _fmt_p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _ordinal(share: float) -> str:
+    n = round(100 * share)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _days(days: float) -> str:
+    return f"{days:.0f} day{'' if round(days) == 1 else 's'}" if days >= 1 else "under a day"
+
+
+def score_cues(matches: Sequence[Mapping[str, list[str]]], *, saturation: float) -> SignalScore:
+    phrases = {name: Counter() for name in CATEGORIES}
+    for found in matches:
+        for name, hits in found.items():
+            if name in phrases:
+                phrases[name].update(hits)
+    hits = {name: sum(counter.values()) for name, counter in phrases.items()}
+    total = sum(hits.values())
+    if not total:
+        return SignalScore({}, {}, {"matches": {}})
+    scores = {name: hits[name] / max(total, saturation) for name in CATEGORIES}
+    reasons = {
+        name: "cue words: " + ", ".join(phrase for phrase, _ in phrases[name].most_common(6))
+        for name in CATEGORIES
+        if hits[name]
+    }
+    data = {"matches": {n: dict(c.most_common()) for n, c in phrases.items() if c}}
+    return SignalScore(scores, reasons, data)
+
+
+def score_examples(vectors: np.ndarray, examples: LabelledExamples, *, k: int) -> SignalScore:
+    if not len(examples) or not len(vectors):
+        return SignalScore({}, {})
+    k = min(k, len(examples))
+    sims = np.asarray(vectors, dtype=np.float32) @ examples.vectors.T
+    # argsort on (-sim, index) keeps the neighbours the same from run to run on ties.
+    neighbours = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    labels = np.array(examples.labels)
+    scores = dict.fromkeys(CATEGORIES, 0.0)
+    counts: Counter[str] = Counter()
+    for row, idx in enumerate(neighbours):
+        weights = np.clip(sims[row, idx], 0.0, None)
+        if weights.sum() <= 0:
+            continue
+        for name in CATEGORIES:
+            scores[name] += float(weights[labels[idx] == name].sum() / weights.sum())
+        counts.update(labels[idx].tolist())
+    scores = {name: value / len(vectors) for name, value in scores.items()}
+    nearest = np.argsort(-sims.max(axis=0), kind="stable")[:3]
+    data = {
+        "k": k,
+        "neighbour_labels": dict(sorted(counts.items())),
+        "nearest": [
+            {"text": examples.texts[i], "label": examples.labels[i], "similarity": float(s)}
+            for i, s in zip(nearest, sims.max(axis=0)[nearest], strict=True)
+        ],
+    }
+    total = sum(counts.values())
+    reasons = {
+        name: f"resembles {counts[name]} labelled {name} examples"
+        + (f" (of its {total} nearest)" if total else "")
+        for name in CATEGORIES
+        if counts[name]
+    }
+    return SignalScore(scores, reasons, data)
+
+
+def score_classifier(
+    classifier: CategoryClassifier, vectors: np.ndarray, cue_counts: np.ndarray | None
+) -> SignalScore:
+    if not len(vectors):
+        return SignalScore({}, {})
+    proba = classifier.predict_proba(vectors, cue_counts).mean(axis=0)
+    scores = {name: 0.0 for name in CATEGORIES}
+    for name, p in zip(classifier.classes, proba, strict=True):
+        scores[name] = float(p)
+    reasons = {
+        name: f"classifier gives {name} {p:.2f}"
+        + (f" (averaged over {len(vectors)} texts)" if len(vectors) > 1 else "")
+        for name, p in scores.items()
+        if p > 0
+    }
+    return SignalScore(scores, reasons, {"probabilities": scores})
+
+
+@dataclass(frozen=True)
+class OutputThresholds:
+    """How linked-output numbers become support for a category (Settings ``categorize_*``)."""
+
+    # Linked confidence / eval median this far down traffic is "low".
+    low_percentile: float = Settings.model_fields["categorize_low_percentile"].default
+    # Missing this much more often than in traffic counts for data.
+    min_excess_missing: float = Settings.model_fields["categorize_min_excess_missing"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OutputThresholds:
+        return cls(**{f.name: getattr(settings, f"categorize_{f.name}") for f in fields(cls)})
+
+
+def _lowness(distribution: Any, low_percentile: float) -> float:
+    """1 when the linked median is at the bottom of traffic, 0 from ``low_percentile`` up."""
+    if distribution is None or distribution.linked_percentile is None:
+        return 0.0
+    return max(0.0, 1.0 - distribution.linked_percentile / low_percentile)
+
+
+def score_outputs(signals: OutputSignals, thresholds: OutputThresholds) -> SignalScore:
+    """Support per category from what the linked outputs look like next to traffic."""
+    if signals.n_linked == 0:
+        return SignalScore({}, {})
+    reasons: dict[str, list[str]] = {name: [] for name in CATEGORIES}
+    data: dict[str, Any] = {"linked_outputs": signals.n_linked, "traffic": signals.n_traffic}
+
+    # --- data: stale sources, missing fields
+    stale = 0.0
+    freshness = signals.freshness
+    if freshness is not None and freshness.stale_share and freshness.stale_sources:
+        stale = freshness.stale_share
+        worst = freshness.stale_sources[:2]
+        details = "; ".join(
+            f"{age.source} was {_days(age.age_days)} old"
+            + (
+                f", usually {_days(age.typical_age_days)}"
+                if age.typical_age_days is not None
+                else ""
+            )
+            for age in worst
+        )
+        share = f"{_pct(stale)} of linked outputs cite a stale source"
+        if freshness.traffic_stale_share is not None:
+            share += f", vs {_pct(freshness.traffic_stale_share)} of traffic"
+        reasons["data"].append(
+            f"sources as old as {min(a.as_of for a in worst).isoformat()} ({details}); {share}"
+        )
+        data["freshness"] = {
+            "stale_sources": [
+                {
+                    "source": age.source,
+                    "as_of": age.as_of.isoformat(),
+                    "age_days": round(age.age_days, 1),
+                    "typical_age_days": age.typical_age_days,
+                }
+                for age in freshness.stale_sources
+            ],
+            "median_age_days": freshness.median_age_days,
+            "stale_share": stale,
+            "traffic_stale_share": freshness.traffic_stale_share,
+        }
+    missing = 0.0
+    for item in signals.missing:
+        # An absent eval score or version says nothing about the data behind the answer.
+        if item.field in ("eval_score", "model_version", "confidence"):
+            continue
+        excess = item.linked_share - item.traffic_share
+        if excess >= thresholds.min_excess_missing:
+            missing = max(missing, excess)
+            what = (
+                f"input lacked {item.field.removeprefix('input.')}"
+                if item.field.startswith("input.")
+                else f"{item.field} missing"
+            )
+            reasons["data"].append(
+                f"{what} in {_pct(item.linked_share)} of linked outputs "
+                f"vs {_pct(item.traffic_share)} of traffic"
+            )
+    data_score = max(stale, missing)
+
+    # --- model: a version far above its traffic share, low confidence or eval scores
+    concentration = signals.version_concentration
+    version = 0.0
+    if concentration is not None:
+        version = 1.0
+        model = concentration.within
+        of_model = round(concentration.linked_count / concentration.linked_share)
+        linked = "linked outputs" if of_model == signals.n_linked else f"linked {model} outputs"
+        reasons["model"].append(
+            f"{_pct(concentration.linked_share)} of {linked} come from {concentration.value}, "
+            f"which served {_pct(concentration.traffic_share)} of {model} traffic "
+            f"({_fmt_p(concentration.p_value)})"
+        )
+        data["concentration"] = {
+            "model": model,
+            "version": concentration.value,
+            "linked_count": concentration.linked_count,
+            "linked_share": concentration.linked_share,
+            "traffic_share": concentration.traffic_share,
+            "lift": concentration.lift,
+            "p_value": concentration.p_value,
+        }
+    quality = 0.0
+    for distribution, label in ((signals.confidence, "confidence"), (signals.eval_score, "eval")):
+        low = _lowness(distribution, thresholds.low_percentile)
+        if low > 0:
+            quality = max(quality, low)
+            reasons["model"].append(
+                f"linked outputs' median {label} score {distribution.linked_median:.2f} vs "
+                f"{distribution.traffic_median:.2f} across traffic (lower than "
+                f"{_pct(1 - distribution.linked_percentile)} of it)"
+            )
+        if distribution is not None and distribution.linked_median is not None:
+            data[label] = {
+                "linked_median": distribution.linked_median,
+                "traffic_median": distribution.traffic_median,
+                "linked_percentile": distribution.linked_percentile,
+                "p_lower": distribution.p_lower,
+            }
+    # Poor answers from stale sources are the data's fault; only what is left is the model's.
+    model_score = max(version, quality * (1.0 - stale))
+    if stale and quality and not version:
+        reasons["model"] = []
+
+    # --- ui / expectation: outputs that look fine
+    healthy = max(0.0, 1.0 - max(model_score, data_score))
+    if healthy > 0:
+        parts = []
+        for distribution, label in (
+            (signals.confidence, "confidence"),
+            (signals.eval_score, "eval score"),
+        ):
+            if distribution is not None and distribution.linked_median is not None:
+                part = f"{label} {distribution.linked_median:.2f}"
+                if distribution.linked_percentile is not None:
+                    part += f" ({_ordinal(distribution.linked_percentile)} percentile of traffic)"
+                parts.append(part)
+        if freshness is not None and freshness.linked_with_sources and not stale:
+            parts.append("sources fresh")
+        state = "look healthy" if healthy == 1.0 else "look mostly healthy"
+        sentence = f"linked outputs {state}" + (f": {', '.join(parts)}" if parts else "")
+        reasons["ui"].append(sentence)
+        reasons["expectation"].append(sentence)
+
+    scores = {
+        "model": model_score,
+        "data": data_score,
+        "ui": healthy / 2,
+        "expectation": healthy / 2,
+    }
+    # One signal's support sums to at most 1, like the other signals'.
+    mass = sum(scores.values())
+    if mass > 1:
+        scores = {name: value / mass for name, value in scores.items()}
+    return SignalScore(
+        scores, {name: "; ".join(r) for name, r in reasons.items() if r and scores[name]}, data
+    )
