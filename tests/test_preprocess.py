@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import numpy as np
@@ -13,6 +14,8 @@ from triage.errors import StageError
 from triage.preprocess import (
     PLACEHOLDERS,
     Preprocessor,
+    PreprocessParams,
+    Redactor,
     UnitText,
     build_nlp,
     clean_text,
@@ -122,8 +125,18 @@ def test_preprocess_prefilter_finds_what_presidio_alone_finds(preprocessor, monk
     """The cheap cues only skip texts presidio would leave alone (regression guard for them)."""
     texts = [text for text, _, _ in PII_CASES] + UNTOUCHED
     filtered = preprocessor.redact(texts)
-    monkeypatch.setattr(preprocessor, "prefilter", False)
+    monkeypatch.setattr(preprocessor.redactor, "prefilter", False)
     assert filtered == preprocessor.redact(texts)
+
+
+def test_preprocess_redactor_redacts_as_the_preprocessor_does(preprocessor):
+    """The digest redacts model outputs with a Redactor of its own; tickets and outputs must
+    lose the same values."""
+    texts = [text for text, _, _ in PII_CASES] + UNTOUCHED + ["", "  a@example.com\r\n"]
+    redactor = Redactor.from_settings(Settings())
+    assert redactor.redact(texts) == preprocessor.redact(texts)
+    assert [text for text, _ in redactor.redact_with_counts(texts)] == redactor.redact(texts)
+    assert redactor.nlp is preprocessor.nlp  # no second spaCy pipeline for redaction
 
 
 def test_preprocess_never_fetches_the_public_suffix_list(monkeypatch):
@@ -152,7 +165,7 @@ def test_preprocess_raises_stage_error_when_a_recognizer_fails(preprocessor, mon
     def broken(*args, **kwargs):
         raise RuntimeError("recognizer bug")
 
-    monkeypatch.setattr(preprocessor._analyzer, "analyze", broken)
+    monkeypatch.setattr(preprocessor.redactor._analyzer, "analyze", broken)
     with pytest.raises(StageError) as info:
         preprocessor.process(["fine text", "mail jo@example.com"])
     assert info.value.details == {"index": 1}
@@ -330,16 +343,34 @@ def test_preprocess_build_nlp_is_a_blank_pipeline_with_lookup_lemmas():
     ]
 
 
+def test_preprocess_build_nlp_is_built_once_per_configuration():
+    defaults = PreprocessParams()
+    assert build_nlp() is build_nlp(min_unit_words=defaults.min_unit_words)
+    assert build_nlp(min_unit_words=2) is not build_nlp()
+    assert Preprocessor().nlp is build_nlp()
+
+
 def test_preprocess_from_settings_passes_the_knobs(monkeypatch):
     monkeypatch.setenv("TRIAGE_PREPROCESS_MIN_UNIT_WORDS", "2")
     monkeypatch.setenv("TRIAGE_PREPROCESS_SPLIT_CONJUNCTIONS", "false")
     monkeypatch.setenv("TRIAGE_PREPROCESS_PHONE_REGIONS", '["GB"]')
-    received = {}
-    monkeypatch.setattr(Preprocessor, "__init__", lambda self, **kwargs: received.update(kwargs))
+    params = PreprocessParams.from_settings(Settings())
+    assert params.min_unit_words == 2
+    assert params.split_conjunctions is False
+    assert params.phone_regions == ("GB",)
+    received = []
+    monkeypatch.setattr(Preprocessor, "__init__", lambda self, params: received.append(params))
     Preprocessor.from_settings(Settings())
-    assert received["min_unit_words"] == 2
-    assert received["split_conjunctions"] is False
-    assert tuple(received["phone_regions"]) == ("GB",)
+    assert received == [params]
+
+
+def test_preprocess_params_hold_every_preprocess_setting_and_its_default():
+    defaults = {
+        name.removeprefix("preprocess_"): field.default
+        for name, field in Settings.model_fields.items()
+        if name.startswith("preprocess_")
+    }
+    assert dataclasses.asdict(PreprocessParams()) == defaults
 
 
 def test_preprocess_units_carry_lowercased_lemmas_without_stop_words(preprocessor):

@@ -20,22 +20,24 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from triage.preprocess import (
+    UNITS_ATTR,
+    Preprocessor,
+    PreprocessParams,
+    build_nlp,
+    clean_text,
+    new_nlp,
+)
+from triage.preprocess.clean import (
     _BLANK_LINES,
     _CONTROL,
-    _LEMMA_OVERRIDES,
     _LINE_BREAKS,
     _LONG_CHUNK,
     _MAX_REPEAT,
-    _PII_CUES,
     _REPEATS,
-    UNITS_ATTR,
-    Preprocessor,
-    _CaselessSearch,
-    _Tokens,
-    _Word,
-    build_nlp,
-    clean_text,
 )
+from triage.preprocess.cues import _PII_CUES, _CaselessSearch
+from triage.preprocess.lemmatizer import _LEMMA_OVERRIDES
+from triage.preprocess.tokens import _Tokens, _Word
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -140,14 +142,14 @@ def test_sentences_and_lemmas_a_doc_already_has_are_kept_as_spacy_keeps_them(
 
 
 def test_lemmas_stay_readable_after_a_memory_zone() -> None:
-    nlp = build_nlp()
+    nlp = new_nlp()  # not the shared pipeline: the memory zone forgets strings
     with nlp.memory_zone():
         assert [t.lemma_ for t in nlp("Zyxwvut exports")] == ["zyxwvut", "export"]
     assert [t.lemma_ for t in nlp("Zyxwvut exports")] == ["zyxwvut", "export"]
 
 
 def test_process_gives_the_units_the_pipeline_gives() -> None:
-    preprocessor = Preprocessor(min_unit_words=3)
+    preprocessor = Preprocessor(PreprocessParams(min_unit_words=3))
     results = preprocessor.process(TEXTS + labelled_texts())
     for result in results:
         doc = preprocessor.nlp(result.redacted_text)
@@ -163,8 +165,12 @@ def test_process_runs_a_changed_pipeline_as_it_is() -> None:
         seen.append(doc.text)
         return doc
 
+    # The pipeline is shared by every Preprocessor of this configuration: put it back after.
     preprocessor.nlp.add_pipe("test_seen_by_process", before="triage_units")
-    (result,) = preprocessor.process(["The export button is broken."])
+    try:
+        (result,) = preprocessor.process(["The export button is broken."])
+    finally:
+        preprocessor.nlp.remove_pipe("test_seen_by_process")
     assert seen == ["The export button is broken."]
     assert [unit.text for unit in result.units] == ["The export button is broken."]
 
@@ -255,7 +261,7 @@ def test_clean_text_skips_only_steps_that_change_nothing_in_random_text() -> Non
 
 
 def test_preprocess_memo_computes_each_key_once_and_starts_over_when_full(monkeypatch):  # type: ignore[no-untyped-def]
-    from triage import preprocess
+    from triage.preprocess import memo as memo_module
 
     computed: list[int] = []
 
@@ -263,9 +269,9 @@ def test_preprocess_memo_computes_each_key_once_and_starts_over_when_full(monkey
         computed.append(key)
         return key * key
 
-    memo: preprocess._Memo[int] = preprocess._Memo()
+    memo: memo_module._Memo[int] = memo_module._Memo()
     assert memo.all([2, 3, 2, 3], square) == [4, 9, 4, 9]
     assert computed == [2, 3]
-    monkeypatch.setattr(preprocess, "_MAX_MEMO", 1)  # two entries are past the bound
+    monkeypatch.setattr(memo_module, "_MAX_MEMO", 1)  # two entries are past the bound
     assert memo.all([2], square) == [4]
     assert computed == [2, 3, 2]  # started over, so 2 was computed again
