@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,63 +79,79 @@ def load_fixtures(labelled: Path = LABELLED, outputs: Path = OUTPUTS) -> tuple[l
 def run(*, save: bool = True, verbose: bool = True) -> dict[str, Any]:
     from triage.categorize import (
         DEFAULT_CLASSIFIER_DIR,
-        EXAMPLES_FILE,
-        Categorizer,
+        DEFAULT_CUES,
         CueLexicon,
-        LabelledExamples,
         LabelledIssue,
         evaluate,
-        train_classifier,
     )
+    from triage.categorize.training import HeldoutEvaluation, TrainingParams, train_categorizer
+    from triage.config import get_settings
     from triage.embed import SentenceTransformerEmbedder
-    from triage.link import TrafficProfile, embedding_similarity, link_feedback, output_signals
+    from triage.link import (
+        LinkParams,
+        SignalParams,
+        TrafficProfile,
+        embedding_similarity,
+        link_feedback,
+        output_signals,
+    )
 
     started = time.perf_counter()
+    # The benchmark is an entry point like the CLI: it reads the environment once, here.
+    settings = get_settings()
     rows, feedback, outputs = load_fixtures()
     embedder = SentenceTransformerEmbedder()
-    vectors = embedder.embed([item.text for item in feedback])
     links = {
         d.feedback_id: d
-        for d in link_feedback(feedback, outputs, similarity=embedding_similarity(embedder))
+        for d in link_feedback(
+            feedback,
+            outputs,
+            LinkParams.from_settings(settings),
+            similarity=embedding_similarity(embedder),
+        )
     }
     output_by_id = {output.id: output for output in outputs}
-    traffic = TrafficProfile(outputs)
+    traffic = TrafficProfile(outputs, SignalParams.from_settings(settings))
 
-    train = [i for i, row in enumerate(rows) if row["split"] == "train"]
     heldout = [i for i, row in enumerate(rows) if row["split"] == "heldout"]
-    cues = CueLexicon.load()
-    examples = LabelledExamples(
-        [rows[i]["text"] for i in train], vectors[train], [rows[i]["label"] for i in train]
-    )
-    classifier = train_classifier(
-        examples.texts,
-        examples.vectors,
-        examples.labels,
-        cues=cues,
-        card={
-            "training_data": f"{LABELLED.relative_to(ROOT)} split=train ({len(train)} items)",
-            "embedding_model": embedder.model_id,
-        },
-    )
-    categorizer = Categorizer(cues, examples, classifier)
 
-    def issue(i: int) -> LabelledIssue:
+    def issue(i: int, vectors: Any) -> LabelledIssue:
         link = links.get(feedback[i].id)
         linked = [output_by_id[link.model_output_id]] if link else []
         return LabelledIssue(
             texts=[rows[i]["text"]],
-            vectors=vectors[i : i + 1],
+            vectors=vectors,
             label=rows[i]["label"],
             signals=output_signals(linked, traffic),
             key=str(rows[i].get("external_id", i)),
         )
 
-    metrics = evaluate(categorizer, [issue(i) for i in heldout])
+    def decide_with_outputs(categorizer: Any, _: Any, vectors: Any) -> dict[str, Any]:
+        issues = [issue(i, vectors[j : j + 1]) for j, i in enumerate(heldout)]
+        return evaluate(categorizer, issues)
+
+    trained = train_categorizer(
+        rows,
+        embedder=embedder,
+        cues=CueLexicon.load(DEFAULT_CUES),
+        source=str(LABELLED.relative_to(ROOT)),
+        params=TrainingParams.from_settings(settings),
+        evaluation=HeldoutEvaluation(
+            "each item a one-item issue with its own linked-output signals "
+            "(explicit output_id or link_feedback), all outputs as traffic, all four signals",
+            decide_with_outputs,
+            card_metrics=("macro_f1", "per_class", "confusion"),
+        ),
+        folder=DEFAULT_CLASSIFIER_DIR if save else None,
+    )
+    if trained.metrics is None:
+        raise SystemExit(f"{LABELLED} has no split=heldout rows to evaluate")
+    metrics = trained.metrics
     link_methods = Counter(links[feedback[i].id].method for i in heldout if feedback[i].id in links)
     metrics.update(
         {
-            "train": len(train),
-            "heldout": len(heldout),
+            "train": trained.train,
+            "heldout": trained.heldout,
             "outputs": len(outputs),
             "heldout_links": dict(sorted(link_methods.items())),
             "heldout_unlinked": len(heldout) - sum(link_methods.values()),
@@ -145,25 +161,8 @@ def run(*, save: bool = True, verbose: bool = True) -> dict[str, Any]:
             "passed": metrics["macro_f1"] >= BAR,
         }
     )
-    if save:
-        classifier.card["heldout_metrics"] = {
-            "split": f"{LABELLED.relative_to(ROOT)} split=heldout ({len(heldout)} items)",
-            "evaluated_as": "each item a one-item issue with its own linked-output signals "
-            "(explicit output_id or link_feedback), all outputs as traffic, all four signals",
-            "categorizer": {"weights": categorizer.weights, "knn_k": categorizer.knn_k},
-            "macro_f1": metrics["macro_f1"],
-            "per_class": metrics["per_class"],
-            "confusion": metrics["confusion"],
-            "date": date.today().isoformat(),
-        }
-        classifier.card["files"] = {
-            "weights.npz": "classes, coef, intercept, feature mean and scale, cue categories",
-            "card.json": "this card",
-            EXAMPLES_FILE: "the training texts, their vectors and labels (nearest examples)",
-        }
-        folder = classifier.save(DEFAULT_CLASSIFIER_DIR)
-        examples.save(folder / EXAMPLES_FILE)
-        metrics["saved_to"] = str(folder.relative_to(ROOT))
+    if trained.folder is not None:
+        metrics["saved_to"] = str(trained.folder.relative_to(ROOT))
     if verbose:
         report(metrics)
     return metrics

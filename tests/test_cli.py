@@ -182,7 +182,7 @@ def test_cli_help_lists_every_command():  # type: ignore[no-untyped-def]
 
 def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
     from tests.test_api_issues import seed
-    from triage.categorize import CategoryClassifier
+    from triage.categorize import EXAMPLES_FILE, CategoryClassifier, LabelledExamples
 
     ids, _ = seed(engine, sizes=(3,))
     with db.session_scope(engine) as session:
@@ -194,6 +194,11 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
     assert "3 corrected units" in result.stderr and "held-out macro-F1" in result.stderr
     classifier = CategoryClassifier.load(out)
     assert classifier.card["corrections"] == 3
+    assert classifier.card["training_data"].endswith("and 3 corrected units")
+    assert classifier.card["heldout_metrics"]["evaluated_as"].startswith("text signals only")
+    # The examples signal reads the corrections too, beside the labelled training rows.
+    examples = LabelledExamples.load(out / EXAMPLES_FILE)
+    assert len(examples) == classifier.card["training_examples"] + 3
     assert set(classifier.classes) == {"ui", "data", "model", "expectation"}
     assert not list(out.glob("*.pkl"))
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage import embed as embed_module
 from triage.config import Settings
 from triage.embed import (
     MANIFEST_FILE,
@@ -18,8 +17,11 @@ from triage.embed import (
     FakeEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
+    base_model,
+    build_embedder,
     cached_onnx_model,
     default_model_path,
+    embed_with_cache,
     file_sha256,
     load_pin,
     text_hash,
@@ -27,8 +29,8 @@ from triage.embed import (
     vector_to_bytes,
     verify_model_folder,
 )
+from triage.embed import onnx as onnx_module
 from triage.errors import ModelIntegrityError, ModelNotFoundError
-from triage.pipeline import build_embedder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,6 +152,58 @@ def test_embed_vector_bytes_round_trip_little_endian():
     assert vector_from_bytes(data).flags.writeable
     with pytest.raises(ValueError, match="expected 4"):
         vector_from_bytes(data, dim=4)
+
+
+class MemoryVectors:
+    """``store.cached_vectors`` and ``store.add_vectors`` over a dict, for the cache alone."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], bytes] = {}
+
+    def lookup(self, *, text_hashes: list[str], model_id: str) -> dict[str, bytes]:
+        return {h: self.rows[h, model_id] for h in text_hashes if (h, model_id) in self.rows}
+
+    def save(self, *, vectors: dict[str, bytes], model_id: str, dim: int) -> None:
+        self.rows.update({(h, model_id): v for h, v in vectors.items()})
+
+
+def test_embed_cache_embeds_each_distinct_text_once():
+    embedder, stored = CountingEmbedder(), MemoryVectors()
+    first = embed_with_cache(
+        embedder, ["a", "b", "a"], lookup=stored.lookup, save=stored.save, batch_size=8
+    )
+    assert embedder.batches == [["a", "b"]]
+    assert (first.embedded, first.cache_hits) == (2, 1)
+    assert first.vectors.shape == (3, 3)
+    again = embed_with_cache(embedder, ["b", "c"], lookup=stored.lookup, save=stored.save)
+    assert embedder.batches == [["a", "b"], ["c"]]
+    assert (again.embedded, again.cache_hits) == (1, 1)
+    np.testing.assert_array_equal(again.vectors[0], first.vectors[1])
+
+
+def test_embed_cache_is_keyed_by_model_id():
+    stored = MemoryVectors()
+    embed_with_cache(FakeEmbedder(dim=8), ["x"], lookup=stored.lookup, save=stored.save)
+    other = embed_with_cache(FakeEmbedder(dim=16), ["x"], lookup=stored.lookup, save=stored.save)
+    assert other.embedded == 1 and other.vectors.shape == (1, 16)
+
+
+def test_embed_cache_of_no_texts_is_an_empty_matrix():
+    stored = MemoryVectors()
+    result = embed_with_cache(FakeEmbedder(dim=8), [], lookup=stored.lookup, save=stored.save)
+    assert result.vectors.shape == (0, 8) and result.embedded == result.cache_hits == 0
+
+
+def test_embed_base_model_is_shared_by_the_onnx_export():
+    assert base_model("all-MiniLM-L6-v2-onnx-int8") == "all-MiniLM-L6-v2"
+    assert base_model("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+
+
+def test_embed_build_embedder_stays_importable_from_the_pipeline():
+    from triage import pipeline
+
+    assert pipeline.build_embedder is build_embedder
+    assert isinstance(build_embedder(Settings(embedding_backend="fake")), FakeEmbedder)
 
 
 # --- the pinned model: integrity checks (no model load) ---------------------------------------
@@ -274,7 +328,7 @@ def fake_export(calls: list[Path]):  # type: ignore[no-untyped-def]
 
 def test_embed_onnx_cache_is_keyed_by_the_model_hash(tmp_path, monkeypatch):
     calls: list[Path] = []
-    monkeypatch.setattr(embed_module, "_export_int8_onnx", fake_export(calls))
+    monkeypatch.setattr(onnx_module, "_export_int8_onnx", fake_export(calls))
     first = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=tmp_path / "cache")
     again = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=tmp_path / "cache")
     other = cached_onnx_model(tmp_path, sha256="b" * 64, cache_root=tmp_path / "cache")
@@ -287,7 +341,7 @@ def test_embed_onnx_cache_is_keyed_by_the_model_hash(tmp_path, monkeypatch):
 
 def test_embed_onnx_cache_with_another_hash_in_its_manifest_is_redone(tmp_path, monkeypatch):
     calls: list[Path] = []
-    monkeypatch.setattr(embed_module, "_export_int8_onnx", fake_export(calls))
+    monkeypatch.setattr(onnx_module, "_export_int8_onnx", fake_export(calls))
     # Same 12-character prefix, different full hash: the manifest tells them apart.
     stale = tmp_path / "cache" / ("a" * 12)
     stale.mkdir(parents=True)
@@ -308,10 +362,10 @@ def test_embed_onnx_concurrent_export_keeps_the_winner(tmp_path, monkeypatch):
         winner = root / ("a" * 12)
         winner.mkdir()
         (winner / ONNX_FILE).write_bytes(b"theirs")
-        manifest = {"sha256": "a" * 64, "format": embed_module.ONNX_FORMAT, "file": ONNX_FILE}
+        manifest = {"sha256": "a" * 64, "format": onnx_module.ONNX_FORMAT, "file": ONNX_FILE}
         (winner / MANIFEST_FILE).write_text(json.dumps(manifest))
 
-    monkeypatch.setattr(embed_module, "_export_int8_onnx", racing_export)
+    monkeypatch.setattr(onnx_module, "_export_int8_onnx", racing_export)
     path = cached_onnx_model(tmp_path, sha256="a" * 64, cache_root=root)
     assert path.read_bytes() == b"theirs"
     assert [p.name for p in root.iterdir()] == ["a" * 12]
@@ -366,7 +420,7 @@ def test_embed_onnx_second_construction_reuses_the_export(onnx_export, monkeypat
     def no_export(folder, target):  # type: ignore[no-untyped-def]
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(embed_module, "_export_int8_onnx", no_export)
+    monkeypatch.setattr(onnx_module, "_export_int8_onnx", no_export)
     again = OnnxEmbedder(cache_dir=cache)
     assert again.onnx_path == embedder.onnx_path
     assert again.onnx_path.stat().st_mtime_ns == mtime

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,7 +25,7 @@ from sqlalchemy import Engine
 from triage import cluster, db, store
 from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
-from triage.embed import Embedder, text_hash, vector_from_bytes, vector_to_bytes
+from triage.embed import Embedder, base_model, build_embedder, embed_with_cache, text_hash
 from triage.imports import without_deep_learning
 from triage.issues import IssueBook
 from triage.link import embedding_similarity
@@ -86,25 +87,6 @@ class Statements(NamedTuple):
     feedback_id: int
     redacted_text: str
     units: list[UnitText]
-
-
-def base_model(model_id: str) -> str:
-    return model_id.removesuffix("-onnx-int8")
-
-
-def build_embedder(settings: Settings) -> Embedder:
-    from triage.embed import FakeEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
-
-    if settings.embedding_backend == "fake":
-        return FakeEmbedder()
-    if settings.embedding_backend == "onnx-int8":
-        return OnnxEmbedder(
-            settings.embedding_model_path,
-            cache_dir=settings.embedding_cache_dir,
-            threads=settings.embedding_threads,
-            max_seq_length=settings.embedding_max_seq_length,
-        )
-    return SentenceTransformerEmbedder(settings.embedding_model_path)
 
 
 class Pipeline:
@@ -228,25 +210,19 @@ class Pipeline:
 
     def _vectors(self, session, texts: list[str], stats: ProcessStats) -> np.ndarray:  # type: ignore[no-untyped-def]
         """Vectors for ``texts``, embedding only what the cache does not hold."""
-        hashes = [text_hash(t) for t in texts]
         with timed(stats.seconds, "embed"):
-            model_id = self.embedder.model_id  # loads the model on first use
-        cached = store.cached_vectors(session, text_hashes=hashes, model_id=model_id)
-        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
-        if missing:
-            text_of = dict(zip(hashes, texts, strict=True))
-            with timed(stats.seconds, "embed"):
-                fresh = self.embedder.embed(
-                    [text_of[h] for h in missing], batch_size=self.settings.embedding_batch_size
-                )
-            new = {h: vector_to_bytes(v) for h, v in zip(missing, fresh, strict=True)}
-            store.add_vectors(session, vectors=new, model_id=model_id, dim=self.embedder.dim)
-            cached.update(new)
-        stats.embedded += len(missing)
-        stats.cache_hits += len(hashes) - len(missing)
-        if not texts:
-            return np.empty((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([vector_from_bytes(cached[h]) for h in hashes])
+            embedder = self.embedder  # loads the model on first use
+        result = embed_with_cache(
+            embedder,
+            texts,
+            lookup=partial(store.cached_vectors, session),
+            save=partial(store.add_vectors, session),
+            batch_size=self.settings.embedding_batch_size,
+        )
+        stats.seconds["embed"] += result.seconds
+        stats.embedded += result.embedded
+        stats.cache_hits += result.cache_hits
+        return result.vectors
 
     # --- issues -----------------------------------------------------------------------------
 

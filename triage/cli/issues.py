@@ -1,0 +1,128 @@
+"""``triage issues`` and ``triage export``: reading what is stored."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from triage import db, store
+from triage.cli.app import _errors, _ready, console, out
+from triage.config import get_settings
+from triage.models import Category
+
+export_app = typer.Typer(help="Write stored data to stdout.", no_args_is_help=True)
+
+
+class TableFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def issue_rows(session: Any, *, category: str | None, top: int) -> list[dict[str, Any]]:
+    issues, _ = store.list_issues(session, category=category, limit=top)
+    return [
+        {
+            "id": issue.id,
+            "title": issue.title,
+            "category": issue.category,
+            "confidence": issue.category_confidence,
+            "priority": round(issue.priority, 3),
+            "size": issue.size,
+            "customers": issue.customers,
+            "status": issue.status,
+            "keywords": issue.keywords,
+            "trend": issue.trend,
+            "evidence": [e.get("reason") for e in issue.evidence[:3]],
+            "model_versions": issue.model_versions,
+            "priority_breakdown": issue.priority_breakdown,
+        }
+        for issue in issues
+    ]
+
+
+def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
+    if fmt is TableFormat.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if fmt is TableFormat.csv:
+        columns = ["id", "title", "category", "confidence", "priority", "size", "customers",
+                   "status", "keywords", "top_evidence", "trend", "priority_breakdown",
+                   "model_versions"]  # fmt: skip
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        for r in rows:
+            flat = {**r, "keywords": "; ".join(r["keywords"]),
+                    "top_evidence": " | ".join(r["evidence"])}  # fmt: skip
+            for name in ("trend", "priority_breakdown", "model_versions"):
+                flat[name] = json.dumps(r[name], default=str)
+            writer.writerow([flat[c] for c in columns])
+        return
+    table = Table("id", "title", "category", "priority", "size", "cust.", "trend", "top evidence")
+    for r in rows:
+        category = r["category"] or "-"
+        if r["confidence"] is not None:
+            category += f" {r['confidence']:.0%}"
+        trend = r["trend"] or {}
+        change = f"{trend.get('this_week', 0)}/wk" + (" spiking" if trend.get("spiking") else "")
+        evidence = r["evidence"][0] if r["evidence"] else ""
+        table.add_row(
+            str(r["id"]),
+            r["title"],
+            category,
+            f"{r['priority']:.2f}",
+            str(r["size"]),
+            str(r["customers"]),
+            change,
+            evidence if len(evidence) <= 90 else evidence[:89] + "…",
+        )
+    out.print(table)
+
+
+def issues(
+    category: Annotated[Category | None, typer.Option(help="Only this category.")] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
+    format: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.table,
+) -> None:
+    """The ranked issue list."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            rows = issue_rows(session, category=category.value if category else None, top=top)
+    if not rows and format is TableFormat.table:
+        console.print("no issues yet: ingest feedback and run `triage run`")
+    print_issues(rows, format)
+
+
+@export_app.command("feedback")
+def export_feedback(
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.jsonl,
+) -> None:
+    """One row per ticket: its status, main issue, all issues, category, redacted text."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            rows = store.export_feedback(session)
+            if format is ExportFormat.jsonl:
+                for row in rows:
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                return
+            writer = None
+            for row in rows:
+                flat = {k: ";".join(map(str, v)) if isinstance(v, list) else v
+                        for k, v in row.items()}  # fmt: skip
+                if writer is None:
+                    writer = csv.DictWriter(sys.stdout, fieldnames=list(flat))
+                    writer.writeheader()
+                writer.writerow(flat)

@@ -1,0 +1,60 @@
+"""``triage keys``: API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from triage import db, store
+from triage.cli.app import _errors, _ready, console, out
+from triage.config import get_settings
+from triage.models import Scope
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="ingest: push data; read: pull; admin: both+edit")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Make an API key. The key is printed once, on the last line, and stored only as a hash."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            key, secret = store.create_api_key(session, scope=scope, name=name)
+    console.print(f"created key {key.id} ({key.scope}{', ' + name if name else ''}); keep it safe:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Show keys without their secrets."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            keys = store.list_api_keys(session)
+    table = Table("id", "name", "scope", "prefix", "created", "last used", "revoked")
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.scope,
+            key.prefix + "…",
+            str(key.created_at)[:19],
+            str(key.last_used_at or "")[:19],
+            str(key.revoked_at or "")[:19],
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Stop a key from working, at once."""
+    with _errors():
+        engine = _ready(get_settings())
+        with db.session_scope(engine) as session:
+            store.revoke_api_key(session, key_id=key_id)
+    console.print(f"key {key_id} revoked")
