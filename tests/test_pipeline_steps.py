@@ -1,0 +1,245 @@
+"""The bookkeeping steps of ``triage.pipeline``, one at a time, on hand-built units: fake-embedder
+vectors and clusterings written by hand, so each test shows what one step does to the database."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from sqlmodel import Session
+
+from tests.test_pipeline import TOPICS
+from triage import cluster, db, store
+from triage.categorize import CATEGORIES, load_categorizer
+from triage.embed import FakeEmbedder, text_hash, vector_to_bytes
+from triage.link import LinkParams
+from triage.models import FeedbackCreate, Issue, IssueStatus, ModelOutputCreate, utcnow
+from triage.pipeline import (
+    DiagnoseParams,
+    LabelParams,
+    MembershipParams,
+    UnitMatrix,
+    assign_new,
+    diagnose,
+    link_pending,
+    load_units,
+    recluster_issues,
+    relabel,
+)
+from triage.pipeline.diagnose import for_embedder
+from triage.pipeline.memberships import issue_of
+
+EMBEDDER = FakeEmbedder()
+_external_ids = itertools.count()
+
+
+def add_units(session: Session, texts: list[str], *, output_id: str | None = None) -> list[int]:
+    """One processed ticket per text, each one unit with its fake vector; the unit ids."""
+    accepted = store.add_feedback(
+        session,
+        items=[
+            FeedbackCreate(source="test", external_id=f"t-{next(_external_ids)}", text=text,
+                           customer_id=f"c{i}", output_id=output_id)
+            for i, text in enumerate(texts)
+        ],
+    )  # fmt: skip
+    store.update_feedback(
+        session,
+        rows=[
+            {"id": a.id, "status": "processed", "redacted_text": text, "processed_at": utcnow()}
+            for a, text in zip(accepted, texts, strict=True)
+        ],
+    )
+    vectors = EMBEDDER.embed(texts)
+    store.add_vectors(
+        session,
+        vectors={text_hash(t): vector_to_bytes(v) for t, v in zip(texts, vectors, strict=True)},
+        model_id=EMBEDDER.model_id,
+        dim=EMBEDDER.dim,
+    )
+    rows = [
+        {"feedback_id": a.id, "position": 0, "text": text,
+         "lemmas": " ".join(text.lower().rstrip(".").split()), "text_hash": text_hash(text)}
+        for a, text in zip(accepted, texts, strict=True)
+    ]  # fmt: skip
+    return store.add_units(session, rows=rows)
+
+
+def clustering(units: UnitMatrix, label_of: dict[int, int]) -> cluster.Clustering:
+    """A clustering as ``Clusterer.fit`` returns it: ``label_of`` maps unit id -> label; units
+    left out are unassigned."""
+    labels = np.array([label_of.get(u, -1) for u in units.ids], dtype=np.int64)
+    centroids = cluster.centroids_of(units.vectors, labels)
+    similarity = np.array(
+        [units.vectors[i] @ centroids[label] if label >= 0 else np.nan
+         for i, label in enumerate(labels)],
+        dtype=np.float32,
+    )  # fmt: skip
+    method = np.array(["cluster" if label >= 0 else "" for label in labels])
+    return cluster.Clustering(labels, centroids, similarity, method)
+
+
+def recluster(session: Session, settings, label_of: dict[int, int]) -> list[dict]:  # type: ignore[no-untyped-def]
+    units = load_units(session, model_id=EMBEDDER.model_id)
+    return recluster_issues(
+        session,
+        units,
+        clustering(units, label_of),
+        store.membership_map(session),
+        params=MembershipParams.from_settings(settings),
+    )
+
+
+def issue_of_units(session: Session, unit_ids: list[int]) -> set[int]:
+    found = issue_of(store.membership_map(session))
+    return {found[u] for u in unit_ids if u in found}
+
+
+def test_pipeline_steps_assign_new_attaches_a_near_unit_and_reopens_a_resolved_issue(
+    engine, settings
+):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"][:3])
+        recluster(session, settings, dict.fromkeys(export, 0))
+        (issue_id,) = issue_of_units(session, export)
+        store.update_issue(session, issue_id=issue_id, changes={"status": "resolved"},
+                           api_key_id=None, actor="test")  # fmt: skip
+
+    near, far = TOPICS["export"][3], TOPICS["numbers"][0]
+    with db.session_scope(engine) as session:
+        fresh = add_units(session, [near, far])
+        assigned = assign_new(
+            session,
+            fresh,
+            EMBEDDER.embed([near, far]),
+            threshold=MembershipParams.from_settings(settings).assign_threshold,
+        )
+    assert assigned == 1
+    with db.session_scope(engine) as session:
+        members = {m.unit_id: m for m in store.memberships(session)}
+        issue = session.get(Issue, issue_id)
+        assert members[fresh[0]].issue_id == issue_id and members[fresh[0]].method == "assigned"
+        assert fresh[1] not in members  # not close to any issue: left for the next clustering
+        assert issue.status == IssueStatus.regressed
+        assert issue.lineage[-1]["event"] == "regressed"
+        assert issue.size == 4
+
+
+def test_pipeline_steps_recluster_keeps_ids_and_records_split_and_merge(engine, settings):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"][:4])
+        numbers = add_units(session, TOPICS["numbers"][:4])
+        created = recluster(session, settings, {**dict.fromkeys(export, 0),
+                                                **dict.fromkeys(numbers, 1)})  # fmt: skip
+        (export_issue,) = issue_of_units(session, export)
+        (numbers_issue,) = issue_of_units(session, numbers)
+    assert created == [] and export_issue != numbers_issue
+
+    # The same groups under other labels are the same issues.
+    with db.session_scope(engine) as session:
+        again = recluster(session, settings, {**dict.fromkeys(export, 7),
+                                              **dict.fromkeys(numbers, 3)})  # fmt: skip
+        assert again == []
+        assert issue_of_units(session, export) == {export_issue}
+        assert issue_of_units(session, numbers) == {numbers_issue}
+
+    # Half of the export issue leaves for a cluster of its own: a new issue, split from it.
+    with db.session_scope(engine) as session:
+        split = recluster(session, settings, {**dict.fromkeys(export[:2], 0),
+                                              **dict.fromkeys(export[2:], 1),
+                                              **dict.fromkeys(numbers, 2)})  # fmt: skip
+        (new_issue,) = issue_of_units(session, export[2:])
+        assert issue_of_units(session, export[:2]) == {export_issue}
+        assert new_issue not in (export_issue, numbers_issue)
+    assert {(e["issue_id"], e["event"], e["other_issue_id"]) for e in split} == {
+        (new_issue, "split_from", export_issue),
+        (export_issue, "split_into", new_issue),
+    }
+
+    # Both export issues in one cluster: they share as many units with it, so the older one
+    # (the lower id) carries on and the other is merged into it.
+    with db.session_scope(engine) as session:
+        merged = recluster(session, settings, {**dict.fromkeys(export, 0),
+                                               **dict.fromkeys(numbers, 1)})  # fmt: skip
+        assert issue_of_units(session, export) == {export_issue}
+        gone = session.get(Issue, new_issue)
+        assert gone.merged_into == export_issue
+        assert [e["event"] for e in gone.lineage] == ["created", "split_from", "merged_into"]
+    assert {(e["issue_id"], e["event"], e["other_issue_id"]) for e in merged} == {
+        (new_issue, "merged_into", export_issue),
+        (export_issue, "merged_from", new_issue),
+    }
+
+
+def test_pipeline_steps_relabel_never_overwrites_a_human_title(engine, settings):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"])
+        numbers = add_units(session, TOPICS["numbers"])
+        recluster(session, settings, {**dict.fromkeys(export, 0), **dict.fromkeys(numbers, 1)})
+        (export_issue,) = issue_of_units(session, export)
+        (numbers_issue,) = issue_of_units(session, numbers)
+        store.update_issue(session, issue_id=numbers_issue, changes={"title": "Ledger gap"},
+                           api_key_id=None, actor="test")  # fmt: skip
+
+    with db.session_scope(engine) as session:
+        relabel(
+            session,
+            load_units(session, model_id=EMBEDDER.model_id),
+            issue_of(store.membership_map(session)),
+            params=LabelParams.from_settings(settings),
+        )
+    with db.session_scope(engine) as session:
+        kept, machine = session.get(Issue, numbers_issue), session.get(Issue, export_issue)
+        assert kept.title == "Ledger gap"
+        assert kept.keywords and 3 <= len(kept.quotes) <= 5  # the rest is relabelled
+        assert machine.title and machine.title != "Ledger gap"
+        assert any("export" in k for k in machine.keywords)
+
+
+def test_pipeline_steps_link_pending_links_an_explicit_output_id(engine, settings):  # type: ignore[no-untyped-def]
+    output = ModelOutputCreate(output_id="summary-1", model="summarizer", model_version="2.3.0",
+                               output="Export of the report screen")  # fmt: skip
+    with db.session_scope(engine) as session:
+        (stored,) = store.add_model_outputs(session, items=[output])
+        add_units(session, TOPICS["export"][:1], output_id="summary-1")
+        add_units(session, TOPICS["numbers"][:1])  # names no output, and no user or session
+
+    params = LinkParams.from_settings(settings)
+    with db.session_scope(engine) as session:
+        assert link_pending(session, params=params, similarity=None) == 1
+    with db.session_scope(engine) as session:
+        links = store.links_by_feedback(session)
+        assert list(links.values()) == [[stored.id]]
+        assert link_pending(session, params=params, similarity=None) == 0  # each ticket once
+
+
+def test_pipeline_steps_diagnose_keeps_a_human_category_and_stores_evidence(engine, settings):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"])
+        language = add_units(session, TOPICS["language"])
+        recluster(session, settings, {**dict.fromkeys(export, 0), **dict.fromkeys(language, 1)})
+        (export_issue,) = issue_of_units(session, export)
+        (language_issue,) = issue_of_units(session, language)
+        store.update_issue(session, issue_id=language_issue, changes={"category": "data"},
+                           api_key_id=None, actor="test")  # fmt: skip
+
+    # The shipped classifier knows another model's vectors: cue words and outputs decide.
+    categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
+    assert categorizer.classifier is None
+    with db.session_scope(engine) as session:
+        diagnose(
+            session,
+            load_units(session, model_id=EMBEDDER.model_id),
+            issue_of(store.membership_map(session)),
+            categorizer,
+            params=DiagnoseParams.from_settings(settings),
+            now=utcnow(),
+        )
+    with db.session_scope(engine) as session:
+        human, machine = session.get(Issue, language_issue), session.get(Issue, export_issue)
+        assert human.category == "data" and human.category_confidence == 1.0
+        assert human.evidence[0]["signal"] == "human" and len(human.evidence) > 1
+        assert machine.category in CATEGORIES and machine.evidence
+        assert machine.evidence[0]["signal"] != "human"
+        for issue in (human, machine):
+            assert issue.priority > 0 and set(issue.priority_breakdown) >= {"volume", "reach"}

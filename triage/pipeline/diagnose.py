@@ -1,0 +1,140 @@
+"""Where the categorize and rank stages meet the database: each issue's category with its
+evidence, the model versions behind it, and its priority with the breakdown.
+
+A category a person set (``human_fields``) stays the answer; the machine's view is kept beside it
+as evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from triage import store
+from triage.categorize import Categorizer, CategoryDecision, lemma_docs
+from triage.config import Settings
+from triage.embed import base_model
+from triage.link import SignalParams, TrafficProfile, output_signals
+from triage.models import Issue, as_utc
+from triage.pipeline.links import output_record
+from triage.pipeline.units import UnitMatrix
+from triage.rank import IssueStats, RankConfig, load_severity, prioritize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiagnoseParams:
+    max_evidence: int  # evidence lines kept per issue
+    signals: SignalParams
+    rank: RankConfig
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiagnoseParams:
+        return cls(
+            max_evidence=settings.categorize_max_evidence,
+            signals=SignalParams.from_settings(settings),
+            rank=RankConfig.from_settings(settings),
+        )
+
+
+def for_embedder(categorizer: Categorizer, model_id: str) -> Categorizer:
+    """``categorizer`` without its classifier and examples when they were trained on the vectors
+    of a model other than ``model_id``."""
+    trained_on = (
+        categorizer.classifier.card.get("embedding_model") if categorizer.classifier else None
+    )
+    # The int8 ONNX export of the same weights gives vectors within cosine 0.99 of the torch
+    # ones, so a classifier trained on either serves both.
+    if trained_on and base_model(trained_on) != base_model(model_id):
+        # Vectors of another model mean nothing to this classifier: decide on cue words and
+        # linked outputs alone rather than on noise.
+        logger.warning(
+            "classifier was trained on %s vectors; using cues and outputs only", trained_on
+        )
+        categorizer.classifier = categorizer.examples = None
+    return categorizer
+
+
+def diagnose(
+    session: Session,
+    units: UnitMatrix,
+    issue_of: Mapping[int, int],
+    categorizer: Categorizer,
+    *,
+    params: DiagnoseParams,
+    now: datetime,
+) -> None:
+    """Category with evidence, linked model versions, and priority with its breakdown, for
+    every issue with units. ``issue_of``: unit id -> issue id."""
+    context = store.unit_context(session)
+    links = store.links_by_feedback(session)
+    outputs = {o.id: output_record(o) for o in store.all_model_outputs(session)}
+    traffic = TrafficProfile(list(outputs.values()), params.signals)
+    severity = load_severity(params.rank.severity_path)
+    rows_of = units.rows_by_issue(issue_of)
+
+    for issue in store.active_issues(session):
+        rows = rows_of.get(issue.id)  # type: ignore[arg-type]
+        if not rows:
+            continue
+        texts = [units.texts[r] for r in rows]
+        docs = lemma_docs(texts)  # parsed once for the cue and the severity lexicons
+        feedback_ids = sorted({context[units.ids[r]][0] for r in rows})
+        linked_ids = sorted({o for f in feedback_ids for o in links.get(f, [])})
+        linked = [outputs[o] for o in linked_ids if o in outputs]
+        signals = output_signals(linked, traffic) if linked else None
+        decision = categorizer.decide(texts, units.vectors[rows], signals, docs=docs)
+        apply_category(issue, decision, max_evidence=params.max_evidence)
+        issue.model_versions = [
+            {
+                "model": g.within, "version": g.value, "linked": g.linked_count,
+                "share": round(g.linked_share, 3), "traffic_share": round(g.traffic_share, 3),
+                "lift": round(g.lift, 2), "p_value": g.p_value, "significant": g.significant,
+            }
+            for g in (signals.groups if signals else [])
+            if g.field == "model_version"
+        ][:5]  # fmt: skip
+        customers: dict[str, float | None] = {}
+        for r in rows:
+            _, _, customer, value = context[units.ids[r]]
+            if customer:
+                customers[customer] = max(value or 0.0, customers.get(customer) or 0.0) or None
+        priority = prioritize(
+            IssueStats(
+                timestamps=[as_utc(context[units.ids[r]][1]) for r in rows],
+                customers=customers,
+                texts=texts,
+                category_confidence=issue.category_confidence,
+                now=now,
+            ),
+            config=params.rank,
+            severity_lexicon=severity,
+            docs=docs,
+        )
+        issue.priority = round(priority.score, 6)
+        issue.priority_breakdown = {k: round(v, 6) for k, v in priority.breakdown.items()}
+        issue.trend = priority.trend.to_dict()
+        session.add(issue)
+
+
+def apply_category(issue: Issue, decision: CategoryDecision, *, max_evidence: int) -> None:
+    evidence = [e.to_dict() for e in decision.evidence[:max_evidence]]
+    if "category" in issue.human_fields:
+        # A person decided; the machine's view stays visible as evidence, never as the answer.
+        issue.category_confidence = 1.0
+        issue.category_runner_up = (
+            decision.category if decision.category != issue.category else decision.runner_up
+        )
+        by_person = {"reason": "category set by a person", "signal": "human",
+                     "category": issue.category, "contribution": 1.0}  # fmt: skip
+        issue.evidence = [by_person, *evidence]
+        return
+    issue.category = decision.category
+    issue.category_confidence = decision.confidence
+    issue.category_runner_up = decision.runner_up
+    issue.evidence = evidence

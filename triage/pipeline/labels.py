@@ -1,0 +1,63 @@
+"""Where the label stage meets the database: keywords, quotes, centroid and title of each issue.
+
+A title a person set (``human_fields``) is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from sqlmodel import Session
+
+from triage import store
+from triage.config import Settings
+from triage.embed import vector_to_bytes
+from triage.label import label_issues
+from triage.models import utcnow
+from triage.pipeline.units import UnitMatrix
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    keywords: int  # kept per issue
+    quotes: int  # kept per issue
+    quote_max_similarity: float  # a quote this close to one already chosen is left out
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelParams:
+        return cls(
+            keywords=settings.label_keywords,
+            quotes=settings.label_quotes,
+            quote_max_similarity=settings.label_quote_max_similarity,
+        )
+
+
+def relabel(
+    session: Session, units: UnitMatrix, issue_of: Mapping[int, int], *, params: LabelParams
+) -> None:
+    """Keywords, quotes, centroid and (unless a person set it) title of every issue.
+    ``issue_of``: unit id -> issue id."""
+    labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
+    found = label_issues(
+        labels.tolist(),
+        units.texts,
+        units.lemmas,
+        units.vectors,
+        n_keywords=params.keywords,
+        n_quotes=params.quotes,
+        max_quote_similarity=params.quote_max_similarity,
+    )
+    for issue in store.active_issues(session):
+        if issue.id not in found:
+            continue
+        members = units.vectors[labels == issue.id]
+        centroid = members.mean(axis=0)
+        issue.centroid = vector_to_bytes(centroid / (np.linalg.norm(centroid) or 1.0))
+        label = found[issue.id]
+        issue.keywords, issue.quotes = label.keywords, label.quotes
+        if "title" not in issue.human_fields:
+            issue.title = label.title
+        issue.updated_at = utcnow()
+        session.add(issue)

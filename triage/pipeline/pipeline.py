@@ -1,0 +1,189 @@
+"""The data flow, composed: process pending tickets, then refresh the issues.
+
+``process_pending``: claim a batch → redact and split (preprocess) → embed units, reusing cached
+vectors (embed) → attach new units to existing issues when close enough (cluster.assign) →
+mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
+
+``refresh``: re-cluster when asked or when too much is unassigned (cluster) → keep issue ids
+stable (cluster.match_issues) → keywords, titles, quotes (label) → link tickets to model outputs
+(link) → category with evidence (categorize) → priority with its breakdown (rank).
+
+Each step is a function of the session and its inputs in this package; this class only builds
+their parameters once from ``Settings``, loads the heavy components, and runs them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from triage import cluster, db, store
+from triage.categorize import Categorizer, load_categorizer
+from triage.config import Settings
+from triage.embed import Embedder, build_embedder
+from triage.imports import without_deep_learning
+from triage.link import LinkParams, embedding_similarity
+from triage.models import utcnow
+from triage.pipeline.diagnose import DiagnoseParams, diagnose, for_embedder
+from triage.pipeline.labels import LabelParams, relabel
+from triage.pipeline.links import link_pending
+from triage.pipeline.memberships import (
+    MembershipParams,
+    assign_new,
+    count_open,
+    issue_of,
+    recluster_issues,
+)
+from triage.pipeline.process import embed_cached, preprocess, record_outcomes, unit_rows
+from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
+from triage.pipeline.units import load_units
+
+with without_deep_learning():  # spaCy and presidio, ~3 s sooner
+    from triage.preprocess import Preprocessor, PreprocessParams
+
+Progress = Callable[[int], None]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        preprocessor: Preprocessor | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.preprocess_params = PreprocessParams.from_settings(settings)
+        self.cluster_params = cluster.ClusterParams.from_settings(settings)
+        self.membership_params = MembershipParams.from_settings(settings)
+        self.label_params = LabelParams.from_settings(settings)
+        self.link_params = LinkParams.from_settings(settings)
+        self.diagnose_params = DiagnoseParams.from_settings(settings)
+        self._preprocessor = preprocessor
+        self._embedder = embedder
+        self._categorizer: Categorizer | None = None
+
+    # Heavy components load on first use, so `triage issues` never waits for torch.
+    @property
+    def preprocessor(self) -> Preprocessor:
+        if self._preprocessor is None:
+            self._preprocessor = Preprocessor.from_settings(self.settings)
+        return self._preprocessor
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = build_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def categorizer(self) -> Categorizer:
+        if self._categorizer is None:
+            categorizer = load_categorizer(settings=self.settings)
+            self._categorizer = for_embedder(categorizer, self.embedder.model_id)
+        return self._categorizer
+
+    def run(
+        self,
+        engine: Engine,
+        *,
+        recluster: bool = False,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[ProcessStats, RefreshStats]:
+        if retry_failed:
+            with db.session_scope(engine) as session:
+                store.requeue_failed(session)
+        processed = self.process_pending(engine, progress=progress)
+        return processed, self.refresh(engine, recluster=recluster)
+
+    # --- processing -------------------------------------------------------------------------
+
+    def process_pending(self, engine: Engine, *, progress: Progress | None = None) -> ProcessStats:
+        stats = ProcessStats()
+        with timed(stats.seconds, "total"):
+            while True:
+                with db.session_scope(engine, write_lock=True) as session:
+                    batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+                    if batch:
+                        self._process_batch(session, batch, stats)
+                if not batch:
+                    break
+                if progress is not None:
+                    progress(len(batch))
+        log_seconds("process", stats.seconds)
+        return stats
+
+    def _process_batch(self, session: Session, batch: list[Any], stats: ProcessStats) -> None:
+        with timed(stats.seconds, "preprocess"):
+            results = preprocess(self.preprocessor, [f.text or "" for f in batch])
+        changes, statements = record_outcomes(
+            batch, results, stats, keep_raw_text=self.settings.keep_raw_text
+        )
+        store.update_feedback(session, rows=changes)
+        units, vectors = unit_rows(
+            statements,
+            lambda texts: self._vectors(session, texts, stats),
+            join_similarity=self.preprocess_params.join_similarity,
+        )
+        unit_ids = store.add_units(session, rows=units)
+        stats.units += len(unit_ids)
+        stats.assigned += assign_new(
+            session, unit_ids, vectors, threshold=self.membership_params.assign_threshold
+        )
+
+    def _vectors(self, session: Session, texts: list[str], stats: ProcessStats) -> np.ndarray:
+        with timed(stats.seconds, "embed"):
+            embedder = self.embedder  # loads the model on first use
+        batch_size = self.settings.embedding_batch_size
+        return embed_cached(session, embedder, texts, stats, batch_size=batch_size)
+
+    # --- issues -----------------------------------------------------------------------------
+
+    def refresh(self, engine: Engine, *, recluster: bool = False) -> RefreshStats:
+        stats = RefreshStats()
+        with timed(stats.seconds, "total"):
+            self._refresh(engine, stats, recluster=recluster)
+        log_seconds("refresh", stats.seconds)
+        return stats
+
+    def _refresh(self, engine: Engine, stats: RefreshStats, *, recluster: bool) -> None:
+        seconds = stats.seconds
+        with db.session_scope(engine, write_lock=True) as session:
+            with timed(seconds, "load"):
+                store.lock_issues(session)
+                units = load_units(session, model_id=self.embedder.model_id)
+                if not units.ids:
+                    stats.skipped.append("no processed units yet")
+                    return
+                # One picture per refresh: this session holds the issue lock, and units another
+                # worker assigns meanwhile are seen by the next refresh.
+                memberships = store.membership_map(session)
+                stats.unassigned_share = units.unassigned_share(memberships)
+            threshold = self.settings.cluster_recluster_unassigned_share
+            if recluster or not count_open(session) or stats.unassigned_share > threshold:
+                with timed(seconds, "cluster"):
+                    result = cluster.Clusterer(self.cluster_params).fit(units.vectors)
+                with timed(seconds, "issues"):
+                    stats.lineage = recluster_issues(
+                        session, units, result, memberships, params=self.membership_params
+                    )
+                    memberships = store.membership_map(session)
+                stats.reclustered = True
+            with timed(seconds, "label"):
+                relabel(session, units, issue_of(memberships), params=self.label_params)
+            with timed(seconds, "link"):
+                similarity = embedding_similarity(self.embedder)
+                stats.links = link_pending(session, params=self.link_params, similarity=similarity)
+            with timed(seconds, "categorize_rank"):
+                diagnose(session, units, issue_of(memberships), self.categorizer,
+                         params=self.diagnose_params, now=utcnow())  # fmt: skip
+            stats.issues = count_open(session)
+            stats.unassigned_share = units.unassigned_share(memberships)
+            store.record_run(session, kind="recluster" if stats.reclustered else "refresh",
+                             stats=asdict(stats))  # fmt: skip

@@ -1,0 +1,141 @@
+"""Processing one claimed batch: preprocess the tickets, record each outcome on its ticket, and
+turn the statements into unit rows with vectors (embedded once per text, through the cache).
+
+Between them a batch is one transaction (``Pipeline.process_pending``), so a worker killed
+halfway leaves its tickets pending, never half-processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+from sqlmodel import Session
+
+from triage import store
+from triage.embed import Embedder, embed_with_cache, text_hash
+from triage.imports import without_deep_learning
+from triage.models import FeedbackStatus, utcnow
+from triage.pipeline.stats import ProcessStats
+
+with without_deep_learning():  # spaCy and presidio, ~3 s sooner
+    from triage.preprocess import PreprocessedText, Preprocessor, UnitText, topic_units
+
+logger = logging.getLogger(__name__)
+
+NOTHING_TO_TRIAGE = (
+    "Nothing to triage: no statement left after removing greetings, sign-offs and personal data."
+)
+
+# Texts in, one vector per text out (``embed_cached`` with the session and embedder bound).
+Vectors = Callable[[list[str]], np.ndarray]
+
+
+class Statements(NamedTuple):
+    """One processed ticket's statements, before neighbours on one topic are joined."""
+
+    feedback_id: int
+    redacted_text: str
+    units: list[UnitText]
+
+
+def preprocess(preprocessor: Preprocessor, texts: list[str]) -> list[PreprocessedText | str]:
+    """Preprocess a batch; if it fails, one text at a time, so one bad ticket is marked
+    failed (the error as a string) and never blocks the rest."""
+    try:
+        return list(preprocessor.process(texts))
+    except Exception:
+        logger.warning("batch preprocessing failed; retrying item by item", exc_info=True)
+    results: list[PreprocessedText | str] = []
+    for text in texts:
+        try:
+            results.append(preprocessor.process([text])[0])
+        except Exception as e:
+            results.append(f"preprocess failed: {type(e).__name__}: {e}"[:1000])
+    return results
+
+
+def record_outcomes(
+    batch: Sequence[Any],
+    results: Sequence[PreprocessedText | str],
+    stats: ProcessStats,
+    *,
+    keep_raw_text: bool,
+) -> tuple[list[dict[str, Any]], list[Statements]]:
+    """The change to write to each claimed ticket (``store.update_feedback`` rows), and the
+    statements of those processed. ``batch``: rows of (id, text, attempts)."""
+    changes: list[dict[str, Any]] = []
+    statements: list[Statements] = []
+    for feedback, result in zip(batch, results, strict=True):
+        change: dict[str, Any] = {"id": feedback.id, "attempts": feedback.attempts + 1}
+        changes.append(change)
+        error = result if isinstance(result, str) else None
+        if error is None and not result.units:  # type: ignore[union-attr]
+            error = NOTHING_TO_TRIAGE
+        if error is not None:
+            change.update(status=FeedbackStatus.failed.value, last_error=error)
+            stats.failed += 1
+            continue
+        assert not isinstance(result, str)
+        change.update(
+            redacted_text=result.redacted_text,
+            status=FeedbackStatus.processed.value,
+            processed_at=utcnow(),
+            last_error=None,
+        )
+        if not keep_raw_text:
+            change["text"] = None
+        statements.append(Statements(feedback.id, result.redacted_text, result.units))
+        stats.processed += 1
+    return changes, statements
+
+
+def embed_cached(
+    session: Session,
+    embedder: Embedder,
+    texts: list[str],
+    stats: ProcessStats,
+    *,
+    batch_size: int,
+) -> np.ndarray:
+    """Vectors for ``texts``, embedding only what the cache does not hold."""
+    result = embed_with_cache(
+        embedder,
+        texts,
+        lookup=partial(store.cached_vectors, session),
+        save=partial(store.add_vectors, session),
+        batch_size=batch_size,
+    )
+    stats.seconds["embed"] = stats.seconds.get("embed", 0.0) + result.seconds
+    stats.embedded += result.embedded
+    stats.cache_hits += result.cache_hits
+    return result.vectors
+
+
+def unit_rows(
+    statements: list[Statements], vectors: Vectors, *, join_similarity: float
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """One unit row per topic of each ticket, with its vector: neighbouring statements whose
+    embeddings are close are joined (``topic_units``) and the joined text is embedded."""
+    flat = [unit for ticket in statements for unit in ticket.units]
+    per_ticket, joined_vectors = topic_units(
+        [(ticket.redacted_text, ticket.units) for ticket in statements],
+        vectors([u.text for u in flat]),
+        vectors,
+        min_similarity=join_similarity,
+    )
+    rows = [
+        {
+            "feedback_id": ticket.feedback_id,
+            "position": position,
+            "text": unit.text,
+            "lemmas": " ".join(unit.lemmas),
+            "text_hash": text_hash(unit.text),
+        }
+        for ticket, ticket_units in zip(statements, per_ticket, strict=True)
+        for position, unit in enumerate(ticket_units)
+    ]
+    return rows, joined_vectors

@@ -1,0 +1,46 @@
+"""Every processed unit with its vector, as the arrays the refresh steps work on."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from sqlmodel import Session
+
+from triage import store
+from triage.embed import vector_from_bytes
+
+
+@dataclass
+class UnitMatrix:
+    """Row ``i`` of each field is unit ``ids[i]``, in unit id order."""
+
+    ids: list[int]
+    texts: list[str]
+    lemmas: list[list[str]]
+    vectors: np.ndarray
+
+    def unassigned_share(self, assigned: Container[int]) -> float:
+        if not self.ids:
+            return 0.0
+        return sum(1 for u in self.ids if u not in assigned) / len(self.ids)
+
+    def rows_by_issue(self, issue_of: Mapping[int, int]) -> dict[int, list[int]]:
+        """issue id -> the rows of its units."""
+        rows_of: dict[int, list[int]] = {}
+        for row, unit_id in enumerate(self.ids):
+            if unit_id in issue_of:
+                rows_of.setdefault(issue_of[unit_id], []).append(row)
+        return rows_of
+
+
+def load_units(session: Session, *, model_id: str) -> UnitMatrix:
+    """The units embedded with ``model_id``; vectors of another model are not comparable."""
+    ids, texts, lemmas, blobs = store.unit_vectors(session, model_id=model_id)
+    vectors = (
+        np.stack([vector_from_bytes(b) for b in blobs])
+        if blobs
+        else np.empty((0, 0), dtype=np.float32)
+    )
+    return UnitMatrix(ids, texts, [s.split() for s in lemmas], vectors)
