@@ -1,0 +1,96 @@
+"""Clustering at every size for ``make eval``: triage's Clusterer with the settings' parameters
+against BERTopic's default recipe (bench.cluster.umap_recipe) on the same embeddings, in the same
+run, on Banking77 test, Banking77 train and HWU64. Unassigned texts count as singletons
+(bench.cluster.score).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.cluster import resample, score, timed, umap_recipe
+
+SETS = {
+    "Banking77 test": ("banking77", "test.csv"),
+    "Banking77 train": ("banking77", "train.csv"),
+    "HWU64": ("hwu64", "test.csv"),
+}
+
+
+def load_csv(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["text"] for row in rows], [row["category"] for row in rows]
+
+
+def embed_cached(texts: list[str], embedder: Any, *, name: str, cache_dir: Path) -> np.ndarray:
+    """The embedder's vectors of ``texts``, cached under its model id and the texts' hash."""
+    texts_hash = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.model_id)
+    path = cache_dir / f"{name}-{model}-{texts_hash[:16]}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embedder.embed(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def clustering(
+    data: Path,
+    embedder: Any,
+    *,
+    cache_dir: Path,
+    baseline: bool = True,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    from triage.cluster import Clusterer, ClusterParams
+    from triage.config import Settings
+
+    params = ClusterParams.from_settings(Settings())
+    results: dict[str, Any] = {"embedder": embedder.model_id, "sets": {}}
+    # Warm-up, not timed: numba compiles UMAP's exact (< 4,096 points) and approximate
+    # neighbour searches on first use, and both recipes import their libraries.
+    warm = False
+    for label, (folder, file) in SETS.items():
+        started = time.perf_counter()
+        texts, truth = load_csv(data / folder / file)
+        slug = f"{folder}-{Path(file).stem}"
+        log(f"[clustering {label}] embedding {len(texts):,} texts (cached in {cache_dir})")
+        vectors = embed_cached(texts, embedder, name=slug, cache_dir=cache_dir)
+        if not warm:
+            log("[clustering] warming both recipes up (not timed)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # UMAP warns about n_jobs, sklearn about renames
+                Clusterer(params).fit(vectors[:500])
+                if baseline:
+                    umap_recipe(vectors[:500])
+                    umap_recipe(resample(vectors, 5000)[0])
+            warm = True
+        log(f"[clustering {label}] triage Clusterer")
+        labels, seconds = timed(
+            lambda v: Clusterer(params).fit(v).labels, vectors, 1, params.blas_threads
+        )
+        row: dict[str, Any] = {
+            "texts": len(texts),
+            "intents": len(set(truth)),
+            "ours": {**score(labels, truth), "seconds": seconds},
+        }
+        if baseline:
+            log(f"[clustering {label}] BERTopic default (UMAP + HDBSCAN)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # UMAP warns about n_jobs, sklearn about renames
+                labels, seconds = timed(umap_recipe, vectors, 1, params.blas_threads)
+            row["bertopic"] = {**score(labels, truth), "seconds": seconds}
+        row["seconds"] = time.perf_counter() - started
+        results["sets"][label] = row
+    return results

@@ -1,0 +1,202 @@
+"""The Markdown table of ``make eval`` and the bars of issue 13 it is judged by."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.eval_score import CATEGORIES
+
+# (name, comparison, target, where the figure is in the results); a figure that was not
+# measured in this run shows as "not run".
+BARS: list[tuple[str, str, float, Callable[[dict[str, Any]], float]]] = [
+    ("feedback-dev LOPO macro-F1 (pooled, per ticket)", ">=", 0.80,
+     lambda r: r["feedback_dev"]["pooled"]["categories"]["macro_f1"]),
+    ("feedback-dev LOPO issue ARI (mean over products)", ">=", 0.60,
+     lambda r: r["feedback_dev"]["mean"]["ari"]),
+    ("feedback-dev tickets without a category", "<=", 0,
+     lambda r: r["feedback_dev"]["pooled"]["categories"]["without_category"]),
+    ("fixtures held-out macro-F1 (user path)", ">=", 0.85,
+     lambda r: r["fixtures"]["categories"]["macro_f1"]),
+    ("HWU64 ARI", ">=", 0.50, lambda r: r["clustering"]["sets"]["HWU64"]["ours"]["ari"]),
+    ("HWU64 NMI", ">=", 0.78, lambda r: r["clustering"]["sets"]["HWU64"]["ours"]["nmi"]),
+    ("HWU64 unassigned", "<=", 0.05,
+     lambda r: r["clustering"]["sets"]["HWU64"]["ours"]["unassigned"]),
+    *[
+        bar
+        for name in ("Banking77 train", "Banking77 test")
+        for bar in (
+            (f"{name} ARI", ">=", 0.50,
+             lambda r, n=name: r["clustering"]["sets"][n]["ours"]["ari"]),
+            (f"{name} NMI", ">=", 0.80,
+             lambda r, n=name: r["clustering"]["sets"][n]["ours"]["nmi"]),
+            (f"{name} unassigned", "<=", 0.05,
+             lambda r, n=name: r["clustering"]["sets"][n]["ours"]["unassigned"]),
+        )
+    ],
+    ("feedback-dev title quality", ">=", 0.80, lambda r: r["titles"]["share"]),
+]  # fmt: skip
+
+
+def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, comparison, target, figure in BARS:
+        try:
+            value = figure(results)
+        except KeyError:
+            value = None
+        met = None
+        if value is not None and value == value:
+            met = value >= target if comparison == ">=" else value <= target
+        rows.append(
+            {"bar": name, "comparison": comparison, "target": target, "value": value, "met": met}
+        )
+    return rows
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.1%}"
+
+
+def _feedback_dev(section: dict[str, Any]) -> list[str]:
+    lines = [
+        "## feedback-dev, leave one product out, through the user path",
+        "",
+        "Train on the other seven products and fixtures' train split; ingest the product's tickets "
+        "(gold stripped) and its models' outputs; `triage run`; score the export per ticket.",
+        "",
+        "| product | tickets | macro-F1 | ui | data | model | expectation | no category "
+        "| issue ARI | NMI | issues / true | purity | unassigned | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
+    ]
+    for fold in section["folds"]:
+        c, i = fold["categories"], fold["issues"]
+        lines.append(
+            f"| {fold['product']} | {c['tickets']} | {_f(c['macro_f1'])} | "
+            + " | ".join(_f(c["per_class"][k]["f1"], 2) for k in CATEGORIES)
+            + f" | {c['without_category']} | {_f(i['ari'])} | {_f(i['nmi'])} "
+            f"| {i['issues']} / {i['gold_issues']} | {_f(i['purity'], 2)} "
+            f"| {_pct(fold['unassigned'])} | {fold['seconds']:.0f} |"
+        )
+    mean, pooled = section["mean"], section["pooled"]
+    c, i = pooled["categories"], pooled["issues"]
+    lines.append(
+        f"| **mean of {len(section['folds'])}** | | {_f(mean['macro_f1'])} | "
+        + " | ".join(_f(mean["per_class_f1"][k], 2) for k in CATEGORIES)
+        + f" | | {_f(mean['ari'])} | {_f(mean['nmi'])} | | {_f(mean['purity'], 2)} "
+        f"| {_pct(mean['unassigned'])} | |"
+    )
+    lines.append(
+        f"| **pooled** | {c['tickets']} | {_f(c['macro_f1'])} | "
+        + " | ".join(_f(c["per_class"][k]["f1"], 2) for k in CATEGORIES)
+        + f" | {c['without_category']} | {_f(i['ari'])}* | {_f(i['nmi'])}* "
+        f"| {i['issues']} / {i['gold_issues']} | {_f(i['purity'], 2)} "
+        f"| {_pct(pooled['unassigned'])} | |"
+    )
+    lines += [
+        "",
+        "\\* pooled ARI/NMI: issues of different products never share a cluster (one database "
+        "a fold), which flatters them; the mean over products is the figure judged.",
+    ]
+    if "issue_category" in c:
+        lines.append(
+            f"\nThe issue's category (`issue_category`) as the ticket's: pooled macro-F1 "
+            f"{_f(c['issue_category']['macro_f1'])}, "
+            f"{c['issue_category']['without_category']} tickets without one."
+        )
+    return lines
+
+
+def _titles(section: dict[str, Any]) -> list[str]:
+    per = ", ".join(f"{p} {t['good']}/{t['issues']}" for p, t in section["per_product"].items())
+    return [
+        "## Title quality on feedback-dev",
+        "",
+        f"**{section['good']} of {section['issues']} issues ({_pct(section['share'])})** have a "
+        "title closest to their own gold issue's description among the product's "
+        f"({section['embedder']}): {per}.",
+    ]
+
+
+def _fixtures(section: dict[str, Any]) -> list[str]:
+    c = section["categories"]
+    return [
+        "## fixtures/labelled.jsonl held out, through the user path",
+        "",
+        "| tickets | macro-F1 | ui | data | model | expectation | no category | issues "
+        "| no issue | unassigned | seconds |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {c['tickets']} | {_f(c['macro_f1'])} | "
+        + " | ".join(_f(c["per_class"][k]["f1"], 2) for k in CATEGORIES)
+        + f" | {c['without_category']} | {section['issues']} | {section['without_issue']} "
+        f"| {_pct(section['unassigned'])} | {section['seconds']:.0f} |",
+    ]
+
+
+def _clustering(section: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Clustering at every size (same embeddings for both recipes, {section['embedder']})",
+        "",
+        "| set | texts | intents | recipe | ARI | NMI | unassigned | clusters | seconds |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    names = {"ours": "triage Clusterer", "bertopic": "BERTopic default (UMAP + HDBSCAN)"}
+    for name, row in section["sets"].items():
+        for key, recipe in names.items():
+            if key in row:
+                r = row[key]
+                lines.append(
+                    f"| {name} | {row['texts']:,} | {row['intents']} | {recipe} | {_f(r['ari'])} "
+                    f"| {_f(r['nmi'])} | {_pct(r['unassigned'])} | {r['clusters']} "
+                    f"| {r['seconds']:.2f} |"
+                )
+    return lines
+
+
+def _bars(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## Bars (issue 13)",
+        "",
+        "| bar | target | measured | met |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        value = row["value"]
+        if value is None:
+            shown = "not run"
+        elif "unassigned" in row["bar"] or "title" in row["bar"]:
+            shown = _pct(value)
+        elif isinstance(value, int):
+            shown = str(value)
+        else:
+            shown = _f(value)
+        target = row["target"]
+        target_text = f"{target:.0%}" if "unassigned" in row["bar"] else f"{target:g}"
+        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
+        lines.append(f"| {row['bar']} | {row['comparison']} {target_text} | {shown} | {met} |")
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in results["settings_overrides"].items())
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in results["seconds"].items())
+    lines = [
+        f"# triage eval, {results['date']}",
+        "",
+        f"Commit {results['commit']}; settings: {settings or 'defaults'}; time: {seconds}.",
+    ]
+    if "feedback_dev" in results:
+        lines += ["", *_feedback_dev(results["feedback_dev"])]
+    if "titles" in results:
+        lines += ["", *_titles(results["titles"])]
+    if "fixtures" in results:
+        lines += ["", *_fixtures(results["fixtures"])]
+    if "clustering" in results:
+        lines += ["", *_clustering(results["clustering"])]
+    lines += ["", *_bars(results["bars"])]
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Scoring for ``make eval`` (bench/eval.py): per-ticket categories, issues and titles.
+
+Pure functions on plain lists and arrays, so tests/test_bench_eval.py can check them on
+hand-made data. A ticket without a category counts as wrong; a ticket (or text) without an issue
+counts as its own singleton, so leaving things out is never free.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+CATEGORIES = ("ui", "data", "model", "expectation")
+NO_CATEGORY = "(none)"
+
+
+def category_scores(gold: Sequence[str], predicted: Sequence[str | None]) -> dict[str, Any]:
+    """Macro-F1 over the four categories and per-class precision, recall and F1. A missing
+    prediction becomes a label outside the four: a miss for its true class, a false positive
+    for none of them."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
+    guesses = [p if p else NO_CATEGORY for p in predicted]
+    labels = list(CATEGORIES)
+    if not gold:
+        return {"tickets": 0, "macro_f1": float("nan"), "accuracy": float("nan"),
+                "without_category": 0, "per_class": {}}  # fmt: skip
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, guesses, labels=labels, average=None, zero_division=0
+    )
+    return {
+        "tickets": len(gold),
+        "macro_f1": float(f1_score(gold, guesses, labels=labels, average="macro", zero_division=0)),
+        "accuracy": float(np.mean([g == p for g, p in zip(gold, guesses, strict=True)])),
+        "without_category": sum(1 for p in predicted if not p),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(labels)
+        },
+    }
+
+
+def with_singletons(labels: Sequence[Hashable | None]) -> list[str]:
+    """Cluster labels as strings, every missing label (None or a negative number) its own
+    singleton."""
+    result = []
+    for i, label in enumerate(labels):
+        missing = label is None or (isinstance(label, int | np.integer) and label < 0)
+        result.append(f"\0singleton-{i}" if missing else f"c:{label}")
+    return result
+
+
+def purity(gold: Sequence[Hashable], predicted: Sequence[Hashable | None]) -> float:
+    """Share of the tickets in an issue that belong to its majority gold issue (tickets without
+    an issue left out); NaN when no ticket has one."""
+    members: dict[Hashable, Counter] = {}
+    for truth, label in zip(gold, predicted, strict=True):
+        if label is not None:
+            members.setdefault(label, Counter())[truth] += 1
+    assigned = sum(sum(c.values()) for c in members.values())
+    if not assigned:
+        return float("nan")
+    return sum(c.most_common(1)[0][1] for c in members.values()) / assigned
+
+
+def issue_scores(gold: Sequence[Hashable], predicted: Sequence[Hashable | None]) -> dict[str, Any]:
+    """ARI and NMI of the predicted issues against the gold ones, each ticket without an issue
+    a singleton; plus how many issues, how many tickets without one, and purity."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold issues but {len(predicted)} predictions")
+    labels = with_singletons(predicted)
+    truth = [str(g) for g in gold]
+    return {
+        "ari": float(adjusted_rand_score(truth, labels)),
+        "nmi": float(normalized_mutual_info_score(truth, labels)),
+        "issues": len({p for p in predicted if p is not None}),
+        "gold_issues": len(set(truth)),
+        "without_issue": sum(1 for p in predicted if p is None),
+        "purity": purity(gold, predicted),
+    }
+
+
+def majority(values: Sequence[Hashable]) -> Hashable | None:
+    """The most common value; ties go to the one seen first."""
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def nearest_description(title_vectors: np.ndarray, description_vectors: np.ndarray) -> np.ndarray:
+    """For each title, the index of the most cosine-similar description."""
+    similarity = normalise(title_vectors) @ normalise(description_vectors).T
+    return similarity.argmax(axis=1)
+
+
+def title_quality(own: Sequence[str | None], nearest: Sequence[str]) -> dict[str, Any]:
+    """Share of issues whose title is most similar to their own gold issue's description; an
+    issue without an own gold issue counts as a miss."""
+    good = [o is not None and o == n for o, n in zip(own, nearest, strict=True)]
+    return {"issues": len(good), "good": sum(good),
+            "share": sum(good) / len(good) if good else float("nan")}  # fmt: skip

@@ -1,0 +1,98 @@
+"""The scoring behind `make eval` (bench/eval_score.py, bench/eval_report.py), hand-made data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.eval_report import bars, render
+from bench.eval_score import (
+    category_scores,
+    issue_scores,
+    majority,
+    nearest_description,
+    purity,
+    title_quality,
+    with_singletons,
+)
+
+GOLD = ["ui", "data", "model", "expectation", "ui", "data"]
+
+
+def test_bench_eval_perfect_categories_score_one() -> None:
+    scores = category_scores(GOLD, GOLD)
+    assert scores["macro_f1"] == pytest.approx(1.0)
+    assert scores["without_category"] == 0
+    assert all(c["f1"] == pytest.approx(1.0) for c in scores["per_class"].values())
+
+
+def test_bench_eval_ticket_without_category_counts_as_wrong() -> None:
+    predicted = [*GOLD[:-1], None]
+    scores = category_scores(GOLD, predicted)
+    assert scores["without_category"] == 1
+    assert scores["macro_f1"] < 1.0
+    # the missed ticket costs its true class recall and no other class precision
+    assert scores["per_class"]["data"]["recall"] == pytest.approx(0.5)
+    assert scores["per_class"]["data"]["precision"] == pytest.approx(1.0)
+    assert scores["per_class"]["ui"]["f1"] == pytest.approx(1.0)
+    assert scores["accuracy"] == pytest.approx(5 / 6)
+
+
+def test_bench_eval_perfect_issues_score_one_whatever_the_ids() -> None:
+    gold = ["a", "a", "b", "b", "c"]
+    scores = issue_scores(gold, [7, 7, 3, 3, 9])
+    assert scores["ari"] == pytest.approx(1.0)
+    assert scores["nmi"] == pytest.approx(1.0)
+    assert scores["issues"] == 3
+    assert scores["purity"] == pytest.approx(1.0)
+
+
+def test_bench_eval_tickets_without_issue_are_singletons() -> None:
+    assert len(set(with_singletons([None, None, -1, 1, 1]))) == 4
+    gold = ["a", "a", "a", "b", "b", "b"]
+    # leaving a whole issue out is not free: its tickets become singletons, not one cluster
+    scores = issue_scores(gold, [1, 1, 1, None, None, None])
+    assert scores["without_issue"] == 3
+    assert scores["ari"] < 1.0
+    # singletons of a gold singleton cost nothing
+    assert issue_scores(["a", "a", "b"], [1, 1, None])["ari"] == pytest.approx(1.0)
+
+
+def test_bench_eval_one_big_issue_is_impure() -> None:
+    gold = ["a", "a", "b", "b"]
+    assert issue_scores(gold, [1, 1, 1, 1])["ari"] == pytest.approx(0.0)
+    assert purity(gold, [1, 1, 1, 1]) == pytest.approx(0.5)
+    assert purity(gold, [None, None, None, None]) != purity(gold, [None, None, None, None])  # NaN
+
+
+def test_bench_eval_title_quality() -> None:
+    descriptions = np.array([[1.0, 0.0], [0.0, 1.0]])
+    titles = np.array([[0.9, 0.1], [0.8, 0.3], [0.1, 2.0]])
+    nearest = [["x", "y"][j] for j in nearest_description(titles, descriptions)]
+    assert nearest == ["x", "x", "y"]
+    result = title_quality(["x", "y", None], nearest)
+    assert result == {"issues": 3, "good": 1, "share": pytest.approx(1 / 3)}
+    assert majority(["b", "a", "b"]) == "b"
+
+
+def test_bench_eval_bars_and_table_show_what_was_not_run() -> None:
+    results = {
+        "date": "2026-12-01 00:00 UTC",
+        "commit": "abc1234",
+        "settings_overrides": {},
+        "seconds": {"fixtures": 1.0},
+        "fixtures": {
+            "categories": category_scores(GOLD, GOLD),
+            "issues": 2,
+            "without_issue": 0,
+            "unassigned": 0.0,
+            "seconds": 1.0,
+        },
+    }
+    results["bars"] = bars(results)
+    met = {row["bar"]: row["met"] for row in results["bars"]}
+    assert met["fixtures held-out macro-F1 (user path)"] is True
+    assert met["HWU64 ARI"] is None
+    table = render(results)
+    assert "not run" in table
+    assert "| 6 | 1.000 |" in table
