@@ -17,7 +17,7 @@ from triage.db import is_sqlite
 from triage.models import ApiKey, Scope, as_utc, utcnow
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -40,7 +40,7 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 

@@ -336,7 +336,7 @@ def test_security_debug_logs_keep_personal_data_out(real_preprocessor, caplog, r
 @pytest.mark.xfail(
     strict=True,
     reason="the redactor needs a context word (call, phone, ...) for national phone formats; "
-    "these are left as they are (a recall gap for triage/preprocess.py)",
+    "these are left as they are (a recall gap for triage/preprocess/pii.py)",
 )
 @pytest.mark.parametrize(
     "text",
