@@ -35,7 +35,7 @@ def product_of(ticket: dict[str, Any]) -> str:
 
 def fixtures_train() -> list[dict[str, Any]]:
     rows = read_jsonl(FIXTURES / "labelled.jsonl")
-    return [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == "train"]
+    return [strip(r, ("split",)) for r in rows if r["split"] == "train"]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -95,17 +95,21 @@ def feedback_dev_fold(
     started = time.perf_counter()
     heldout = [t for t in tickets if product_of(t) == product]
     train = [
-        {"text": t["text"], "label": t["gold_category"]}
+        {**strip(t, GOLD_FIELDS), "label": t["gold_category"]}
         for t in tickets
         if product_of(t) != product
     ] + fixtures_train()
     output_model = {o["output_id"]: o["model"] for o in outputs}
     models = {output_model[t["output_id"]] for t in heldout if t.get("output_id") in output_model}
     fold_outputs = [o for o in outputs if o["model"] in models]
+    # The held-out product's models' outputs never reach training.
+    train_outputs = [o for o in outputs if o["model"] not in models] + read_jsonl(
+        FIXTURES / "model_outputs.jsonl"
+    )
     with tempfile.TemporaryDirectory(prefix=f"triage-eval-{product}-") as folder:
         workspace = Workspace(Path(folder))
         log(f"[feedback-dev {product}] train on {len(train)} labelled tickets")
-        workspace.train(train)
+        workspace.train(train, train_outputs)
         log(
             f"[feedback-dev {product}] ingest {len(heldout)} tickets and {len(fold_outputs)} "
             f"outputs of {', '.join(sorted(models)) or 'no model'}"
@@ -241,7 +245,7 @@ def fixtures_heldout(*, log: Log) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="triage-eval-fixtures-") as folder:
         workspace = Workspace(Path(folder))
         log(f"[fixtures] train on {len(labelled) - len(heldout)} labelled tickets")
-        workspace.train(fixtures_train())
+        workspace.train(fixtures_train(), outputs)
         log(f"[fixtures] ingest {len(heldout)} held-out tickets and {len(outputs)} outputs")
         workspace.ingest_outputs(outputs)
         workspace.ingest_feedback([strip(r, FIXTURE_LABEL_FIELDS) for r in heldout])

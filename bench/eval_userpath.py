@@ -2,7 +2,7 @@
 file in a temporary folder, as a new customer would run it.
 
     workspace = Workspace(folder)
-    workspace.train(labelled_rows)          # triage train --labelled FILE --out DIR
+    workspace.train(rows, outputs)          # triage train --labelled F --outputs F --out D
     workspace.ingest_feedback(tickets)      # gold fields stripped by the caller
     workspace.ingest_outputs(outputs)
     workspace.run()                         # triage run
@@ -91,12 +91,19 @@ class Workspace:
             )
         return done.stdout
 
-    def train(self, labelled: Iterable[dict[str, Any]]) -> None:
-        """``triage train`` on rows with ``text`` and ``label`` (all used for training); later
+    def train(
+        self, labelled: Iterable[dict[str, Any]], outputs: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """``triage train`` on ticket rows with ``text`` and ``label`` (all used for training,
+        with their product and link fields) and the model outputs they were about; later
         commands use the classifier it saves."""
-        rows = [{"text": r["text"], "label": r["label"], "split": "train"} for r in labelled]
+        rows = [{**r, "split": "train"} for r in labelled]
         path = write_jsonl(self.folder / "labelled.jsonl", rows)
-        self.triage("train", "--labelled", str(path), "--out", str(self.classifier))
+        args = ["train", "--labelled", str(path), "--out", str(self.classifier)]
+        outputs = list(outputs)
+        if outputs:
+            args += ["--outputs", str(write_jsonl(self.folder / "train_outputs.jsonl", outputs))]
+        self.triage(*args)
         self.env["TRIAGE_CATEGORIZE_CLASSIFIER_DIR"] = str(self.classifier)
 
     def ingest_feedback(self, tickets: Iterable[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from tests.conftest import auth
-from triage import db
+from triage import db, store
 from triage.models import Feedback, Scope
 
 
@@ -220,6 +220,22 @@ def test_api_feedback_get_one_hides_raw_text_until_processed(client, make_key): 
     assert body["received_at"].endswith(("Z", "+00:00"))
     missing = client.get("/v1/feedback/424242", headers=auth(read))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_api_feedback_get_one_shows_the_tickets_own_category(client, make_key, engine):  # type: ignore[no-untyped-def]
+    ingest, read = make_key(Scope.ingest), make_key(Scope.read)
+    created = client.post("/v1/feedback", json=ticket(), headers=auth(ingest)).json()
+    body = client.get(f"/v1/feedback/{created['id']}", headers=auth(read)).json()
+    assert body["category"] is None and body["category_evidence"] == []
+    evidence = [{"reason": "cue words: button", "signal": "cues", "category": "ui",
+                 "contribution": 0.4, "data": {}}]  # fmt: skip
+    with db.session_scope(engine) as session:
+        change = {"id": created["id"], "category": "ui", "category_confidence": 0.8,
+                  "category_evidence": evidence}  # fmt: skip
+        store.update_feedback(session, rows=[change])
+    body = client.get(f"/v1/feedback/{created['id']}", headers=auth(read)).json()
+    assert body["category"] == "ui" and body["category_confidence"] == 0.8
+    assert body["category_evidence"] == evidence
 
 
 def test_api_model_outputs_are_idempotent(client, make_key):  # type: ignore[no-untyped-def]

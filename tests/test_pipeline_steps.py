@@ -6,14 +6,30 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from sqlmodel import Session
+import pytest
+from sqlmodel import Session, select
 
 from tests.test_pipeline import TOPICS
 from triage import cluster, db, store
-from triage.categorize import CATEGORIES, load_categorizer
+from triage.categorize import (
+    CATEGORIES,
+    DEFAULT_CUES,
+    Categorizer,
+    CategoryDecision,
+    CueLexicon,
+    load_categorizer,
+)
 from triage.embed import FakeEmbedder, text_hash, vector_to_bytes
 from triage.link import LinkParams
-from triage.models import FeedbackCreate, Issue, IssueStatus, ModelOutputCreate, utcnow
+from triage.models import (
+    Feedback,
+    FeedbackCreate,
+    Issue,
+    IssueStatus,
+    ModelOutputCreate,
+    Unit,
+    utcnow,
+)
 from triage.pipeline import (
     DiagnoseParams,
     LabelParams,
@@ -28,6 +44,7 @@ from triage.pipeline import (
 )
 from triage.pipeline.diagnose import for_embedder
 from triage.pipeline.memberships import issue_of
+from triage.pipeline.tickets import aggregate
 
 EMBEDDER = FakeEmbedder()
 _external_ids = itertools.count()
@@ -243,3 +260,61 @@ def test_pipeline_steps_diagnose_keeps_a_human_category_and_stores_evidence(engi
         assert machine.evidence[0]["signal"] != "human"
         for issue in (human, machine):
             assert issue.priority > 0 and set(issue.priority_breakdown) >= {"volume", "reach"}
+
+
+def test_pipeline_steps_every_ticket_gets_its_own_category_and_the_issue_their_mean(
+    engine, settings
+):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"][:4])
+        language = add_units(session, TOPICS["language"][:4])
+        alone = add_units(session, TOPICS["numbers"][:1])  # in no issue
+        recluster(session, settings, {**dict.fromkeys(export, 0), **dict.fromkeys(language, 1)})
+        (export_issue,) = issue_of_units(session, export)
+        (language_issue,) = issue_of_units(session, language)
+        store.update_issue(session, issue_id=language_issue, changes={"category": "data"},
+                           api_key_id=None, actor="test")  # fmt: skip
+
+    categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
+    with db.session_scope(engine) as session:
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        diagnose(session, units, issue_of(store.membership_map(session)), categorizer,
+                 params=DiagnoseParams.from_settings(settings), now=utcnow())  # fmt: skip
+    with db.session_scope(engine) as session:
+        tickets = {row["id"]: row for row in store.export_feedback(session)}
+        by_unit = {u.id: u.feedback_id for u in session.exec(select(Unit)).all()}
+        machine, human = session.get(Issue, export_issue), session.get(Issue, language_issue)
+        for unit_id in export + language + alone:
+            ticket = tickets[by_unit[unit_id]]
+            assert ticket["category"] in CATEGORIES and ticket["category_confidence"] is not None
+            feedback = session.get(Feedback, by_unit[unit_id])
+            assert feedback.category_evidence  # each ticket says why
+        assert tickets[by_unit[alone[0]]]["issue_id"] is None
+        assert tickets[by_unit[alone[0]]]["issue_category"] is None
+        # The issue's category is the mean of its members', which it never overwrites.
+        members = [tickets[by_unit[u]] for u in export]
+        assert machine.evidence[0]["signal"] == "tickets"
+        votes = sum(1 for t in members if t["category"] == machine.category)
+        assert machine.evidence[0]["reason"].startswith(f"{votes} of its {len(members)} tickets")
+        assert all(t["issue_category"] == machine.category for t in members)
+        # A person's category stays on the issue; its members keep their own.
+        assert human.category == "data" and human.evidence[0]["signal"] == "human"
+        assert [tickets[by_unit[u]]["issue_category"] for u in language] == ["data"] * 4
+        own = [tickets[by_unit[u]]["category"] for u in language]
+        assert own == [session.get(Feedback, by_unit[u]).category for u in language]
+
+
+def test_pipeline_steps_issue_category_is_the_mean_of_member_probabilities():
+    def member(probabilities: dict[str, float]) -> CategoryDecision:
+        best = max(probabilities, key=lambda n: probabilities[n])
+        return CategoryDecision(best, probabilities[best], None, [], {}, probabilities,
+                                probabilities)  # fmt: skip
+
+    members = [member({"ui": 0.9, "data": 0.1, "model": 0.0, "expectation": 0.0}),
+               member({"ui": 0.0, "data": 0.55, "model": 0.45, "expectation": 0.0}),
+               member({"ui": 0.0, "data": 0.6, "model": 0.4, "expectation": 0.0})]  # fmt: skip
+    issue = aggregate(members, None, Categorizer(CueLexicon.load(DEFAULT_CUES)))
+    # The mean, not a vote: ui's one confident member (0.30 on average) stays behind data.
+    assert issue.category == "data" and issue.runner_up == "ui"
+    assert issue.confidence == pytest.approx((0.1 + 0.55 + 0.6) / 3, abs=1e-4)
+    assert issue.evidence[0].reason.startswith("2 of its 3 tickets are data")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -290,6 +290,8 @@ class Settings(BaseSettings):
         default=None,
         description="Saved category classifier; models/category-classifier/ when unset.",
     )
+    # The weights below only apply to classifier folders without a learned combiner
+    # (combiner.npz, written by `triage train` from rows of two or more products).
     categorize_weight_cues: float = Field(default=1.0, ge=0, description="Weight of cue words.")
     categorize_weight_examples: float = Field(
         default=1.0, ge=0, description="Weight of the nearest labelled examples."
@@ -321,6 +323,9 @@ class Settings(BaseSettings):
     )
     categorize_classifier_c: float = Field(
         default=0.1, gt=0, description="Inverse regularisation strength of the classifier."
+    )
+    categorize_combiner_c: float = Field(
+        default=1.0, gt=0, description="Inverse regularisation strength of the learned combiner."
     )
 
     # --- digest ---
@@ -360,6 +365,11 @@ class Settings(BaseSettings):
     digest_webhook_url: str | None = Field(
         default=None, description="Receives a JSON summary of each scheduled digest."
     )
+    digest_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each webhook delivery (X-Triage-Signature, HMAC-SHA256); the worker "
+        "posts nothing without it. A long random string, e.g. `openssl rand -hex 32`.",
+    )
     digest_webhook_attempts: int = Field(default=5, ge=1, le=20)
     digest_webhook_backoff_seconds: float = Field(
         default=2.0, ge=0, description="First retry delay; doubles on each attempt."
@@ -368,6 +378,13 @@ class Settings(BaseSettings):
     digest_retry_minutes: float = Field(
         default=30.0, ge=0, description="Pause after a failed delivery before the worker retries."
     )
+
+    @field_validator("digest_webhook_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # A blank variable (an empty line in .env) must read as "no secret", which the worker
+        # reports, not as an empty HMAC key that anyone can sign with.
+        return None if value == "" else value
 
     # --- rank ---
     rank_weight_reach: float = Field(default=0.30, ge=0, description="Distinct customers, valued.")

@@ -10,18 +10,24 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
-from pydantic import ConfigDict, field_validator
 from pydantic import Field as PydanticField
+from pydantic import field_validator
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import SQLModelConfig  # pydantic's ConfigDict, as SQLModel types it
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is None:
@@ -106,7 +112,7 @@ def _check_metadata(value: Any, depth: int = 1) -> None:
 class _Clean(SQLModel):
     """What every client-sent shape shares: no NUL in any text, no NaN or Infinity anywhere."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = SQLModelConfig(allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -115,7 +121,7 @@ class _Clean(SQLModel):
 
 
 class _Input(_Clean):
-    model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=False)
+    model_config = SQLModelConfig(populate_by_name=True, str_strip_whitespace=False)
 
     @field_validator("created_at", mode="after", check_fields=False)
     @classmethod
@@ -183,6 +189,13 @@ class Feedback(FeedbackBase, table=True):
     status: str = Field(default=FeedbackStatus.pending, max_length=16)
     last_error: str | None = Field(default=None)
     attempts: int = Field(default=0)
+    # The ticket's own category, from its own statements and linked outputs (the refresh).
+    category: str | None = Field(default=None, max_length=16)
+    category_confidence: float | None = None
+    category_evidence: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=sql_text("'[]'")),
+    )
 
 
 # What the API returns for a ticket: redacted text only, never the raw one.
@@ -195,6 +208,9 @@ class FeedbackPublic(FeedbackBase, _Output):
     status: str
     last_error: str | None = None
     issue_ids: list[int] = Field(default_factory=list)
+    category: str | None = None
+    category_confidence: float | None = None
+    category_evidence: list[dict[str, Any]] = Field(default_factory=list)
 
 
 MAX_BATCH_ITEMS = 1000
@@ -265,11 +281,6 @@ class ModelOutput(ModelOutputBase, table=True):
 
 class ModelOutputBatchCreate(SQLModel):
     items: list[ModelOutputCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
-
-
-class ModelOutputPublic(ModelOutputBase, _Output):
-    id: int
-    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
 
 
 class ModelOutputAccepted(SQLModel):
@@ -374,7 +385,7 @@ class IssuePublic(IssueBase, _Output):
 
 # What a person may change on an issue; only the fields sent are changed.
 class IssueUpdate(_Clean):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SQLModelConfig(extra="forbid")
 
     title: str | None = Field(default=None, min_length=1, max_length=300)
     category: Category | None = None
@@ -392,13 +403,13 @@ class IssueUpdate(_Clean):
 
 
 class IssueMerge(SQLModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SQLModelConfig(extra="forbid")
 
     into: int = Field(ge=1, le=MAX_ID, description="The issue that absorbs this one.")
 
 
 class UnitMove(SQLModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = SQLModelConfig(extra="forbid")
 
     unit_ids: list[RowId] = Field(min_length=1, max_length=10_000)
 

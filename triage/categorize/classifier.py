@@ -127,10 +127,12 @@ def train_classifier(
     corrections: LabelledExamples | None = None,
     cues: CueLexicon | None = None,
     card: Mapping[str, Any] | None = None,
+    cue_counts: np.ndarray | None = None,
 ) -> CategoryClassifier:
     """Fit on labelled examples plus human corrections (each counted ``correction_weight``
-    times). With ``cues``, log1p cue counts per category are appended to each embedding.
-    Without ``params``, the Settings defaults."""
+    times). With ``cues``, log1p cue counts per category are appended to each embedding
+    (``cue_counts``: ``cues.counts`` of the texts then the corrections, when the caller has them
+    already, as the out-of-fold training does). Without ``params``, the Settings defaults."""
     from sklearn.linear_model import LogisticRegression
 
     params = params or ClassifierParams()
@@ -148,7 +150,8 @@ def train_classifier(
     cue_categories = cues.names if cues is not None else []
     features = examples.vectors.astype(np.float64)
     if cues is not None:
-        features = np.hstack([features, np.log1p(cues.counts(examples.texts))])
+        cue_matrix = cue_counts if cue_counts is not None else cues.counts(examples.texts)
+        features = np.hstack([features, np.log1p(cue_matrix)])
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale == 0] = 1.0

@@ -1,4 +1,9 @@
-"""The decision: a readable weighted sum of the signals, with evidence.
+"""The decision: the learned combiner (``combiner``) when the classifier folder has one, else a
+readable weighted sum of the signals, with evidence.
+
+Learned: the combiner's probabilities decide; each signal's evidence carries what it added to the
+decided category's logit next to an average ticket, with the signal's reason sentences. The
+fallback, for classifier folders trained before the combiner existed:
 
 With ``w_s`` the weight of signal ``s`` and ``W`` the sum of the weights of the signals that had
 something to say (no linked outputs: no ``outputs`` signal),
@@ -17,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from triage.categorize.classifier import DEFAULT_CLASSIFIER_DIR, CategoryClassifier
+from triage.categorize.combiner import COMBINER_FILE, LearnedCombiner, feature_vector
+from triage.categorize.context import TicketContext
 from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
 from triage.categorize.signals import (
     SIGNALS,
@@ -98,11 +105,14 @@ class CategoryDecision:
     evidence: list[Evidence]  # strongest support for the decided category first
     contributions: dict[str, dict[str, float]]  # signal -> category -> share of the total
     totals: dict[str, float]
+    probabilities: dict[str, float] = field(default_factory=dict)  # category -> probability
 
 
 class Categorizer:
-    """Decides one issue's category from its texts, their vectors and its linked outputs.
-    Without ``params``, the Settings defaults."""
+    """Decides one ticket's (or issue's) category from its texts, their vectors, its linked
+    outputs and their context. With a ``combiner`` (and the classifier and examples it was
+    fitted on) the learned combination decides; else the weighted sum. Without ``params``, the
+    Settings defaults."""
 
     def __init__(
         self,
@@ -111,11 +121,22 @@ class Categorizer:
         classifier: CategoryClassifier | None = None,
         *,
         params: CategorizeParams | None = None,
+        combiner: LearnedCombiner | None = None,
     ) -> None:
         self.cues = cues
         self.examples = examples
         self.classifier = classifier
         self.params = params or CategorizeParams()
+        self.combiner = combiner
+
+    @property
+    def learned(self) -> bool:
+        # The combiner's features include the classifier's and the examples' scores.
+        return (
+            self.combiner is not None
+            and self.classifier is not None
+            and (self.examples is not None)
+        )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -157,12 +178,85 @@ class Categorizer:
         signals: OutputSignals | None = None,
         *,
         docs: Sequence[Any] | None = None,
+        context: TicketContext | None = None,
     ) -> CategoryDecision:
-        """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already."""
+        """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already;
+        ``context``: the ticket's (``context.ticket_contexts``), read by the learned combiner."""
         if not texts:
             raise InvalidInputError("An issue needs at least one text to be categorised.")
         scored = self.signal_scores(texts, vectors, signals, docs=docs)
+        if self.learned:
+            assert self.combiner is not None
+            return decide_learned(self.combiner, scored, context or TicketContext())
         return combine(scored, self.params.weights)
+
+
+def _context_reason(group: str, context: TicketContext) -> str:
+    if group == "reaction":
+        if context.minutes_after_output is None:
+            return "not linked to an answer it could react to"
+        return f"written {context.minutes_after_output:.0f} minutes after the answer it is about"
+    if not context.linked:
+        return "no linked output to judge"
+    parts = []
+    if context.complaint_share is not None and context.traffic_share is not None:
+        parts.append(
+            f"{context.model} {context.version} carries {100 * context.complaint_share:.0f}% of "
+            f"that model's other linked complaints vs {100 * context.traffic_share:.0f}% of its "
+            "traffic"
+        )
+    parts.append(
+        f"linked confidence lower than {100 * (1 - context.low_confidence):.0f}% of traffic"
+    )
+    if context.stale_share:
+        parts.append(f"{100 * context.stale_share:.0f}% of its sources stale")
+    return "; ".join(parts)
+
+
+def decide_learned(
+    combiner: LearnedCombiner, scored: Mapping[str, SignalScore], context: TicketContext
+) -> CategoryDecision:
+    """The combiner's decision, with one piece of evidence per signal it weighs."""
+    full = feature_vector(scored, context)
+    proba = combiner.predict_proba(full)[0]
+    probabilities = {name: 0.0 for name in CATEGORIES}
+    for name, p in zip(combiner.classes, proba, strict=True):
+        probabilities[name] = round(float(p), 4)
+    ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
+    category, runner_up = ranked[0], ranked[1]
+    contributions = {
+        name: combiner.contributions(full, name) if name in combiner.classes else {}
+        for name in CATEGORIES
+    }
+    evidence = []
+    for group, value in contributions[category].items():
+        score = scored.get(group)
+        if score is not None and score.scores:
+            reason = score.reasons.get(category)
+            if reason is None:
+                # Say what the signal pointed to instead, so a negative weight reads right.
+                best = max(score.scores, key=lambda n: score.scores[n])
+                reason = f"points to {best}: {score.reasons.get(best, 'no sentence')}"
+            data = score.data
+        elif group in ("context", "reaction"):
+            reason, data = _context_reason(group, context), {}
+        else:
+            reason, data = f"no {group} signal for this text", {}
+        evidence.append(Evidence(reason, group, category, round(value, 4), data))
+    evidence.sort(key=lambda e: -e.contribution)
+    by_signal: dict[str, dict[str, float]] = {}
+    for name, per_group in contributions.items():
+        for group, value in per_group.items():
+            by_signal.setdefault(group, {})[name] = round(value, 4)
+    return CategoryDecision(
+        category=category,
+        confidence=probabilities[category],
+        runner_up=runner_up,
+        evidence=evidence,
+        contributions=by_signal,
+        totals=probabilities,
+        probabilities=probabilities,
+    )
 
 
 def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> CategoryDecision:
@@ -186,6 +280,7 @@ def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> 
             evidence=[Evidence("no signal had anything to say", "none", ranked[0], 0.0)],
             contributions=contributions,
             totals=totals,
+            probabilities={name: 1 / len(CATEGORIES) for name in CATEGORIES},
         )
     category, runner_up = ranked[0], ranked[1]
     evidence = []
@@ -210,15 +305,21 @@ def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> 
         evidence=evidence,
         contributions={s: {n: round(v, 4) for n, v in c.items()} for s, c in contributions.items()},
         totals={name: round(value, 4) for name, value in totals.items()},
+        probabilities={name: round(value / mass, 4) for name, value in totals.items()},
     )
 
 
 def load_categorizer(*, settings: Settings) -> Categorizer:
-    """The shipped categorizer: the cue lexicon, and the classifier and its labelled examples
-    from the classifier folder when they are there (Settings ``categorize_*``)."""
+    """The shipped categorizer: the cue lexicon, and the classifier, its labelled examples and
+    the learned combiner from the classifier folder when they are there (Settings
+    ``categorize_*``; the ``weight_*`` settings only weigh the signals without a combiner)."""
     cues = CueLexicon.load(settings.categorize_cues_path or DEFAULT_CUES)
     folder = Path(settings.categorize_classifier_dir or DEFAULT_CLASSIFIER_DIR)
     classifier = CategoryClassifier.load(folder) if (folder / "weights.npz").exists() else None
     examples_file = folder / EXAMPLES_FILE
     examples = LabelledExamples.load(examples_file) if examples_file.exists() else None
-    return Categorizer(cues, examples, classifier, params=CategorizeParams.from_settings(settings))
+    combiner = LearnedCombiner.load(folder) if (folder / COMBINER_FILE).exists() else None
+    return Categorizer(
+        cues, examples, classifier, params=CategorizeParams.from_settings(settings),
+        combiner=combiner,
+    )  # fmt: skip

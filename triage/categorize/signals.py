@@ -57,11 +57,11 @@ def _days(days: float) -> str:
 
 
 def score_cues(matches: Sequence[Mapping[str, list[str]]], *, saturation: float) -> SignalScore:
-    phrases = {name: Counter() for name in CATEGORIES}
+    phrases: dict[str, Counter[str]] = {name: Counter() for name in CATEGORIES}
     for found in matches:
-        for name, hits in found.items():
+        for name, words in found.items():
             if name in phrases:
-                phrases[name].update(hits)
+                phrases[name].update(words)
     hits = {name: sum(counter.values()) for name, counter in phrases.items()}
     total = sum(hits.values())
     if not total:
@@ -238,7 +238,7 @@ def score_outputs(signals: OutputSignals, thresholds: OutputThresholds) -> Signa
     quality = 0.0
     for distribution, label in ((signals.confidence, "confidence"), (signals.eval_score, "eval")):
         low = _lowness(distribution, thresholds.low_percentile)
-        if low > 0:
+        if low > 0 and distribution is not None and distribution.linked_percentile is not None:
             quality = max(quality, low)
             reasons["model"].append(
                 f"linked outputs' median {label} score {distribution.linked_median:.2f} vs "

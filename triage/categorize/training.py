@@ -1,5 +1,6 @@
 """Training the learned signals, the classifier and its labelled examples, from labelled rows and
-people's corrections, and writing them with their model card.
+people's corrections, and the combiner over every signal (``combiner``, fitted on out-of-fold
+scores of rows linked to their model outputs, ``stacking``), and writing them with their cards.
 
 ``triage train`` and ``bench/categorize.py`` both train this way; they differ only in how the
 held-out rows are decided (``HeldoutEvaluation``) and in what they print.
@@ -16,16 +17,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from triage.categorize.classifier import CategoryClassifier, ClassifierParams, train_classifier
+from triage.categorize.combiner import COMBINER_CARD, COMBINER_FILE, LearnedCombiner, fit_combiner
 from triage.categorize.decision import CategorizeParams, Categorizer
 from triage.categorize.examples import EXAMPLES_FILE, LabelledExamples
 from triage.categorize.metrics import classification_metrics
+from triage.categorize.stacking import (
+    label_of,
+    linked_contexts,
+    out_of_fold_features,
+    output_records,
+    product_of,
+)
 from triage.config import Settings
 from triage.lexicon import CueLexicon
+from triage.link import LinkParams, embedding_similarity
 
 if TYPE_CHECKING:
     from triage.embed import Embedder
 
-Row = Mapping[str, Any]  # one labelled item: text, label, split ("train" when missing, "heldout")
+# One labelled item: text, label (or gold_category), split ("train" when missing, "heldout"),
+# product (or metadata.product), and the ticket fields linking reads (created_at, output_id, ...).
+Row = Mapping[str, Any]
+Redact = Callable[[list[str]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -35,14 +48,18 @@ class TrainingParams:
 
     classifier: ClassifierParams = field(default_factory=ClassifierParams)
     categorize: CategorizeParams = field(default_factory=CategorizeParams)
+    link: LinkParams = field(default_factory=LinkParams)
     batch_size: int = Settings.model_fields["embedding_batch_size"].default
+    combiner_c: float = Settings.model_fields["categorize_combiner_c"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingParams:
         return cls(
             classifier=ClassifierParams.from_settings(settings),
             categorize=CategorizeParams.from_settings(settings),
+            link=LinkParams.from_settings(settings),
             batch_size=settings.embedding_batch_size,
+            combiner_c=settings.categorize_combiner_c,
         )
 
 
@@ -66,7 +83,7 @@ def _decide_on_text(
     predicted = [
         categorizer.decide([row["text"]], vectors[i : i + 1]).category for i, row in enumerate(rows)
     ]
-    return classification_metrics([row["label"] for row in rows], predicted)
+    return classification_metrics([label_of(row) for row in rows], predicted)
 
 
 # By default only the text signals decide: the held-out items' linked outputs are not in the
@@ -84,6 +101,7 @@ class TrainedCategorizer:
     heldout: int  # labelled rows evaluated
     metrics: dict[str, Any] | None  # from the evaluation; None without held-out rows
     folder: Path | None  # where it was saved
+    combiner: LearnedCombiner | None = None  # None with fewer than two products
 
 
 def train_categorizer(
@@ -96,22 +114,30 @@ def train_categorizer(
     params: TrainingParams | None = None,
     evaluation: HeldoutEvaluation = TEXT_SIGNALS_ONLY,
     folder: str | Path | None = None,
+    outputs: Sequence[Row] | None = None,
+    redact: Redact | None = None,
 ) -> TrainedCategorizer:
     """Fit the classifier on the ``train`` rows plus ``corrections`` ((text, category) pairs
     people set), decide the ``heldout`` rows with ``evaluation``, and record both in the model
     card; with ``folder``, save the classifier and the examples the categorizer reads there.
 
     ``source`` names the labelled rows in the card (e.g. the file); ``corrections=None`` means
-    the rows are all there is, and the card does not mention corrections.
+    the rows are all there is, and the card does not mention corrections. With rows of at least
+    two products, the combiner is fitted on out-of-fold signal scores, the rows linked to
+    ``outputs`` (model-output rows) as the pipeline links tickets. ``redact``: applied to the
+    texts before anything else, so what is embedded and saved is what the pipeline would see.
     """
     params = params or TrainingParams()
     used = [row for row in rows if row.get("split", "train") in ("train", "heldout")]
+    if redact is not None:
+        redacted = redact([row["text"] for row in used])
+        used = [{**row, "text": text} for row, text in zip(used, redacted, strict=True)]
     # One call over the rows in file order: the benchmark's figures were measured that way.
     vectors = embedder.embed([row["text"] for row in used], batch_size=params.batch_size)
     train = [i for i, row in enumerate(used) if row.get("split", "train") == "train"]
     heldout = [i for i, row in enumerate(used) if row.get("split") == "heldout"]
     examples = LabelledExamples(
-        [used[i]["text"] for i in train], vectors[train], [used[i]["label"] for i in train]
+        [used[i]["text"] for i in train], vectors[train], [label_of(used[i]) for i in train]
     )
     corrected = (
         LabelledExamples(
@@ -135,24 +161,82 @@ def train_categorizer(
         card={"training_data": training_data, "embedding_model": embedder.model_id},
     )
 
+    combiner = None
+    products = [product_of(used[i]) for i in train]
+    records = output_records(outputs or [])
+    if len(set(products)) >= 2:
+        # Every row, held out or not, linked at once: the version lift counts all complaints,
+        # as the refresh counts every linked ticket in the database.
+        contexts = linked_contexts(
+            used, records, link_params=params.link, similarity=embedding_similarity(embedder)
+        )
+        features = out_of_fold_features(
+            examples, products, [contexts[i] for i in train], cues=cues,
+            classifier_params=params.classifier, categorize_params=params.categorize,
+            corrections=corrected,
+        )  # fmt: skip
+        combiner = fit_combiner(features, examples.labels, products, c=params.combiner_c)
+        combiner.card["training_data"] = (
+            f"{training_data}, {len(set(products))} products, linked to {len(records)} model "
+            f"outputs ({sum(1 for i in train if contexts[i][0] is not None)} rows linked)"
+        )
+        classifier.card["combiner"] = {
+            "file": COMBINER_FILE,
+            "groups_kept": combiner.card["groups_kept"],
+            "cv": combiner.card["cv"],
+        }
+        if heldout and evaluation is TEXT_SIGNALS_ONLY:
+            # By default, the held-out rows are decided as the refresh decides tickets: with
+            # their own links (a caller's own evaluation, as bench/categorize.py's, stays).
+            evaluation = HeldoutEvaluation(
+                "the learned combiner over every signal, held-out rows linked to the outputs",
+                lambda categorizer, rows, vecs: classification_metrics(
+                    [label_of(row) for row in rows],
+                    [
+                        categorizer.decide(
+                            [row["text"]], vecs[k : k + 1], contexts[i][0], context=contexts[i][1]
+                        ).category
+                        for k, (i, row) in enumerate(zip(heldout, rows, strict=True))
+                    ],
+                ),
+            )
+
     metrics = None
     if heldout:
-        categorizer = Categorizer(cues, examples, classifier, params=params.categorize)
+        categorizer = Categorizer(
+            cues, examples, classifier, params=params.categorize, combiner=combiner
+        )
         metrics = evaluation.run(categorizer, [used[i] for i in heldout], vectors[heldout])
         classifier.card["heldout_metrics"] = {
             "split": f"{source} split=heldout ({len(heldout)} items)",
             "evaluated_as": evaluation.evaluated_as,
-            "categorizer": {"weights": categorizer.weights, "knn_k": categorizer.knn_k},
+            "categorizer": (
+                {"combiner_groups": combiner.card["groups_kept"], "knn_k": categorizer.knn_k}
+                if combiner is not None
+                else {"weights": categorizer.weights, "knn_k": categorizer.knn_k}
+            ),
             **{name: metrics[name] for name in evaluation.card_metrics},
             "date": datetime.now(UTC).date().isoformat(),
         }
     classifier.card["files"] = {
         "weights.npz": "classes, coef, intercept, feature mean and scale, cue categories",
         "card.json": "this card",
-        EXAMPLES_FILE: "the training texts, their vectors and labels (nearest examples)",
+        EXAMPLES_FILE: "the training texts"
+        + (" (redacted)" if redact is not None else "")
+        + ", their vectors and labels (nearest examples)",
     }
+    if combiner is not None:
+        classifier.card["files"][COMBINER_FILE] = "the learned combiner's arrays"
+        classifier.card["files"][COMBINER_CARD] = "its card: features, coefficients, CV macro-F1"
     saved = examples + corrected if corrected is not None else examples
     if folder is not None:
         folder = classifier.save(folder)
         saved.save(folder / EXAMPLES_FILE)
-    return TrainedCategorizer(classifier, saved, len(train), len(heldout), metrics, folder)
+        if combiner is not None:
+            combiner.save(folder)
+        else:
+            # A combiner left from an earlier training would read the new signals wrongly.
+            (folder / COMBINER_FILE).unlink(missing_ok=True)
+    return TrainedCategorizer(
+        classifier, saved, len(train), len(heldout), metrics, folder, combiner
+    )

@@ -1,10 +1,11 @@
-"""``triage train``: the category classifier, retrained on the labelled set and corrections."""
+"""``triage train``: the category classifier and its combiner, retrained on the labelled sets,
+their model outputs and people's corrections."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,35 +14,65 @@ from triage.cli.app import FIXTURES, _errors, _ready, console
 from triage.config import get_settings
 
 
+def _rows(paths: list[Path]) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in paths
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
 def train(
-    labelled: Annotated[Path, typer.Option(help="Labelled JSONL (text, label, split).")] = (
-        FIXTURES / "labelled.jsonl"
-    ),
+    labelled: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Labelled JSONL (text, label or gold_category, split, product); "
+            "repeat for several files."
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[Path] | None,
+        typer.Option(help="Model-output JSONL the labelled tickets were about; repeatable."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the classifier.")] = None,
 ) -> None:
     """Retrain the category classifier on the labelled set plus people's corrections."""
     from triage.categorize import DEFAULT_CLASSIFIER_DIR, DEFAULT_CUES, CueLexicon
     from triage.categorize.training import TrainingParams, train_categorizer
     from triage.embed import build_embedder
+    from triage.preprocess import Redactor
 
     settings = get_settings()
+    if labelled is None:
+        # The shipped fixtures, with the outputs their tickets were about unless others given.
+        labelled = [FIXTURES / "labelled.jsonl"]
+        outputs = outputs or [FIXTURES / "model_outputs.jsonl"]
     with _errors():
         engine = _ready(settings)
         with db.session_scope(engine) as session:
             corrected = store.corrected_units(session)
-        rows = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines()
-                if line.strip()]  # fmt: skip
         trained = train_categorizer(
-            rows,
+            _rows(labelled),
             embedder=build_embedder(settings),
             cues=CueLexicon.load(settings.categorize_cues_path or DEFAULT_CUES),
-            source=labelled.name,
+            source=" + ".join(f"{path.parent.name}/{path.name}" for path in labelled),
             corrections=corrected,
             params=TrainingParams.from_settings(settings),
             folder=out or DEFAULT_CLASSIFIER_DIR,
+            outputs=_rows(outputs or []),
+            # What is saved (examples.npz) and embedded is what the pipeline would see.
+            redact=Redactor.from_settings(settings).redact,
         )
     if trained.metrics is not None:
-        console.print(f"held-out macro-F1 (text signals only): {trained.metrics['macro_f1']:.3f}")
+        evaluated_as = trained.classifier.card["heldout_metrics"]["evaluated_as"]
+        console.print(f"held-out macro-F1 ({evaluated_as}): {trained.metrics['macro_f1']:.3f}")
+    if trained.combiner is not None:
+        cv = trained.combiner.card["cv"]
+        console.print(
+            f"combiner: groups {', '.join(trained.combiner.card['groups_kept'])}; "
+            f"leave-one-product-out macro-F1 {cv['macro_f1_kept']:.3f}"
+        )
     console.print(
         f"trained on {trained.train} labelled items and {len(corrected)} corrected units; "
         f"saved to {trained.folder}"

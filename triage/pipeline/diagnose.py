@@ -1,5 +1,6 @@
-"""Where the categorize and rank stages meet the database: each issue's category with its
-evidence, the model versions behind it, and its priority with the breakdown.
+"""Where the categorize and rank stages meet the database: each ticket's own category
+(``tickets``), each issue's category as the aggregate of its members' with its evidence, the
+model versions behind it, and its priority with the breakdown.
 
 A category a person set (``human_fields``) stays the answer; the machine's view is kept beside it
 as evidence.
@@ -21,6 +22,7 @@ from triage.embed import base_model
 from triage.link import SignalParams, TrafficProfile, output_signals
 from triage.models import Issue, as_utc
 from triage.pipeline.links import output_record
+from triage.pipeline.tickets import aggregate, categorize_tickets
 from triage.pipeline.units import UnitMatrix
 from triage.rank import IssueStats, RankConfig, load_severity, prioritize
 
@@ -56,7 +58,7 @@ def for_embedder(categorizer: Categorizer, model_id: str) -> Categorizer:
         logger.warning(
             "classifier was trained on %s vectors; using cues and outputs only", trained_on
         )
-        categorizer.classifier = categorizer.examples = None
+        categorizer.classifier = categorizer.examples = categorizer.combiner = None
     return categorizer
 
 
@@ -69,26 +71,34 @@ def diagnose(
     params: DiagnoseParams,
     now: datetime,
 ) -> None:
-    """Category with evidence, linked model versions, and priority with its breakdown, for
-    every issue with units. ``issue_of``: unit id -> issue id."""
+    """Every processed ticket's own category; then category with evidence, linked model
+    versions, and priority with its breakdown, for every issue with units. ``issue_of``: unit
+    id -> issue id."""
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
-    outputs = {o.id: output_record(o) for o in store.all_model_outputs(session)}
+    # Stored outputs always have their id.
+    outputs = {o.id: output_record(o) for o in store.all_model_outputs(session) if o.id is not None}
     traffic = TrafficProfile(list(outputs.values()), params.signals)
     severity = load_severity(params.rank.severity_path)
     rows_of = units.rows_by_issue(issue_of)
+    # Parsed once for the cue and the severity lexicons, the tickets' and the issues'.
+    all_docs = lemma_docs(units.texts)
+    tickets = categorize_tickets(
+        session, units, categorizer, context=context, links=links, outputs=outputs,
+        traffic=traffic, docs=all_docs, max_evidence=params.max_evidence,
+    )  # fmt: skip
 
     for issue in store.active_issues(session):
         rows = rows_of.get(issue.id)  # type: ignore[arg-type]
         if not rows:
             continue
         texts = [units.texts[r] for r in rows]
-        docs = lemma_docs(texts)  # parsed once for the cue and the severity lexicons
+        docs = [all_docs[r] for r in rows]
         feedback_ids = sorted({context[units.ids[r]][0] for r in rows})
         linked_ids = sorted({o for f in feedback_ids for o in links.get(f, [])})
         linked = [outputs[o] for o in linked_ids if o in outputs]
         signals = output_signals(linked, traffic) if linked else None
-        decision = categorizer.decide(texts, units.vectors[rows], signals, docs=docs)
+        decision = aggregate([tickets[f] for f in feedback_ids], signals, categorizer)
         apply_category(issue, decision, max_evidence=params.max_evidence)
         issue.model_versions = [
             {

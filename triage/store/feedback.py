@@ -20,7 +20,7 @@ from triage.models import (
     Unit,
     utcnow,
 )
-from triage.store._common import insert_idempotent, paginate, sha256_hex
+from triage.store._common import insert_idempotent, paginate, sha256_hex, table_of
 
 
 def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
@@ -47,7 +47,7 @@ def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[F
         for item in items
     ]
     results, conflicts = insert_idempotent(
-        session, table=Feedback.__table__, rows=rows, keys=("source", "external_id"),
+        session, table=table_of(Feedback), rows=rows, keys=("source", "external_id"),
         digest="text_sha256",
     )  # fmt: skip
     if conflicts:
@@ -146,7 +146,7 @@ def count_feedback_by_status(session: Session) -> dict[str, int]:
 
 
 def requeue_failed(session: Session) -> int:
-    result = session.execute(
+    result = session.exec(
         update(Feedback)
         .where(col(Feedback.status) == FeedbackStatus.failed.value)
         .values(status=FeedbackStatus.pending.value)
@@ -155,7 +155,8 @@ def requeue_failed(session: Session) -> int:
 
 
 def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
-    """One row per ticket, in id order, with its main issue and that issue's category.
+    """One row per ticket, in id order: its own ``category`` (and confidence), its main issue
+    and that issue's category (``issue_category``).
 
     Only redacted text leaves the database. Streams in chunks so a large export stays small in
     memory.
@@ -171,9 +172,9 @@ def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str
         ).all()
         if not rows:
             return
-        issues = issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])
+        issues = issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])  # type: ignore[misc]
         for row in rows:
-            issue_ids = issues.get(row.id, [])
+            issue_ids = issues.get(row.id, [])  # type: ignore[arg-type]
             main = issue_ids[0] if issue_ids else None
             yield {
                 "id": row.id,
@@ -182,10 +183,12 @@ def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str
                 "status": row.status,
                 "issue_id": main,
                 "issue_ids": issue_ids,
-                "category": categories.get(main) if main is not None else None,
+                "category": row.category,
+                "category_confidence": row.category_confidence,
+                "issue_category": categories.get(main) if main is not None else None,
                 "created_at": row.created_at,
                 "customer_id": row.customer_id,
                 "text": row.redacted_text,
                 "last_error": row.last_error,
             }
-        last_id = rows[-1].id
+        last_id = rows[-1].id  # type: ignore[assignment]

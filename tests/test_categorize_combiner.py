@@ -1,0 +1,138 @@
+"""The learned combiner (``triage.categorize.combiner``) and the ticket context it reads, on
+hand-built feature rows: what it learns, what it drops, and how it is saved."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from triage.categorize import CATEGORIES, SignalScore
+from triage.categorize.combiner import (
+    COMBINER_FILE,
+    FEATURE_GROUPS,
+    FEATURES,
+    LearnedCombiner,
+    feature_vector,
+    fit_combiner,
+)
+from triage.categorize.context import TicketContext, TicketLinks, ticket_contexts
+from triage.categorize.decision import decide_learned
+from triage.link import OutputRecord
+
+NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+PRODUCTS = ["alpha", "beta", "gamma", "delta"]
+
+
+def rows(n_per_product: int = 40, seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Feature rows where the classifier's scores and the reaction flag carry the label and the
+    cue scores are noise."""
+    rng = np.random.default_rng(seed)
+    x, labels, groups = [], [], []
+    for product in PRODUCTS:
+        for i in range(n_per_product):
+            label = CATEGORIES[i % len(CATEGORIES)]
+            row = np.zeros(len(FEATURES))
+            p = np.full(4, 0.1) + rng.uniform(0, 0.05, 4)
+            # The classifier is wrong one time in five (it names the next category); a quick
+            # reaction marks nine model rows in ten.
+            index = CATEGORIES.index(label)
+            p[index if i % 5 else (index + 1) % len(CATEGORIES)] += 0.6
+            for j, name in enumerate(CATEGORIES):
+                row[FEATURES.index(f"classifier_log_p_{name}")] = np.log(p[j] + 1e-3)
+                row[FEATURES.index(f"cues_{name}")] = rng.uniform()
+            row[FEATURES.index(FEATURE_GROUPS["reaction"][0])] = float(
+                label == "model" and rng.uniform() < 0.9
+            )
+            x.append(row)
+            labels.append(label)
+            groups.append(product)
+    return np.array(x), labels, groups
+
+
+@pytest.fixture(scope="module")
+def combiner() -> LearnedCombiner:
+    x, labels, groups = rows()
+    return fit_combiner(x, labels, groups)
+
+
+def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):  # type: ignore[no-untyped-def]
+    x, labels, _ = rows(seed=1)
+    predicted = [combiner.classes[i] for i in combiner.predict_proba(x).argmax(axis=1)]
+    assert np.mean(np.array(predicted) == np.array(labels)) > 0.8  # the classifier alone: 0.8
+    row = combiner.classes.index("model")
+    weights = dict(zip(combiner.feature_names, combiner.coef[row], strict=True))
+    assert weights["classifier_log_p_model"] > 0 and weights["reacted_within_10_min"] > 0
+
+    combiner.save(tmp_path)
+    with zipfile.ZipFile(tmp_path / COMBINER_FILE) as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())
+    loaded = LearnedCombiner.load(tmp_path)  # np.load(allow_pickle=False) inside
+    assert loaded.feature_names == combiner.feature_names
+    np.testing.assert_allclose(loaded.predict_proba(x), combiner.predict_proba(x))
+    assert loaded.card["coefficients"]["model"]["classifier_log_p_model"] == pytest.approx(
+        weights["classifier_log_p_model"]
+    )
+
+
+def test_combiner_gives_no_weight_to_a_group_that_does_not_help(combiner):  # type: ignore[no-untyped-def]
+    cv = combiner.card["cv"]
+    # Empty groups (examples, outputs, context here) and noise (cues) do not lower the CV F1.
+    for group in ("cues", "examples", "outputs", "context"):
+        assert cv["macro_f1_without"][group] >= cv["macro_f1_all_groups"]
+        assert group not in combiner.groups and group in combiner.card["groups_without_weight"]
+        assert not any(name in combiner.feature_names for name in FEATURE_GROUPS[group])
+    assert combiner.groups == ["classifier", "reaction"]
+
+
+def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combiner):  # type: ignore[no-untyped-def]
+    neutral = {name: 0.25 for name in CATEGORIES}
+    scored = {
+        "classifier": SignalScore(neutral, {n: f"classifier gives {n} 0.25" for n in neutral})
+    }
+    calm = decide_learned(combiner, scored, TicketContext())
+    quick = TicketContext(linked=True, minutes_after_output=2.0)
+    reaction = decide_learned(combiner, scored, quick)
+    assert (
+        reaction.category == "model"
+        and reaction.probabilities["model"] > calm.probabilities["model"]
+    )
+    assert reaction.confidence == reaction.probabilities["model"]
+    by_signal = {e.signal: e for e in reaction.evidence}
+    assert set(by_signal) == {"classifier", "reaction"}
+    assert by_signal["reaction"].contribution > 0
+    assert "2 minutes after the answer" in by_signal["reaction"].reason
+
+
+def test_combiner_feature_vector_follows_the_documented_layout():
+    scored = {"cues": SignalScore({"ui": 1.0}, {"ui": "cue words: button"})}
+    context = TicketContext(linked=True, stale_share=0.5, version_log_lift=1.2)
+    row = feature_vector(scored, context)
+    assert row.shape == (len(FEATURES),)
+    assert row[FEATURES.index("cues_ui")] == 1.0 and row[FEATURES.index("outputs_linked")] == 1
+    assert row[FEATURES.index("stale_share")] == 0.5
+    assert row[FEATURES.index("version_log_lift")] == 1.2
+    assert row[FEATURES.index("classifier_log_p_ui")] == pytest.approx(np.log(1e-3))
+
+
+def output(i: int, version: str, minutes_before: float = 60.0) -> OutputRecord:
+    return OutputRecord(id=i, output_id=f"o{i}", created_at=NOW - timedelta(minutes=minutes_before),
+                        model="m", model_version=version, confidence=0.8)  # fmt: skip
+
+
+def test_context_version_lift_leaves_the_ticket_out_and_marks_quick_reactions():
+    traffic = [output(i, "1.0" if i % 2 else "2.0") for i in range(20)]
+    suspect = [output(100 + i, "2.0", minutes_before=3.0) for i in range(4)]
+    outputs = traffic + suspect
+    tickets = {i: TicketLinks(NOW, [o]) for i, o in enumerate(suspect)}
+    tickets[99] = TicketLinks(NOW, [])
+    contexts = ticket_contexts(tickets, outputs)
+    signals, context = contexts[0]
+    assert signals is not None and context.linked and context.reacted
+    # The other three complaints are all on 2.0, which served about half of the traffic.
+    assert context.complaint_share == pytest.approx(3.5 / 4)
+    assert context.version_log_lift > 0.4
+    assert contexts[99] == (None, TicketContext())
+    assert not TicketContext(minutes_after_output=45.0).reacted

@@ -1,0 +1,56 @@
+"""Schema migrations upgrade a database that already holds data, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from triage import db
+
+PG_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request, tmp_path):  # type: ignore[no-untyped-def]
+    """A database with no schema at all, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need TRIAGE_TEST_POSTGRES_URL (set by .ci/run)")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"triage_migration_{os.getpid()}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    db.get_engine(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_migrations_0002_adds_ticket_category_to_existing_feedback(empty_url):  # type: ignore[no-untyped-def]
+    db.upgrade(empty_url, "0001")
+    engine = db.get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO feedback (source, external_id, text, text_sha256, received_at, "
+                "status, attempts) VALUES ('s', '1', 'an old ticket', 'x', "
+                "CURRENT_TIMESTAMP, 'processed', 1)"
+            )
+        )
+    db.upgrade(empty_url)
+    assert db.schema_state(engine)[0] == "0002"
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT category, category_confidence, category_evidence FROM feedback")
+        ).one()
+    evidence = row[2] if isinstance(row[2], list) else json.loads(row[2])
+    assert row[0] is None and row[1] is None and evidence == []

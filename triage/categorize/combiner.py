@@ -1,0 +1,232 @@
+"""The learned combiner: a multinomial logistic regression over the signals' scores and the
+ticket's context, fitted on out-of-fold signal scores (``training``) instead of weighed by hand.
+
+The feature layout is fixed (``FEATURE_GROUPS``), one group per signal plus two of context:
+
+- ``classifier``: log of the classifier's probability of each category (ui, data, model,
+  expectation);
+- ``examples``: the nearest-examples score of each category;
+- ``cues``: the cue-word score of each category;
+- ``outputs``: 1 when the ticket has a linked output, then ``score_outputs``' score per category;
+- ``context``: the linked output's stale-source share, how low its confidence and eval score sit
+  in traffic (1 - percentile, 0.5 unknown), and the log lift of its model version among that
+  model's complaints over its share of the model's traffic (``context.ticket_contexts``);
+- ``reaction``: 1 when the ticket came within ``REACTION_MINUTES`` after the answer it is about.
+
+A group whose removal does not lower the cross-validated macro-F1 gets no weight: its features
+are dropped before the final fit, and the card says so. Saved as ``combiner.npz`` (arrays, loaded
+with ``allow_pickle=False``) and ``combiner.json`` (the card) in the classifier folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage.categorize.context import REACTION_MINUTES, TicketContext
+from triage.categorize.examples import CATEGORIES
+from triage.categorize.signals import SignalScore
+
+COMBINER_FILE = "combiner.npz"
+COMBINER_CARD = "combiner.json"
+
+FEATURE_GROUPS: dict[str, list[str]] = {
+    "classifier": [f"classifier_log_p_{c}" for c in CATEGORIES],
+    "examples": [f"examples_{c}" for c in CATEGORIES],
+    "cues": [f"cues_{c}" for c in CATEGORIES],
+    "outputs": ["outputs_linked", *(f"outputs_{c}" for c in CATEGORIES)],
+    "context": ["stale_share", "low_confidence", "low_eval", "version_log_lift"],
+    "reaction": [f"reacted_within_{REACTION_MINUTES:.0f}_min"],
+}
+FEATURES = [name for names in FEATURE_GROUPS.values() for name in names]
+GROUP_OF = {name: group for group, names in FEATURE_GROUPS.items() for name in names}
+
+
+def feature_vector(scored: Mapping[str, SignalScore], context: TicketContext) -> np.ndarray:
+    """The full layout (``FEATURES``) for one ticket; a signal that said nothing scores 0."""
+
+    def per_category(signal: str) -> list[float]:
+        score = scored.get(signal)
+        return [score.scores.get(c, 0.0) if score else 0.0 for c in CATEGORIES]
+
+    classifier = per_category("classifier")
+    row = [
+        *(float(np.log(p + 1e-3)) for p in classifier),
+        *per_category("examples"),
+        *per_category("cues"),
+        float(context.linked),
+        *per_category("outputs"),
+        context.stale_share,
+        context.low_confidence,
+        context.low_eval,
+        context.version_log_lift,
+        float(context.reacted),
+    ]
+    return np.array(row, dtype=np.float64)
+
+
+def _fit(x: np.ndarray, y: Sequence[str], c: float) -> tuple[Any, np.ndarray, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, max_iter=3000).fit((x - mean) / scale, list(y))
+    return model, mean, scale
+
+
+def cv_macro_f1(x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float) -> float:
+    """Macro-F1 of predictions made with each group (product) held out in turn."""
+    labels = np.array(y)
+    groups_array = np.array(groups)
+    predicted = np.empty(len(labels), dtype=object)
+    for group in sorted(set(groups)):
+        test = groups_array == group
+        if len(set(labels[~test])) < 2:
+            predicted[test] = labels[~test][0] if (~test).any() else CATEGORIES[0]
+            continue
+        model, mean, scale = _fit(x[~test], labels[~test], c)
+        predicted[test] = model.predict((x[test] - mean) / scale)
+    from sklearn.metrics import f1_score
+
+    present = sorted(set(labels))
+    return float(f1_score(labels, predicted.astype(str), labels=present, average="macro"))
+
+
+@dataclass
+class LearnedCombiner:
+    classes: list[str]
+    feature_names: list[str]  # the kept features, in ``FEATURES`` order
+    coef: np.ndarray  # (n_classes, n_features)
+    intercept: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> list[str]:
+        return [g for g in FEATURE_GROUPS if any(GROUP_OF[n] == g for n in self.feature_names)]
+
+    def standardised(self, full: np.ndarray) -> np.ndarray:
+        index = [FEATURES.index(name) for name in self.feature_names]
+        return (full[..., index] - self.mean) / self.scale
+
+    def predict_proba(self, full: np.ndarray) -> np.ndarray:
+        logits = self.standardised(np.atleast_2d(full)) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def contributions(self, full: np.ndarray, category: str) -> dict[str, float]:
+        """Per kept group, what it adds to ``category``'s logit next to an average ticket."""
+        z = self.standardised(full)
+        row = self.coef[self.classes.index(category)]
+        result: dict[str, float] = {}
+        for name, weight, value in zip(self.feature_names, row, z, strict=True):
+            group = GROUP_OF[name]
+            result[group] = result.get(group, 0.0) + float(weight * value)
+        return result
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            folder / COMBINER_FILE,
+            classes=np.array(self.classes, dtype=str),
+            feature_names=np.array(self.feature_names, dtype=str),
+            coef=self.coef.astype(np.float64),
+            intercept=self.intercept.astype(np.float64),
+            mean=self.mean.astype(np.float64),
+            scale=self.scale.astype(np.float64),
+        )
+        (folder / COMBINER_CARD).write_text(
+            json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+        )
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LearnedCombiner:
+        folder = Path(folder)
+        with np.load(folder / COMBINER_FILE, allow_pickle=False) as arrays:
+            data = {name: arrays[name] for name in arrays.files}
+        card_file = folder / COMBINER_CARD
+        card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.exists() else {}
+        return cls(
+            classes=[str(c) for c in data["classes"]],
+            feature_names=[str(n) for n in data["feature_names"]],
+            coef=data["coef"],
+            intercept=data["intercept"],
+            mean=data["mean"],
+            scale=data["scale"],
+            card=card,
+        )
+
+
+def fit_combiner(
+    x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float = 1.0
+) -> LearnedCombiner:
+    """Fit on the full layout ``x`` (rows of out-of-fold signal scores, ``FEATURES`` columns),
+    after dropping each feature group whose removal does not lower the macro-F1 cross-validated
+    by ``groups`` (products)."""
+    x = np.asarray(x, dtype=np.float64)
+
+    def columns(kept: Sequence[str]) -> list[int]:
+        return [i for i, name in enumerate(FEATURES) if GROUP_OF[name] in kept]
+
+    every = list(FEATURE_GROUPS)
+    with_all = cv_macro_f1(x, y, groups, c=c)
+    without = {
+        g: cv_macro_f1(x[:, columns([k for k in every if k != g])], y, groups, c=c) for g in every
+    }
+    kept = [g for g in every if without[g] < with_all]
+    if not kept:
+        # Nothing helps on its own; keep the single most useful group rather than guess blind.
+        kept = [min(every, key=lambda g: without[g])]
+    index = columns(kept)
+    with_kept = cv_macro_f1(x[:, index], y, groups, c=c)
+    model, mean, scale = _fit(x[:, index], y, c)
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1:  # two classes: softmax over (0, w.x + b) is the same sigmoid
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    names = [FEATURES[i] for i in index]
+    classes = [str(label) for label in model.classes_]
+    return LearnedCombiner(
+        classes=classes,
+        feature_names=names,
+        coef=coef,
+        intercept=intercept,
+        mean=mean,
+        scale=scale,
+        card={
+            "purpose": "Combines the signal scores and the ticket's context into one category "
+            "and confidence; learned, replacing the hand-set TRIAGE_CATEGORIZE_WEIGHT_*.",
+            "model": f"sklearn LogisticRegression (multinomial), C={c}, standardised features",
+            "feature_layout": FEATURE_GROUPS,
+            "features_kept": names,
+            "coefficients": {
+                cls: dict(zip(names, map(float, row), strict=True))
+                for cls, row in zip(classes, coef, strict=True)
+            },
+            "cv": {
+                "folds": "one per product (leave one product out), on out-of-fold signal scores",
+                "rows": len(y),
+                "products": len(set(groups)),
+                "macro_f1_all_groups": round(with_all, 4),
+                "macro_f1_without": {g: round(v, 4) for g, v in without.items()},
+                "macro_f1_kept": round(with_kept, 4),
+            },
+            "groups_kept": kept,
+            "groups_without_weight": {
+                g: f"removing it gave macro-F1 {without[g]:.3f} vs {with_all:.3f} with it, so "
+                "it gets no weight until it helps"
+                for g in every
+                if g not in kept
+            },
+        },
+    )
