@@ -1,7 +1,7 @@
 """The FastAPI application. OpenAPI docs at ``/docs``.
 
-``uvicorn api.main:app`` or ``triage serve``. Routes are thin: they validate, call ``triage/``,
-and shape the answer.
+``uvicorn --factory api.main:app_factory`` or ``triage serve``. Routes are thin: they validate,
+call ``triage/``, and shape the answer.
 """
 
 from __future__ import annotations

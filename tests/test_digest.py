@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
@@ -262,19 +263,14 @@ def test_digest_week_of_and_last_complete_week_normalise_time_zones():
     assert digest.last_complete_week(sunday_night) == "2026-W45"
 
 
-def test_digest_next_due_follows_the_schedule():
+def test_digest_due_at_follows_the_schedule():
+    # 2026-W47 ends on Monday 2026-11-23 00:00 UTC; its digest is due `weekday`/`hour` after.
+    assert digest.due_at("2026-W47", weekday=0, hour=8) == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert digest.due_at("2026-W47", weekday=2, hour=17) == datetime(2026, 11, 25, 17, tzinfo=UTC)
+    assert digest.due_at("2026-W53", weekday=0, hour=8) == datetime(2027, 1, 4, 8, tzinfo=UTC)
     monday_0759 = datetime(2026, 11, 23, 7, 59, tzinfo=UTC)
-    assert digest.next_due(monday_0759) == datetime(2026, 11, 23, 8, tzinfo=UTC)
-    assert digest.next_due(monday_0759 + timedelta(minutes=1)) == datetime(
-        2026, 11, 30, 8, tzinfo=UTC
-    )
-    assert digest.next_due(monday_0759, weekday=2, hour=17) == datetime(
-        2026, 11, 25, 17, tzinfo=UTC
-    )
-    berlin = timezone(timedelta(hours=1))
-    assert digest.next_due(datetime(2026, 11, 23, 9, 30, tzinfo=berlin)) == datetime(
-        2026, 11, 30, 8, tzinfo=UTC
-    )
+    assert digest.last_complete_week(monday_0759) == "2026-W47"
+    assert monday_0759 < digest.due_at("2026-W47", weekday=0, hour=8)
 
 
 def test_digest_week_boundaries_and_time_zones_in_the_database(clean_engine, settings):  # type: ignore[no-untyped-def]
@@ -450,6 +446,10 @@ def test_digest_stored_digest_is_returned_unchanged(clean_engine, settings):  # 
 
 # --- delivery ------------------------------------------------------------------------------------
 
+# Signing and the delivery id have tests of their own in tests/test_digest_delivery.py.
+SECRET = "test-webhook-secret-0123456789"
+SIGNED = {"secret": SECRET, "delivery": f"{WEEK}-0123456789abcdef"}
+
 
 def test_digest_webhook_retries_errors_with_exponential_backoff():
     answers = [httpx.ConnectError("down"), httpx.Response(503), httpx.Response(429),
@@ -467,7 +467,7 @@ def test_digest_webhook_retries_errors_with_exponential_backoff():
     client = httpx.Client(transport=httpx.MockTransport(handler))
     response = digest.deliver_webhook(
         "https://hooks.example/secret", {"week": WEEK}, backoff=0.5, client=client,
-        sleep=sleeps.append,
+        sleep=sleeps.append, **SIGNED,
     )  # fmt: skip
     assert response.status_code == 204
     assert sleeps == [0.5, 1.0, 2.0] and len(seen) == 4 and b'"week"' in seen[0]
@@ -475,7 +475,7 @@ def test_digest_webhook_retries_errors_with_exponential_backoff():
     refused = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(404)))
     with pytest.raises(digest.DigestDeliveryError, match="HTTP 404") as error:
         digest.deliver_webhook(
-            "https://hooks.example/secret", {}, client=refused, sleep=sleeps.append
+            "https://hooks.example/secret", {}, client=refused, sleep=sleeps.append, **SIGNED
         )
     assert "secret" not in error.value.message  # the URL's path may be a credential
 
@@ -483,7 +483,7 @@ def test_digest_webhook_retries_errors_with_exponential_backoff():
     sleeps.clear()
     with pytest.raises(digest.DigestDeliveryError, match="after 3 attempts"):
         digest.deliver_webhook("https://h.example/x", {}, attempts=3, backoff=1, client=down,
-                               sleep=sleeps.append)  # fmt: skip
+                               sleep=sleeps.append, **SIGNED)  # fmt: skip
     assert sleeps == [1, 2]
 
 
@@ -492,6 +492,7 @@ def test_digest_worker_hook_generates_and_delivers_once(clean_engine, settings, 
     settings = settings.model_copy(
         update={
             "digest_webhook_url": "https://hooks.example/T0/secret",
+            "digest_webhook_secret": SecretStr(SECRET),
             "digest_base_url": "https://triage.example.com/",
             "digest_dir": str(tmp_path / "digests"),
             "digest_webhook_backoff_seconds": 0.0,
@@ -581,6 +582,7 @@ def scheduled(settings: Settings, receiver: Receiver) -> Settings:
     return settings.model_copy(
         update={
             "digest_webhook_url": receiver.url,
+            "digest_webhook_secret": SecretStr(SECRET),
             "digest_weekday": 0,
             "digest_hour": 0,
             "digest_webhook_attempts": 1,

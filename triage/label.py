@@ -189,7 +189,7 @@ def _title(central: np.ndarray, texts: Sequence[str], keywords: list[str]) -> st
         for clause in _clauses(texts[index]):
             words = [word.lower() for word in _WORD.findall(clause)]
             # Prefix match stands in for lemmatising the clause: "buttons" covers "button".
-            score = sum(any(word.startswith(k) for word in words) for k in keyword_words)
+            score: float = sum(any(word.startswith(k) for word in words) for k in keyword_words)
             if words[0] in _VAGUE_OPENERS:
                 score -= 0.5
             if score > best_score:

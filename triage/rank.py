@@ -218,19 +218,3 @@ def prioritize(
         components=components,
         severity_terms=terms,
     )
-
-
-def rank(
-    issues: Mapping[Any, IssueStats],
-    *,
-    config: RankConfig | None = None,
-    severity_lexicon: CueLexicon | None = None,
-) -> list[tuple[Any, Priority]]:
-    """Every issue's priority, highest first (ties keep the order given)."""
-    config = config or RankConfig()
-    lexicon = severity_lexicon or load_severity(config.severity_path)
-    scored = [
-        (key, prioritize(stats_, config=config, severity_lexicon=lexicon))
-        for key, stats_ in issues.items()
-    ]
-    return sorted(scored, key=lambda pair: -pair[1].score)

@@ -91,9 +91,10 @@ def list_feedback(
         limit=limit,
         offset=offset,
     )
-    issues = store.issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])
+    issues = store.issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])  # type: ignore[misc]
     return FeedbacksPublic(
-        items=[to_public(row, issues.get(row.id, [])) for row in rows], total=total
+        items=[to_public(row, issues.get(row.id, [])) for row in rows],  # type: ignore[arg-type]
+        total=total,
     )
 
 

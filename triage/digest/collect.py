@@ -7,6 +7,7 @@ received it when the source sent no time (``store.feedback_time``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -50,7 +51,7 @@ def _describe(entry: AuditLog, titles: dict[int, str]) -> str:
                     parts.append(f"{name} {old or '—'} → {new or '—'}")
         return "; ".join(parts) or "edited"
     if entry.action == "issue.merge":
-        into = after.get("merged_into")
+        into: Any = after.get("merged_into")  # JSON from the audit log: an id, unless malformed
         return f"merged into #{into} {titles.get(into, '')}".rstrip()
     if entry.action == "issue.move_units":
         count = len(after.get("unit_ids") or [])
@@ -86,7 +87,7 @@ def collect(
             )
             for i, issue in live.items()
         },
-        first_seen={k: as_utc(v) for k, v in store.digest_issue_first_seen(session).items()},  # type: ignore[misc]
+        first_seen={k: as_utc(v) for k, v in store.digest_issue_first_seen(session).items()},
         audit=store.digest_audit_entries(session, start=start - WEEK, end=end),
     )
     new = sorted(
@@ -105,7 +106,7 @@ def collect(
         Correction(
             issue_id=int(entry.target_id),
             title=titles.get(int(entry.target_id), f"Issue {entry.target_id}"),
-            at=as_utc(entry.at),  # type: ignore[arg-type]
+            at=as_utc(entry.at),
             actor=entry.actor,
             action=entry.action,
             description=_describe(entry, titles),

@@ -18,7 +18,7 @@ def _status_changes(audit: Sequence[AuditLog], status: str) -> dict[int, list[da
     for entry in audit:
         before, after = entry.before or {}, entry.after or {}
         if entry.action == "issue.update" and after.get("status") == status != before.get("status"):
-            found.setdefault(int(entry.target_id), []).append(as_utc(entry.at))  # type: ignore[arg-type]
+            found.setdefault(int(entry.target_id), []).append(as_utc(entry.at))
     return found
 
 

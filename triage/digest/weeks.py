@@ -35,7 +35,7 @@ def parse_week(week: str) -> tuple[datetime, datetime]:
 
 def week_of(moment: datetime) -> str:
     """The ISO week (in UTC) a moment falls in; a time in another zone is converted first."""
-    year, number, _ = as_utc(moment).isocalendar()  # type: ignore[union-attr]
+    year, number, _ = as_utc(moment).isocalendar()
     return f"{year}-W{number:02d}"
 
 
@@ -44,15 +44,7 @@ def shift_week(week: str, weeks: int) -> str:
 
 
 def last_complete_week(now: datetime | None = None) -> str:
-    return week_of(as_utc(now or utcnow()) - WEEK)  # type: ignore[operator]
-
-
-def next_due(now: datetime, *, weekday: int = 0, hour: int = 8) -> datetime:
-    """The first scheduled moment (``weekday`` 0 = Monday, ``hour`` UTC) after ``now``."""
-    now = as_utc(now)  # type: ignore[assignment]
-    monday = datetime.combine(now.date() - timedelta(days=now.weekday()), clock(), UTC)
-    due = monday + timedelta(days=weekday, hours=hour)
-    return due if due > now else due + WEEK
+    return week_of(as_utc(now or utcnow()) - WEEK)
 
 
 def due_at(week: str, *, weekday: int, hour: int) -> datetime:

@@ -35,7 +35,7 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        self.dim = int(self.model.get_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())  # type: ignore[arg-type]
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(

@@ -24,7 +24,6 @@ from triage.link.signals import (
 from triage.link.traffic import (
     EPOCH,
     GROUP_FIELDS,
-    MISSING_FIELDS,
     VALUE_FIELDS,
     SignalParams,
     SourceAge,
@@ -38,7 +37,6 @@ from triage.link.traffic import (
 __all__ = [
     "EPOCH",
     "GROUP_FIELDS",
-    "MISSING_FIELDS",
     "VALUE_FIELDS",
     "Distribution",
     "FeedbackRecord",

@@ -19,8 +19,6 @@ EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday, so 7-day periods are ISO w
 
 # The groupings a concentration of complaints is looked for in.
 GROUP_FIELDS = ("model", "model_version", "feature")
-# Fields whose absence on an output is reported.
-MISSING_FIELDS = ("model_version", "output", "confidence", "sources", "eval_score")
 
 
 def _setting(name: str) -> Any:
@@ -146,6 +144,8 @@ def _typical_ages(
 
 
 def missing_fields(output: OutputRecord) -> set[str]:
+    """The reported fields (model_version, output, confidence, sources, eval_score) this output
+    lacks, and the ``input.<name>`` fields its producer says it lacked."""
     meta = output.meta or {}
     present = {
         "model_version": bool(output.model_version),

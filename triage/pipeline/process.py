@@ -73,7 +73,7 @@ def record_outcomes(
         change: dict[str, Any] = {"id": feedback.id, "attempts": feedback.attempts + 1}
         changes.append(change)
         error = result if isinstance(result, str) else None
-        if error is None and not result.units:  # type: ignore[union-attr]
+        if not isinstance(result, str) and not result.units:
             error = NOTHING_TO_TRIAGE
         if error is not None:
             change.update(status=FeedbackStatus.failed.value, last_error=error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import spacy
 from spacy.attrs import ORTH
@@ -113,12 +114,16 @@ def new_nlp(
     # token, and the API caps texts long before memory matters.
     nlp.max_length = 10_000_000
     placeholder = "|".join(re.escape(p) for p in sorted(_PLACEHOLDER_TEXTS))
-    tokenizer = nlp.tokenizer
-    tokenizer.prefix_search = compile_prefix_regex([placeholder, *nlp.Defaults.prefixes]).search
+    # spaCy's Tokenizer, a compiled class without types; English sets every rule list.
+    tokenizer: Any = nlp.tokenizer
+    defaults = nlp.Defaults
+    tokenizer.prefix_search = compile_prefix_regex([placeholder, *(defaults.prefixes or ())]).search
     tokenizer.suffix_search = _TailSearch(
-        compile_suffix_regex([placeholder, *nlp.Defaults.suffixes])
+        compile_suffix_regex([placeholder, *(defaults.suffixes or ())])
     )
-    tokenizer.infix_finditer = compile_infix_regex([placeholder, *nlp.Defaults.infixes]).finditer
+    tokenizer.infix_finditer = compile_infix_regex(
+        [placeholder, *(defaults.infixes or ())]
+    ).finditer
     for text in _PLACEHOLDER_TEXTS:
         tokenizer.add_special_case(text, [{ORTH: text}])
     # The names of spaCy's own components, which these replace: callers disable pipes by name.

@@ -56,8 +56,14 @@ _PII_CUES = [
     _Cue("URL", re.compile(r"://[^\s/?#@:]+:[^\s/?#@]*@"), "@"),
     _Cue("IP_ADDRESS", re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"), ".", digit=True),
     _Cue("IP_ADDRESS", re.compile(r":[0-9A-Fa-f]{0,4}:"), ":"),  # every IPv6 form has ":x:" or "::"
-    _Cue("CREDIT_CARD", re.compile(r"\d(?:[ -]?\d){12}"), digit=True),
-    _Cue("IBAN_CODE", re.compile(r"[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){8}"), digit=True),
+    # Groups set apart by dots or two spaces, as _CreditCardRecognizer reads them.
+    _Cue("CREDIT_CARD", re.compile(r"\d(?:[ .-]{0,2}\d){12}"), digit=True),
+    # Either case, and a space after the country code, as _IbanRecognizer reads them.
+    _Cue(
+        "IBAN_CODE",
+        re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[ -]?\d{2}(?:[ -]?[A-Za-z0-9]{4}){2}"),
+        digit=True,
+    ),
     # Seven digits or more, not glued to an id and not opening a date (the recognizer drops both).
     _Cue(
         "PHONE_NUMBER",

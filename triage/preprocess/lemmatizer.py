@@ -88,7 +88,7 @@ class LookupLemmatizer(Lemmatizer):
                 self._lemma(o, g) if g else lemma
                 for o, g, lemma in zip(orths, given, lemmas, strict=True)
             ]
-        return doc.from_array([LEMMA], np.array(lemmas, dtype=np.uint64))
+        return doc.from_array([LEMMA], np.array(lemmas, dtype=np.uint64))  # type: ignore[arg-type]
 
     def lemmas(self, orths: list[int]) -> list[int]:
         """The lemma hashes of these words."""

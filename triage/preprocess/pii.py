@@ -46,8 +46,8 @@ def pii_recognizers(
         _OfflineEmailRecognizer(offline_tld_extractor()),
         _PhoneRecognizer(supported_regions=tuple(phone_regions)),
         _PhoneShapeRecognizer(context=_PhoneRecognizer.CONTEXT),
-        CreditCardRecognizer(),
-        IbanRecognizer(),
+        _CreditCardRecognizer(),
+        _IbanRecognizer(),
         _IpRecognizer(),
         _credentials_url_recognizer(),
         _NameRuleRecognizer(stop_words),
@@ -103,7 +103,7 @@ class _PhoneRecognizer(PhoneRecognizer):
     """
 
     # "number" is left out: "order number 12345678" is an id, not a phone.
-    CONTEXT: ClassVar[list[str]] = [
+    CONTEXT: ClassVar[list[str]] = [  # type: ignore[misc]
         "phone", "telephone", "tel", "cell", "mobile", "call", "reach", "whatsapp", "sms", "contact"
     ]  # fmt: skip
     SHAPED_SCORE = 0.6
@@ -128,7 +128,7 @@ class _PhoneRecognizer(PhoneRecognizer):
                 for region in (
                     self.supported_regions[:1] if international else self.supported_regions
                 ):
-                    for match in phonenumbers.PhoneNumberMatcher(candidate, region, self.leniency):
+                    for match in phonenumbers.PhoneNumberMatcher(candidate, region, self.leniency):  # type: ignore[arg-type]
                         result = self._get_recognizer_result(match, text, region, nlp_artifacts)
                         result.start += start
                         result.end += start
@@ -185,6 +185,58 @@ class _PhoneShapeRecognizer(PatternRecognizer):
     def invalidate_result(self, pattern_text: str) -> bool:
         digits = len(self.DIGITS.findall(pattern_text))
         return not 7 <= digits <= 15 or bool(_DATE_LIKE.match(pattern_text.lstrip("+(")))
+
+
+class _CreditCardRecognizer(CreditCardRecognizer):
+    """Presidio's card recognizer, also for groups set apart by dots or two spaces
+    ("4111.1111.1111.1111"); the Luhn check still decides."""
+
+    # Presidio's pattern with its "[- ]?" between the groups widened to "[ .-]{0,2}".
+    PATTERNS: ClassVar[list[Pattern]] = [  # type: ignore[misc]
+        Pattern(
+            "All Credit Cards (weak)",
+            r"\b(?!1\d{12}(?!\d))((4\d{3})|(5[0-5]\d{2})|(6\d{3})|(1\d{3})|(3\d{3}))"
+            r"[ .-]{0,2}(\d{3,4})[ .-]{0,2}(\d{3,4})[ .-]{0,2}(\d{3,5})\b",
+            0.3,
+        )
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(
+            patterns=self.PATTERNS, replacement_pairs=[("-", ""), (" ", ""), (".", "")]
+        )
+
+
+# Upper-casing only a-z keeps every offset (str.upper turns "ß" into "SS").
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class _IbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer, also for IBANs in lower case ("de89 3704 …") or with a space
+    after the country code ("DE 89 3704 …"); the checksum still decides."""
+
+    # Presidio's generic pattern with "[ -]?" allowed between the country code and check digits.
+    PATTERNS: ClassVar[list[Pattern]] = [  # type: ignore[misc]
+        Pattern(
+            "IBAN Generic",
+            r"(?<![A-Z0-9])([A-Z]{2}[ -]?[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})"
+            r"((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?)(?![A-Z0-9])",
+            0.5,
+        )
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(patterns=self.PATTERNS)  # type: ignore[arg-type]
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        # The pattern and the per-country formats are upper case; so is every IBAN once read.
+        return super().analyze(text.translate(_ASCII_UPPER), entities, nlp_artifacts, regex_flags)  # type: ignore[arg-type]
 
 
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bver\.?|\bversion|\bbuild|\brelease)\s*$", re.IGNORECASE)
@@ -332,7 +384,7 @@ class _NameRuleRecognizer(LocalRecognizer):
                 break
             start = word.start(1) if start is None else start
             end = position = word.start(1) + len(value)
-        return None if start is None else (start, end)
+        return None if start is None or end is None else (start, end)
 
 
 # Score of a finding before context words: validated e-mails, cards and IBANs score 1.0. Only an

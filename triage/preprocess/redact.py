@@ -19,6 +19,7 @@ from triage.errors import StageError
 from triage.preprocess.clean import clean_text
 from triage.preprocess.components import LANGUAGE, build_nlp
 from triage.preprocess.cues import possible_entities
+from triage.preprocess.fold import fold, unfold_span
 from triage.preprocess.params import PreprocessParams
 from triage.preprocess.pii import _BASE_SCORES, PLACEHOLDERS, pii_recognizers
 
@@ -94,19 +95,33 @@ class _PipelineNlpEngine(NlpEngine):
 # Presidio's context step compares every finding with every token of the text, so its cost grows
 # with the square of the length; long texts are analysed in pieces of about this many characters.
 _CHUNK_CHARS = 2000
+# Neighbouring pieces share at least this many characters: more than the longest value a
+# recognizer finds (an e-mail address has at most 254) with a context word before it, so a value
+# that one piece's end cuts in two lies whole inside the next piece.
+_OVERLAP_CHARS = 300
 
 
-def _chunks(text: str, size: int = _CHUNK_CHARS) -> Iterator[tuple[int, str]]:
-    """(offset, piece) of at most ``size`` characters, cut after a line, a sentence or a word."""
+def _chunks(
+    text: str, size: int = _CHUNK_CHARS, overlap: int = _OVERLAP_CHARS
+) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of at most ``size`` characters, cut after a line, a sentence or a word;
+    each piece after the first starts ``overlap`` or more characters before the previous end."""
     start = 0
     while len(text) - start > size:
         window = text[start : start + size]
-        cut = max(window.rfind("\n"), window.rfind(". "), window.rfind("! "), window.rfind("? "))
-        if cut <= 0:
-            cut = window.rfind(" ")
-        end = start + (cut + 1 if cut > 0 else size)
+        # Cut in the second half, so every piece moves on by more than the overlap.
+        half = size // 2
+        cut = max(window.rfind(mark, half) for mark in ("\n", ". ", "! ", "? "))
+        if cut < 0:
+            cut = window.rfind(" ", half)
+        end = start + (cut + 1 if cut >= 0 else size)
         yield start, text[start:end]
-        start = end
+        # Back by the overlap, to a line start or else a word start within another overlap.
+        low, high = end - 2 * overlap, end - overlap
+        back = text.rfind("\n", low, high)
+        if back < 0:
+            back = text.rfind(" ", low, high)
+        start = back + 1 if back >= 0 else high
     yield start, text[start:]
 
 
@@ -168,33 +183,41 @@ class Redactor:
         Raises StageError naming the index of a text that could not be redacted.
         """
         texts = [clean_text(t) for t in texts]
+        # Recognizers read the folded copy (``fold``); what they find is replaced in the text.
+        folded = [fold(text) for text in texts]
         jobs = [
             (i, offset, chunk, entities)
-            for i, text in enumerate(texts)
+            for i, (text, _) in enumerate(folded)
             for offset, chunk in _chunks(text)
             if (entities := self._entities_to_check(chunk))
         ]
         needing_context = [chunk for _, _, chunk, entities in jobs if self._needs_context(entities)]
         contexts = iter([art for _, art in self._engine.process_batch(needing_context, LANGUAGE)])
         no_context = self._engine.empty_artifacts()
-        found: dict[int, list[RecognizerResult]] = {}
+        found: dict[int, dict[tuple[str, int, int], RecognizerResult]] = {}
         for i, offset, chunk, entities in jobs:
             artifacts = next(contexts) if self._needs_context(entities) else no_context
             with _failing_item(i):
                 results = self._analyzer.analyze(
                     chunk, LANGUAGE, entities=entities, nlp_artifacts=artifacts
                 )
+            origin = folded[i][1]
+            # Pieces overlap, so a value near a seam is found twice: keep one of each.
+            spans = found.setdefault(i, {})
             for result in results:
-                result.start += offset
-                result.end += offset
-            found.setdefault(i, []).extend(results)
+                result.start, result.end = unfold_span(
+                    origin, result.start + offset, result.end + offset
+                )
+                key = (result.entity_type, result.start, result.end)
+                if key not in spans or spans[key].score < result.score:
+                    spans[key] = result
         redacted: list[tuple[str, dict[str, int]]] = []
         for i, text in enumerate(texts):
             if not found.get(i):  # most texts: nothing to replace, nothing that can fail
                 redacted.append((text, {}))
                 continue
             with _failing_item(i):
-                redacted.append(self._anonymize(text, found[i]))
+                redacted.append(self._anonymize(text, list(found[i].values())))
         return redacted
 
     def _entities_to_check(self, text: str) -> list[str]:
@@ -208,7 +231,7 @@ class Redactor:
             return text, {}
         result = self._anonymizer.anonymize(
             text,
-            found,
+            found,  # type: ignore[arg-type]
             operators=self._operators,
             conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from spacy.attrs import IDX, ORTH
 
@@ -69,7 +69,10 @@ class Preprocessor:
             for doc in self.nlp.pipe(texts, batch_size=self.params.batch_size):
                 yield doc._.get(UNITS_ATTR)
             return
-        (_, sentencizer), (_, lemmatizer), (_, segmenter) = self.nlp.pipeline
+        sentencizer, lemmatizer, segmenter = cast(
+            tuple[LineSentencizer, LookupLemmatizer, UnitSegmenter],
+            tuple(component for _, component in self.nlp.pipeline),
+        )
         vocab = self.nlp.vocab
         for text in texts:
             orths, idx = self.nlp.make_doc(text).to_array([ORTH, IDX]).T.tolist()

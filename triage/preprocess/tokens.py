@@ -111,9 +111,10 @@ class _Tokens:
         idx: list[int],
         starts: list[int],
     ) -> _Tokens:
-        # One lookup per token in the per-word values, turned into one tuple per _Word field.
-        return cls(
-            *zip(*values.words(vocab, orths), strict=True),
+        # One lookup per token in the per-word values, turned into one tuple per _Word field
+        # (mypy cannot count the positional arguments that unpacking gives).
+        return cls(  # type: ignore[misc]
+            *zip(*values.words(vocab, orths), strict=True),  # type: ignore[arg-type]
             lemma=values.lemmas(vocab.strings, lemmas),
             start_char=idx,
             sentences=list(zip(starts, [*starts[1:], len(orths)], strict=True)),

@@ -93,6 +93,6 @@ def topic_units(
         return per_ticket, vectors
     final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
     kept = [i for i, row in enumerate(rows) if row is not None]
-    final[kept] = vectors[[rows[i] for i in kept]]
+    final[kept] = vectors[[row for row in rows if row is not None]]
     final[joined] = embed([units[i].text for i in joined])
     return per_ticket, final

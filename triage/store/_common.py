@@ -6,13 +6,18 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import Table, func, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's ``Table``, for Core statements; SQLModel's types leave ``__table__`` out."""
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def dialect_insert(session: Session, table: Any) -> Any:

@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func, update
+from sqlalchemy import case, exists, func
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from triage.models import AuditLog, Digest, Feedback, Issue, Link, Membership, ModelOutput, Unit
-from triage.store._common import dialect_insert
+from triage.models import (
+    AuditLog,
+    Digest,
+    Feedback,
+    Issue,
+    Link,
+    Membership,
+    ModelOutput,
+    Unit,
+    as_utc,
+)
+from triage.store._common import dialect_insert, table_of
 
 
 def feedback_time() -> Any:
@@ -202,7 +212,7 @@ def get_digest(session: Session, *, week: str, fmt: str) -> Digest | None:
 def digest_summary(session: Session, *, week: str) -> dict[str, Any] | None:
     """The stored summary of a week's digest in any format, if one was generated."""
     summary = session.exec(
-        select(Digest.summary).where(col(Digest.week) == week).order_by(col(Digest.id))
+        select(col(Digest.summary)).where(col(Digest.week) == week).order_by(col(Digest.id))
     ).first()
     return summary
 
@@ -230,7 +240,7 @@ def save_digest(
         "summary": summary,
         "generated_at": generated_at,
     }
-    statement = dialect_insert(session, Digest.__table__).values(**values)
+    statement = dialect_insert(session, table_of(Digest)).values(**values)
     if replace:
         statement = statement.on_conflict_do_update(
             index_elements=["week", "format"],
@@ -244,26 +254,56 @@ def save_digest(
     return stored
 
 
-def claim_digest_delivery(session: Session, *, digest_id: int, at: datetime) -> bool:
-    """Mark a digest delivered unless it already is; True when this caller got to deliver it."""
-    result = session.execute(
-        update(Digest)
-        .where(col(Digest.id) == digest_id, col(Digest.delivered_at).is_(None))
-        .values(delivered_at=at)
-    )
-    return bool(result.rowcount)
+def claim_digest_delivery(
+    session: Session, *, digest_id: int, claim: str, at: datetime, until: datetime
+) -> bool:
+    """Take the delivery of an undelivered digest until ``until``, under the token ``claim``;
+    False when it is delivered or another worker's claim has not run out.
+
+    ``delivered_at`` is set only after the receiver's 2xx (``release_digest_delivery``), so a
+    worker killed while delivering leaves a claim that runs out and the next worker sends the
+    digest again: at least once, never lost. Call it in a ``write_lock`` session, whose row lock
+    (PostgreSQL) or write lock (SQLite) makes this read-then-write a single step.
+    """
+    digest = session.exec(
+        select(Digest)
+        .where(col(Digest.id) == digest_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if digest is None or digest.delivered_at is not None:
+        return False
+    delivery = dict(digest.summary.get("delivery") or {})
+    held_until = delivery.get("claimed_until")
+    if isinstance(held_until, str) and as_utc(datetime.fromisoformat(held_until)) > as_utc(at):
+        return False
+    delivery.update(claim=claim, claimed_at=at.isoformat(), claimed_until=until.isoformat())
+    digest.summary = {**digest.summary, "delivery": delivery}
+    session.add(digest)
+    return True
 
 
 def release_digest_delivery(
-    session: Session, *, digest_id: int, failed_at: datetime, error: str
+    session: Session, *, digest_id: int, claim: str, at: datetime, error: str | None = None
 ) -> None:
-    """Undo a claim after a failed delivery, noting when and why in the summary."""
-    digest = session.get(Digest, digest_id)
+    """End a claim. Without ``error`` the receiver took the digest: it is marked delivered at
+    ``at``, whoever holds the claim now. With one, the failure is noted and the digest is free
+    to claim again, unless the claim ran out and another worker took it meanwhile."""
+    digest = session.exec(
+        select(Digest)
+        .where(col(Digest.id) == digest_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
     if digest is None:
         return
-    digest.delivered_at = None
-    digest.summary = {
-        **digest.summary,
-        "delivery": {"failed_at": failed_at.isoformat(), "error": error},
-    }
+    summary = dict(digest.summary)
+    if error is None:
+        digest.delivered_at = at
+        summary.pop("delivery", None)
+    elif (summary.get("delivery") or {}).get("claim") == claim:
+        summary["delivery"] = {"failed_at": at.isoformat(), "error": error}
+    else:
+        return
+    digest.summary = summary
     session.add(digest)

@@ -74,7 +74,7 @@ def issue_centroids(session: Session, *, statuses: Iterable[str]) -> dict[int, t
             col(Issue.centroid).is_not(None),
         )
     )
-    return {issue_id: (centroid, status) for issue_id, centroid, status in rows if centroid}
+    return {issue_id: (centroid, status) for issue_id, centroid, status in rows if centroid}  # type: ignore[misc]
 
 
 def refresh_issue_sizes(session: Session) -> None:
@@ -162,7 +162,8 @@ def move_units(
     }
     session.execute(delete(Membership).where(col(Membership.unit_id).in_(found)))
     session.add_all(
-        Membership(unit_id=unit_id, issue_id=issue_id, method="manual") for unit_id in sorted(found)
+        Membership(unit_id=unit_id, issue_id=issue_id, method="manual")  # type: ignore[arg-type]
+        for unit_id in sorted(found)  # type: ignore[type-var]
     )
     session.flush()
     record_audit(

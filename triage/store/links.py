@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
 from triage.models import Feedback, FeedbackStatus, Link, ModelOutput, utcnow
-from triage.store._common import dialect_insert
+from triage.store._common import dialect_insert, table_of
 
 
 def feedback_to_link(session: Session) -> list[Any]:
@@ -19,7 +19,7 @@ def feedback_to_link(session: Session) -> list[Any]:
     not ``Feedback`` objects, which the session would otherwise track by the thousand."""
     return list(
         session.exec(
-            select(
+            select(  # type: ignore[call-overload, misc]
                 Feedback.id,
                 Feedback.created_at,
                 Feedback.received_at,
@@ -58,7 +58,7 @@ def link_candidates(
     ):
         unique = sorted(set(values))
         for start in range(0, len(unique), 500):
-            conditions = [col(column).in_(unique[start : start + 500])]
+            conditions: list[ColumnElement[bool]] = [col(column).in_(unique[start : start + 500])]
             if windowed:
                 conditions += [col(ModelOutput.created_at) >= since,
                                col(ModelOutput.created_at) <= until]  # fmt: skip
@@ -69,7 +69,7 @@ def link_candidates(
 
 def add_links(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        statement = dialect_insert(session, Link.__table__).on_conflict_do_nothing(
+        statement = dialect_insert(session, table_of(Link)).on_conflict_do_nothing(
             index_elements=["feedback_id", "model_output_id"]
         )
         session.execute(statement, list(rows))

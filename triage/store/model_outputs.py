@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from triage.errors import ConflictError
 from triage.models import ModelOutput, ModelOutputAccepted, ModelOutputCreate, utcnow
-from triage.store._common import insert_idempotent, sha256_hex
+from triage.store._common import insert_idempotent, sha256_hex, table_of
 
 
 def add_model_outputs(
@@ -28,7 +28,7 @@ def add_model_outputs(
         )
         rows.append(row)
     results, conflicts = insert_idempotent(
-        session, table=ModelOutput.__table__, rows=rows, keys=("output_id",),
+        session, table=table_of(ModelOutput), rows=rows, keys=("output_id",),
         digest="content_sha256",
     )  # fmt: skip
     if conflicts:

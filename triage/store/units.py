@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from triage.models import Embedding, Feedback, Membership, Unit
-from triage.store._common import dialect_insert
+from triage.store._common import dialect_insert, table_of
 from triage.store.issues import active_issues
 
 
@@ -34,7 +34,7 @@ def add_vectors(session: Session, *, vectors: dict[str, bytes], model_id: str, d
     rows = [
         {"text_hash": h, "model_id": model_id, "dim": dim, "vector": v} for h, v in vectors.items()
     ]
-    statement = dialect_insert(session, Embedding.__table__).on_conflict_do_nothing(
+    statement = dialect_insert(session, table_of(Embedding)).on_conflict_do_nothing(
         index_elements=["text_hash", "model_id"]
     )
     session.execute(statement, rows)
@@ -68,7 +68,7 @@ def unit_vectors(
         texts.append(unit_text)
         lemmas.append(lemma_string)
         vectors.append(vector)
-    return ids, texts, lemmas, vectors
+    return ids, texts, lemmas, vectors  # type: ignore[return-value]
 
 
 def memberships(session: Session) -> list[Membership]:
@@ -98,7 +98,7 @@ def set_memberships(session: Session, *, rows: Sequence[dict[str, Any]]) -> None
 def unit_context(session: Session) -> dict[int, tuple[int, datetime, str | None, float | None]]:
     """unit id -> (feedback id, when the ticket was written, customer, customer value)."""
     rows = session.exec(
-        select(
+        select(  # type: ignore[call-overload]
             Unit.id,
             Feedback.id,
             func.coalesce(Feedback.created_at, Feedback.received_at),
