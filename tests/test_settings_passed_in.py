@@ -47,7 +47,11 @@ def _issues_after_refresh(client, make_key) -> list[dict[str, Any]]:  # type: ig
     while time.monotonic() < deadline:
         issues = client.get("/v1/issues", headers=read).json()["items"]
         if issues:
-            return issues
+            # Each ticket's own decision carries the categorisation evidence; the issue's
+            # aggregates its members'.
+            feedback = client.get("/v1/feedback?limit=100", headers=read).json()["items"]
+            tickets = [e for f in feedback for e in f.get("category_evidence") or []]
+            return [*issues, {"model_versions": [], "evidence": tickets}]
         time.sleep(0.2)
     raise AssertionError("the worker made no issues in time")
 
