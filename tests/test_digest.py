@@ -120,7 +120,8 @@ class History:
     def output(self, when: datetime, version: str, **fields) -> ModelOutput:  # type: ignore[no-untyped-def]
         n = next(self.ids)
         output = ModelOutput(
-            output_id=f"{self.prefix}-{n}", model="summarizer", model_version=version,
+            output_id=f"{self.prefix}-{n}", model=fields.pop("model", "summarizer"),
+            model_version=version,
             created_at=when, content_sha256=str(n), input=fields.pop("input", f"question {n}"),
             output=fields.pop("output", f"answer {n}"), **fields,
         )  # fmt: skip
@@ -152,8 +153,9 @@ def seed(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
             trend={"this_week": 12, "trailing_mean": 2.25, "change": 4.3, "spiking": True,
                    "p_value": 1e-6},
             quotes=["The export button does nothing", f"{SCRIPT} export broke"],
-            model_versions=[{"field": "model_version", "value": "summarizer v1",
-                             "linked_share": 0.5, "traffic_share": 0.8, "significant": False}],
+            model_versions=[{"model": "summarizer", "version": "summarizer v1", "linked": 1,
+                             "issue_share": 0.5, "share": 0.5, "traffic_share": 0.8,
+                             "significant": False}],
         )  # fmt: skip
         prices = h.issue(
             title="Answers cite last year's prices", category="data", category_confidence=0.7,
@@ -307,8 +309,9 @@ def test_digest_headline_figures_count_the_week_and_the_week_before(clean_engine
     assert figures["feedback"] == (31, 8)
     assert figures["customers"] == (31, 8)
     assert figures["new"] == (1, 0)
-    assert figures["growing"] == (2, None)  # export and invent; no digest stored for W44
-    assert figures["spiking"] == (1, None)
+    # Export and invent; in W44 export grew from 2 a week to 4, too few for a spike.
+    assert figures["growing"] == (2, 1)
+    assert figures["spiking"] == (2, 0)
     assert figures["resolved"] == (0, 0)
     assert figures["regressed"] == (1, 0)
     assert figures["linked"][0] == pytest.approx(9 / 31)
@@ -331,7 +334,9 @@ def test_digest_top_issues_are_grouped_by_category_with_weekly_volumes(clean_eng
     assert export.breakdown[0] == ("reach", 0.3)
     assert export.evidence[0] == ("cues", "mentions the export button")
     assert len(export.quotes) == 3 - 1  # the issue keeps two quotes
-    assert export.model_versions == ["summarizer v1: 50% of linked outputs vs 80% of traffic"]
+    assert export.model_versions == [
+        "summarizer v1: 50% of linked outputs vs 80% of summarizer traffic"
+    ]
     invent = tops[ids["invent"]]
     assert [e.output for e in invent.examples] == ["Q3 grew 900%", "Q3 grew 900%"]
     assert invent.examples[0].input == "sum up Q3"
@@ -345,9 +350,13 @@ def test_digest_new_growing_regressed_and_spiking_not_flagged_on_noise(clean_eng
     assert [n.issue.id for n in data.new] == [ids["invent"]]
     assert data.new[0].first_seen == week_start(0) + timedelta(days=2, hours=10)
     changes = {c.issue.id: c for c in data.changes}
-    assert list(changes) == [ids["export"], ids["invent"]]  # spiking first
-    assert changes[ids["export"]].spiking and changes[ids["export"]].change == 4.3
-    assert not changes[ids["invent"]].spiking
+    # Judged on the digest's week by the ranker's own test, not read from the last ranking:
+    # 13 tickets after 2, 2, 3 and 4; 8 for a new issue.
+    assert list(changes) == [ids["invent"], ids["export"]]  # the larger change first
+    export = changes[ids["export"]]
+    assert (export.this_week, export.trailing_mean) == (13, 2.75) and export.spiking
+    assert export.change == pytest.approx((13 - 2.75) / 2.75)
+    assert changes[ids["invent"]].spiking and changes[ids["invent"]].p_value < 1e-6
     assert ids["prices"] not in changes  # +25% on a steady 4-5 a week is noise
     [regression] = data.regressions
     assert regression.issue.id == ids["longer"]
@@ -377,11 +386,127 @@ def test_digest_corrections_category_mix_and_model_versions(clean_engine, settin
     assert data.versions[0].version == "v2"
 
 
-def test_digest_past_week_notes_that_trends_are_the_rankers_latest(clean_engine, settings):  # type: ignore[no-untyped-def]
-    seed(clean_engine)
+def test_digest_past_week_trends_are_that_weeks(clean_engine, settings):  # type: ignore[no-untyped-def]
+    ids = seed(clean_engine)
     assert collect(clean_engine, settings).notes == []
-    later = collect(clean_engine, settings, now=AFTER + timedelta(weeks=3))
-    assert "ranker's latest run" in later.notes[0]
+    # W44's digest made three weeks later still judges W44: export's 4 after 1, 2, 2 and 3.
+    earlier = collect(clean_engine, settings, week="2026-W44", now=AFTER + timedelta(weeks=3))
+    assert earlier.notes == []
+    [export] = earlier.changes
+    assert export.issue.id == ids["export"]
+    assert (export.this_week, export.trailing_mean, export.spiking) == (4, 2.0, False)
+
+
+def test_digest_examples_are_the_issues_own_and_show_low_confidence(clean_engine, settings):  # type: ignore[no-untyped-def]
+    mid = week_start(0) + timedelta(days=2)
+    low_confidence = {
+        "reason": "linked outputs' median confidence score 0.40 vs 0.85 across traffic",
+        "signal": "outputs", "category": "model", "contribution": 0.6,
+        "data": {"confidence": {"linked_median": 0.4, "traffic_median": 0.85,
+                                "linked_percentile": 0.05, "p_lower": 0.001}},
+    }  # fmt: skip
+    with db.session_scope(clean_engine) as session:
+        h = History(session)
+        vague = h.issue(title="Summaries are vague", category="model", priority=0.9, size=9,
+                        evidence=[low_confidence])  # fmt: skip
+        other = h.issue(title="Export is slow", category="ui", priority=0.1, size=2)
+        for confidence in (0.98, 0.84, 0.35, 0.2):
+            output = h.output(mid, "v1", confidence=confidence, output=f"summary at {confidence}")
+            h.ticket(mid, vague, output=output, text="the summary says nothing")
+        # The lowest confidence of all, but from another product...
+        recommended = h.output(mid, "v1", model="recommender", confidence=0.1)
+        h.ticket(mid, vague, output=recommended, text="the summary says nothing")
+        # ...and from a ticket that is mostly about another issue, with one side remark here.
+        aside = h.ticket(mid, other, units=2, output=h.output(mid, "v1", confidence=0.05))
+        unit = Unit(feedback_id=aside.id, position=2, text="also vague", text_hash="aside")
+        session.add(unit)
+        session.flush()
+        session.add(Membership(unit_id=unit.id, issue_id=vague.id, method="cluster"))
+        vague_id = vague.id
+    top = all_issues(collect(clean_engine, settings))[vague_id]
+    assert [e.output_confidence for e in top.examples] == [0.2, 0.35]
+    assert {e.model for e in top.examples} == {"summarizer"}
+    assert top.examples_note == "the lowest confidence first"
+
+
+def test_digest_examples_follow_the_version_or_stale_sources_the_evidence_names():
+    from triage.digest.examples import Candidate, choose_examples
+
+    def candidate(n: int, version: str, *, link: float = 1.0, days_old: float = 0, **meta):  # type: ignore[no-untyped-def]
+        made = START + timedelta(days=2) - timedelta(days=days_old)
+        output = ModelOutput(id=n, output_id=f"o{n}", model="summarizer", model_version=version,
+                             created_at=made, content_sha256="0", meta=meta)  # fmt: skip
+        return Candidate(output, Link(feedback_id=n, model_output_id=n, method="explicit",
+                                      confidence=link), made, main=True)  # fmt: skip
+
+    def chosen(candidates, evidence):  # type: ignore[no-untyped-def]
+        picked, note = choose_examples(candidates, evidence, start=START,
+                                       end=START + timedelta(weeks=1), limit=2)  # fmt: skip
+        return [c.output.id for c in picked], note
+
+    version = {
+        "signal": "outputs",
+        "category": "model",
+        "reason": "v2 is over-represented",
+        "data": {"concentration": {"model": "summarizer", "version": "summarizer v2"}},
+    }
+    older_v2 = candidate(3, "v2", link=0.5, days_old=8)
+    assert chosen([candidate(1, "v1"), candidate(2, "v1"), older_v2], [version]) == (
+        [3, 1], "from summarizer v2, the version the evidence names",
+    )  # fmt: skip
+
+    stale = {"signal": "outputs", "category": "data", "reason": "cites a stale policy",
+             "data": {"freshness": {"stale_sources": [{"source": "kb:returns",
+                                                       "typical_age_days": 10}]}}}  # fmt: skip
+    fresh_source = [{"id": "kb:returns", "as_of": (START - timedelta(days=1)).date().isoformat()}]
+    old_source = [{"id": "kb:returns", "as_of": "2026-01-05"}]
+    older_source = [{"id": "kb:returns", "as_of": "2025-06-30"}]
+    candidates = [candidate(1, "v1", sources=fresh_source), candidate(2, "v1"),
+                  candidate(3, "v1", link=0.6, sources=old_source),
+                  candidate(4, "v1", link=0.6, sources=older_source)]  # fmt: skip
+    assert chosen(candidates, [stale]) == ([4, 3], "citing the stale sources, oldest first")
+
+    healthy = {"signal": "outputs", "category": "ui", "reason": "linked outputs look healthy"}
+    assert chosen(candidates, [healthy]) == ([1, 2], "the week's surest links first")
+
+
+def test_digest_model_versions_show_shares_and_no_traffic_is_not_zero(clean_engine, settings):  # type: ignore[no-untyped-def]
+    mid = week_start(0) + timedelta(days=2)
+    with db.session_scope(clean_engine) as session:
+        h = History(session)
+        issue = h.issue(
+            title="Summaries invent owners", category="model", priority=0.9, size=6,
+            model_versions=[
+                {"model": "summarizer", "version": "summarizer v2", "linked": 4,
+                 "issue_share": 0.8, "share": 1.0, "traffic_share": 0.25, "significant": True},
+                {"model": "recommender", "version": "recommender r1", "linked": 1,
+                 "issue_share": 0.2, "share": 1.0, "traffic_share": 1.0, "significant": False},
+            ],
+        )  # fmt: skip
+        for _ in range(3):
+            h.output(mid, "v1")
+        # v2 served nothing this week; the week's complaints are about last week's outputs.
+        old = h.output(mid - timedelta(weeks=1), "v2")
+        for _ in range(3):
+            h.ticket(mid, issue, output=old)
+        issue_id = issue.id
+    data = collect(clean_engine, settings)
+    assert all_issues(data)[issue_id].model_versions == [
+        "summarizer v2: 80% of linked outputs (4); 100% of the summarizer ones vs 25% of "
+        "summarizer traffic; far above its share of traffic",
+        "recommender r1: 20% of linked outputs (1); 100% of the recommender ones vs 100% of "
+        "recommender traffic",
+    ]
+    versions = {v.version: v for v in data.versions}
+    assert versions["v1"].traffic == 3 and versions["v1"].traffic_share == 1.0
+    v2 = versions["v2"]
+    assert (v2.traffic, v2.traffic_share, v2.lift, v2.complaints) == (None, None, None, 3)
+    assert not v2.flagged  # no traffic to compare with
+    text = digest.render_markdown(data)
+    assert "| summarizer | v2 | — | — | 3 | 100% | — |" in text
+    assert "no output of that version was logged this week" in text
+    page = digest.render_html(data)
+    assert 'data-label="Outputs">—<' in page and 'data-label="Outputs">0<' not in page
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -435,9 +560,9 @@ def test_digest_stored_digest_is_returned_unchanged(clean_engine, settings):  # 
     )
     assert fresh.id == first.id and fresh.content != first.content
     assert fresh.summary["headline"]["feedback"]["this_week"] == 32
-    # The next week's digest reads growing/spiking for "the week before" from this one.
+    # The next week's digest judges the week before on its own counts, as this one did.
     nxt = collect(clean_engine, settings, week="2026-W46", now=later)
-    assert nxt.figure("growing").last_week == 2 and nxt.figure("spiking").last_week == 1
+    assert nxt.figure("growing").last_week == 2 and nxt.figure("spiking").last_week == 2
     with pytest.raises(InvalidInputError, match="not over"):
         digest.generate(clean_engine, week="2026-W46", fmt="md", settings=settings, now=AFTER)
     with pytest.raises(InvalidInputError, match="format"):

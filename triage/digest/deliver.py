@@ -60,7 +60,7 @@ logging.getLogger("httpx").addFilter(_hidden)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Triage-Signature`` value: Stripe's and Slack's scheme, an HMAC-SHA256 over
+    """The ``X-Triage-Signature`` value in Stripe's scheme, an HMAC-SHA256 over
     ``"<t>.<body>"`` so a receiver can both check the sender and refuse an old capture."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"

@@ -135,11 +135,9 @@ def _deliver(
     path: str | None,
     client: httpx.Client | None,
 ) -> _Slot:
-    retry = {
-        "attempts": settings.digest_webhook_attempts,
-        "backoff": settings.digest_webhook_backoff_seconds,
-        "timeout": settings.digest_webhook_timeout_seconds,
-    }
+    attempts = settings.digest_webhook_attempts
+    backoff = settings.digest_webhook_backoff_seconds
+    timeout = settings.digest_webhook_timeout_seconds
     claim = uuid.uuid4().hex
     with db.session_scope(engine, write_lock=True) as session:
         claimed = store.claim_digest_delivery(
@@ -147,7 +145,7 @@ def _deliver(
             digest_id=digest.id,  # type: ignore[arg-type]
             claim=claim,
             at=now,
-            until=now + delivery_lease(**retry),
+            until=now + delivery_lease(attempts=attempts, backoff=backoff, timeout=timeout),
         )
     if not claimed:
         return _Slot()
@@ -157,7 +155,14 @@ def _deliver(
     )
     try:
         deliver_webhook(
-            url, payload, secret=secret.get_secret_value(), delivery=key, client=client, **retry
+            url,
+            payload,
+            secret=secret.get_secret_value(),
+            delivery=key,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            client=client,
         )
     except Exception as e:
         # Any failure releases the claim at once rather than letting it run out, so the next

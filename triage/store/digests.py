@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func
+from sqlalchemy import exists, func
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -109,9 +109,11 @@ def digest_issues(session: Session) -> list[Issue]:
 
 
 def digest_linked_examples(
-    session: Session, *, issue_id: int, start: datetime, end: datetime, limit: int
-) -> list[tuple[ModelOutput, Link]]:
-    """Model outputs linked to the issue's tickets: the period's first, surest link first."""
+    session: Session, *, issue_id: int, end: datetime, limit: int
+) -> list[tuple[ModelOutput, Link, datetime]]:
+    """The model outputs linked to the issue's tickets written before ``end``, each once with
+    its surest link and when that ticket was written: the newest tickets first, at most
+    ``limit``. The digest picks its examples among them."""
     tickets = (
         select(Unit.feedback_id)
         .join(Membership, col(Membership.unit_id) == col(Unit.id))
@@ -119,24 +121,19 @@ def digest_linked_examples(
     )
     when = feedback_time()
     rows = session.exec(
-        select(ModelOutput, Link)
+        select(ModelOutput, Link, when)
         .join(Link, col(Link.model_output_id) == col(ModelOutput.id))
         .join(Feedback, col(Feedback.id) == col(Link.feedback_id))
         .where(col(Link.feedback_id).in_(tickets), when < end)
-        .order_by(
-            case((when >= start, 0), else_=1),
-            col(Link.confidence).desc(),
-            col(Link.id),
-        )
-        .limit(limit * 4)
+        .order_by(when.desc(), col(Link.confidence).desc(), col(Link.id))
+        .limit(limit * 2)
     ).all()
-    found: list[tuple[ModelOutput, Link]] = []
-    seen: set[int] = set()
-    for output, link in rows:
-        if output.id not in seen:
-            seen.add(output.id)  # type: ignore[arg-type]
-            found.append((output, link))
-    return found[:limit]
+    found: dict[int, tuple[ModelOutput, Link, datetime]] = {}
+    for output, link, written in rows:
+        seen = found.get(output.id)  # type: ignore[arg-type]
+        if seen is None or link.confidence > seen[1].confidence:
+            found[output.id] = (output, link, as_utc(written))  # type: ignore[index]
+    return list(found.values())[:limit]
 
 
 def digest_recent_unit_texts(
