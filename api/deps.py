@@ -15,6 +15,7 @@ from triage import db, store
 from triage.config import Settings
 from triage.db import is_sqlite
 from triage.models import ApiKey, Scope, as_utc, utcnow
+from triage.redaction import RedactRecords, records_redactor
 
 
 def app_settings(request: Request) -> Settings:
@@ -43,6 +44,14 @@ def get_write_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+
+
+def redactor(settings: SettingsDep) -> RedactRecords:
+    return records_redactor(settings)
+
+
+# Redacts what a client sent besides the text, on its way out; loads spaCy at its first use.
+RedactDep = Annotated[RedactRecords, Depends(redactor)]
 
 # Which scopes each key scope grants.
 GRANTS: dict[str, set[Scope]] = {

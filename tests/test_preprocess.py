@@ -22,6 +22,9 @@ from triage.preprocess import (
     join_same_topic,
     topic_units,
 )
+from triage.preprocess.fold import fold, unfold_span
+from triage.preprocess.redact import _chunks
+from triage.preprocess.values import ValueRedactor
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,18 @@ PII_CASES = [
     ("Export fails. Call me, 555-0110.", "555-0110", "PHONE_NUMBER"),
     ("Export fails.\nJo\njo@example.com | +1 555 0125", "555 0125", "PHONE_NUMBER"),
     ("Export fails.\njo@example.com | 555-0188", "555-0188", "PHONE_NUMBER"),
+    # Spellings issue 14 found unredacted: fullwidth, lower case, odd groups and separators.
+    ("Write to ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ today.", "ｍａｒｉａ", "EMAIL_ADDRESS"),
+    ("Write to maria\u2060@example.com today.", "maria", "EMAIL_ADDRESS"),
+    ("Refund to iban de89370400440532013000 please.", "de89370400440532013000", "IBAN_CODE"),
+    ("Refund to de89 3704 0044 0532 0130 00 please.", "3704 0044 0532", "IBAN_CODE"),
+    ("Refund to IBAN DE 89 3704 0044 0532 0130 00 please.", "3704 0044 0532", "IBAN_CODE"),
+    ("It charged 4111.1111.1111.1111 twice.", "4111.1111.1111.1111", "CREDIT_CARD"),
+    ("It charged 4111  1111  1111  1111 twice.", "4111  1111", "CREDIT_CARD"),
+    ("It charged ４１１１ １１１１ １１１１ １１１１ twice.", "１１１１", "CREDIT_CARD"),
+    ("It charged 4111\u00a01111\u00a01111\u00a01111 twice.", "1111", "CREDIT_CARD"),
+    ("Full name: Maria Lopez\nThe export fails.", "Maria Lopez", "PERSON"),
+    ("Requester name:\nMaria Lopez\nThe export fails.", "Maria Lopez", "PERSON"),
 ]  # fmt: skip
 
 
@@ -82,6 +97,47 @@ def test_preprocess_redacts_personal_data(preprocessor, text, secret, entity):
 def test_preprocess_redact_keeps_the_text_around_the_placeholder(preprocessor):
     (redacted,) = preprocessor.redact(["Mail me at jo@example.com or call +1 415 555 0100."])
     assert redacted == "Mail me at <EMAIL> or call <PHONE>."
+
+
+def test_preprocess_redact_replaces_folded_values_in_the_text_as_written(preprocessor):
+    """Detection reads an NFKC-folded copy; only the value is replaced, the rest of the text
+    keeps its own characters (issue 14)."""
+    email = "ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ"
+    (redacted,) = preprocessor.redact([f"Ｔｈｅ ｅｘｐｏｒｔ fails; {email}, ①."])
+    assert redacted == "Ｔｈｅ ｅｘｐｏｒｔ fails; <EMAIL>, ①."
+
+
+def test_preprocess_fold_maps_each_folded_character_to_its_source():
+    folded, origin = fold("ａ\u00adｂ＠½٤")
+    assert folded == "ab@1⁄24"
+    assert [unfold_span(origin, i, i + 1) for i in range(len(folded))] == [
+        (0, 1), (2, 3), (3, 4), (4, 5), (4, 5), (4, 5), (5, 6)]  # fmt: skip
+    assert fold("plain ascii") == ("plain ascii", None)
+    assert fold("Grüße") == ("Grüße", None)  # nothing to fold: no map to build
+
+
+@pytest.mark.parametrize("offset", range(1960, 2010, 7))
+@pytest.mark.parametrize(
+    "value",
+    ["4111 1111 1111 1111", "maria.lopez@example.com", "DE89 3704 0044 0532 0130 00",
+     "+49 30 901820"],
+)  # fmt: skip
+def test_preprocess_redacts_values_across_a_chunk_seam(preprocessor, offset, value):
+    """Long texts are analysed in ~2,000-character pieces; a value cut by a piece's end must
+    still be found (issue 14: a card number straddling the seam of a text without a sentence
+    break)."""
+    words = "lorem ipsum dolor sit amet " * 200
+    (redacted,) = preprocessor.redact([f"{words[:offset]} {value} {words[:3000]}"])
+    assert value.split()[0] not in redacted and value.split()[-1] not in redacted
+
+
+def test_preprocess_chunks_overlap_so_every_short_span_lies_in_one():
+    text = "".join(f"word{i} " if i % 7 else f"line {i}.\n" for i in range(3000))
+    pieces = list(_chunks(text))
+    assert len(pieces) > 5 and all(len(piece) <= 2000 for _, piece in pieces)
+    assert all(text[offset : offset + len(piece)] == piece for offset, piece in pieces)
+    for start in range(0, len(text) - 300, 37):
+        assert any(o <= start and start + 300 <= o + len(p) for o, p in pieces), start
 
 
 def test_preprocess_counts_each_redaction(preprocessor):
@@ -111,6 +167,9 @@ UNTOUCHED = [
     "Call support: the totals for 2023-2024 and 100-200 units are off by 10.5%.",
     "Hello, a shopper complained (forwarded from the shop inbox) about prices.",
     "The export fails.\nSent from my iPhone",
+    # Pass a cue (an IBAN's shape, a name field) and still hold nothing personal.
+    "It is 14 days since the export last worked.",
+    "File name: Q3 Report is empty after the export.",
 ]
 
 
@@ -170,6 +229,57 @@ def test_preprocess_raises_stage_error_when_a_recognizer_fails(preprocessor, mon
         preprocessor.process(["fine text", "mail jo@example.com"])
     assert info.value.details == {"index": 1}
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+# --- values: identifiers and metadata, redacted on their way out --------------------------------
+
+
+def test_preprocess_values_redact_every_string_in_a_record(preprocessor):
+    values = ValueRedactor(preprocessor.redactor)
+    record = {
+        "user_id": "jane.roe@example.com",
+        "session_id": "sess_000000000000000000000001 ",  # no personal data: exactly as sent
+        "metadata": {
+            "contact": {"emails": ["a@example.com", {"alt": "ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ"}]},
+            "customerPhone": "415 555 0199",  # a phone number by its key alone
+            "requester_name": "Maria Lopez",
+            "card": 4111111111111111,
+            "jo@example.com": 1,
+            "bo@example.com": 2,
+            "plan": "pro",
+            "seats": 12,
+            "trial": True,
+            "ratio": 0.5,
+            "note": None,
+        },
+    }
+    (shown,) = values.redact_records([record])
+    assert shown == {
+        "user_id": "<EMAIL>",
+        "session_id": "sess_000000000000000000000001 ",
+        "metadata": {
+            "contact": {"emails": ["<EMAIL>", {"alt": "<EMAIL>"}]},
+            "customerPhone": "<PHONE>",
+            "requester_name": "<PERSON>",
+            "card": "<CARD>",
+            "<EMAIL>": 1,
+            "<EMAIL> (2)": 2,
+            "plan": "pro",
+            "seats": 12,
+            "trial": True,
+            "ratio": 0.5,
+            "note": None,
+        },
+    }
+    assert values.redact_records([record]) == [shown]  # from the memo the second time
+    assert record["user_id"] == "jane.roe@example.com"  # the input is left alone
+
+
+def test_preprocess_values_memo_holds_no_personal_data(preprocessor):
+    values = ValueRedactor(preprocessor.redactor)
+    values.redact_records([{"user_id": "jane.roe@example.com", "plan": "pro"}])
+    assert values._memo and all(isinstance(key, bytes) for key in values._memo)
+    assert not any("jane" in str(result) for result in values._memo.values())
 
 
 # --- units ------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import unicodedata
 
 import pytest
 from fastapi.testclient import TestClient
@@ -222,6 +224,10 @@ def test_security_audit_says_plainly_when_nothing_was_checked(capsys, monkeypatc
 EMAILS = ["jane.roe@example.com", "JOHN.DOE+billing@corp.example.org"]
 PHONES = ["(415) 555-0132", "415-555-0199", "+49 30 901820"]
 CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "4012888888881881"]
+# The spellings issue 14 found unredacted; the standard test IBAN and test card.
+IBANS = ["DE89370400440532013000", "de89 3704 0044 0532 0130 00", "DE 89 3704 0044 0532 0130 00"]
+ODD_CARDS = ["4111.1111.1111.1111", "4111  1111  1111  1111"]
+FULLWIDTH_EMAIL = "ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ"
 PII_TOPICS = [
     "The export button on the report screen does nothing when I click it.",
     "Forecast numbers for last month do not match our sales ledger.",
@@ -230,9 +236,48 @@ PII_TOPICS = [
 
 
 def _planted() -> list[str]:
-    """Every planted value, and the digits alone of each phone and card number."""
-    digits = ["".join(c for c in v if c.isdigit()) for v in PHONES + CARDS]
-    return [*EMAILS, *(e.lower() for e in EMAILS), *PHONES, *CARDS, *digits]
+    """Every planted value, folded (NFKC) and lowercased too, and the digits alone of each phone,
+    card and IBAN."""
+    values = [*EMAILS, *PHONES, *CARDS, *IBANS, *ODD_CARDS, FULLWIDTH_EMAIL]
+    digits = ["".join(c for c in v if c.isdigit()) for v in [*PHONES, *CARDS, *IBANS]]
+    folded = [unicodedata.normalize("NFKC", v) for v in values]
+    return sorted({*values, *folded, *(v.lower() for v in folded), *digits})
+
+
+def _readable(text: str) -> str:
+    """An output as a person reads it: JSON escapes decoded, compatibility characters folded."""
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+    return text + "\n" + unicodedata.normalize("NFKC", text)
+
+
+def _pii_metadata(i: int) -> dict:  # type: ignore[type-arg]
+    """Personal data at every depth of metadata: nested values, list items, a key, a number."""
+    return {
+        "plan": "pro",
+        "contact": {"phone": PHONES[i % 3], "emails": [EMAILS[i % 2], {"alt": FULLWIDTH_EMAIL}]},
+        "billing": {
+            "iban": IBANS[i % 3],
+            "card": ODD_CARDS[i % 2],
+            "card_number": 4111111111111111,
+        },
+        EMAILS[(i + 1) % 2]: "an e-mail address as a key",
+    }
+
+
+def _pii_ticket(i: int, when: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "source": "pii",
+        "external_id": f"P-{i}" if i % 5 else f"P-{i} {EMAILS[i % 2]}",
+        "created_at": when,
+        "customer_id": [EMAILS[i % 2], PHONES[2], f"c{i}"][i % 3],
+        "user_id": EMAILS[i % 2],
+        "session_id": [IBANS[i % 3], CARDS[i % 3]][i % 2],
+        "output_id": f"pii-{i % 6}",
+        "metadata": _pii_metadata(i),
+        "text": f"{PII_TOPICS[i % 3]} Email me at {EMAILS[i % 2]} or call {PHONES[i % 3]}. "
+        f"You also charged my card {CARDS[i % 3]} twice, and {ODD_CARDS[i % 2]} once. "
+        f"Refund to {IBANS[i % 3]} or write to {FULLWIDTH_EMAIL}.",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +290,8 @@ def real_preprocessor():  # type: ignore[no-untyped-def]
 def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-untyped-def]
     client, make_key, engine, settings, monkeypatch, caplog, real_preprocessor, record_property
 ):
+    """Issue 14: personal data planted in every field a client sends (text, identifiers, nested
+    metadata values and keys) is absent from every output, on SQLite and PostgreSQL."""
     import logging
     from datetime import timedelta
 
@@ -263,18 +310,18 @@ def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-u
     outputs = [
         {"output_id": f"pii-{k}", "model": "summarizer", "model_version": "2.0", "created_at": when,
          "input": f"Summarise the ticket of {EMAILS[k % 2]}, phone {PHONES[k % 3]}.",
-         "output": f"Refund card {CARDS[k % 3]}; reply to {EMAILS[k % 2]} or call "
-                   f"{PHONES[k % 3]}."}
+         "output": f"Refund card {CARDS[k % 3]} or {IBANS[k % 3]}; reply to {EMAILS[k % 2]} or "
+                   f"{FULLWIDTH_EMAIL} or call {PHONES[k % 3]}.",
+         "user_id": EMAILS[k % 2], "session_id": CARDS[k % 3], "metadata": _pii_metadata(k)}
         for k in range(6)
     ]  # fmt: skip
     assert client.post("/v1/model-outputs", json={"items": outputs}, headers=headers).is_success
-    tickets = [
-        {"source": "pii", "external_id": f"P-{i}", "created_at": when, "customer_id": f"c{i}",
-         "output_id": f"pii-{i % 6}",
-         "text": f"{PII_TOPICS[i % 3]} Email me at {EMAILS[i % 2]} or call {PHONES[i % 3]}. "
-                 f"You also charged my card {CARDS[i % 3]} twice."}
-        for i in range(30)
-    ]  # fmt: skip
+    tickets = [_pii_ticket(i, when) for i in range(30)]
+    # Nothing left to triage once redacted: these fail, and their fields are read all the same.
+    tickets += [
+        {**_pii_ticket(i, when), "external_id": f"F-{i}", "text": f"🙂 {EMAILS[i % 2]} {CARDS[0]}"}
+        for i in range(30, 33)
+    ]
     assert client.post("/v1/feedback", json={"items": tickets}, headers=headers).is_success
 
     Pipeline(settings, preprocessor=real_preprocessor).run(engine)
@@ -285,11 +332,11 @@ def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-u
     issues = client.get("/v1/issues?limit=1000", headers=headers).json()
     feedback = client.get("/v1/feedback?limit=1000", headers=headers).json()
     surfaces = {
-        "GET /v1/issues": str(issues),
+        "GET /v1/issues": json.dumps(issues),
         "GET /v1/issues/{id}": " ".join(
             client.get(f"/v1/issues/{i['id']}", headers=headers).text for i in issues["items"]
         ),
-        "GET /v1/feedback": str(feedback),
+        "GET /v1/feedback": json.dumps(feedback),
         "GET /v1/feedback/{id}": " ".join(
             client.get(f"/v1/feedback/{f['id']}", headers=headers).text for f in feedback["items"]
         ),
@@ -310,17 +357,70 @@ def test_security_personal_data_never_leaves_redacted_form(  # type: ignore[no-u
         result = runner.invoke(app, args, catch_exceptions=False)
         surfaces["triage " + " ".join(args)] = result.stdout + result.stderr  # fmt: skip
     surfaces["logs"] = caplog.text
-    leaks = {name: [v for v in _planted() if v in text] for name, text in surfaces.items()}
+    leaks = {
+        name: [v for v in _planted() if v in _readable(text)] for name, text in surfaces.items()
+    }
 
-    note(record_property, fault="e-mails, phones, card numbers planted in tickets and outputs",
+    note(record_property, fault="e-mails, phones, cards, IBANs (odd spellings, fullwidth) planted "
+         "in ticket text, identifiers, nested metadata values and keys, and model outputs",
          tried=f"{len(tickets)} tickets, {len(outputs)} model outputs, "
                f"{len(_planted())} planted strings",
          checked="absent from: " + ", ".join(surfaces))  # fmt: skip
-    assert feedback["total"] == 30 and issues["total"] >= 1
-    assert "<EMAIL>" in surfaces["triage export feedback"]  # the text did come through
-    assert "Linked output" in surfaces["digest md (API)"]  # and so did the model outputs
     leaked = {name: sorted(set(found)) for name, found in leaks.items() if found}
     assert not leaked, f"personal data leaked: {leaked}"
+    assert feedback["total"] == 33 and issues["total"] >= 1
+    assert {f["status"] for f in feedback["items"]} == {"processed", "failed"}
+    assert "<EMAIL>" in surfaces["triage export feedback"]  # the text did come through
+    assert "Linked output" in surfaces["digest md (API)"]  # and so did the model outputs
+    # Identifiers and metadata came through too, redacted where they held personal data.
+    first = feedback["items"][0]
+    assert (first["user_id"], first["customer_id"]) == ("<EMAIL>", "<EMAIL>")
+    assert first["metadata"]["plan"] == "pro" and "<EMAIL>" in first["metadata"]
+    assert first["metadata"]["billing"] == {"iban": "<IBAN>", "card": "<CARD>",
+                                            "card_number": "<CARD>"}  # fmt: skip
+
+
+def test_security_dropping_raw_text_covers_failed_tickets(  # type: ignore[no-untyped-def]
+    client, make_key, engine, settings, real_preprocessor, record_property
+):
+    """Issue 14: TRIAGE_KEEP_RAW_TEXT=false left the raw text of failed tickets in place."""
+    from sqlmodel import select
+
+    from triage import db
+    from triage.models import Feedback
+    from triage.pipeline import Pipeline
+
+    tickets = [
+        {"source": "raw", "external_id": "ok", "text": f"The export fails. Mail {EMAILS[0]}."},
+        {"source": "raw", "external_id": "fails", "text": f"🙂 {EMAILS[0]}"},
+    ]
+    headers = auth(make_key(Scope.ingest))
+    assert client.post("/v1/feedback", json={"items": tickets}, headers=headers).is_success
+    dropping = settings.model_copy(update={"keep_raw_text": False})
+    Pipeline(dropping, preprocessor=real_preprocessor).process_pending(engine)
+    with db.session_scope(engine) as session:
+        rows = {row.external_id: row for row in session.exec(select(Feedback)).all()}
+    note(record_property, fault="TRIAGE_KEEP_RAW_TEXT=false, a processed and a failed ticket",
+         tried=2, checked="raw text cleared on both")  # fmt: skip
+    assert {key: (row.status, row.text) for key, row in rows.items()} == {
+        "ok": ("processed", None), "fails": ("failed", None)}  # fmt: skip
+
+
+def test_security_redacted_identifiers_may_outgrow_their_limit(client, make_key, record_property):  # type: ignore[no-untyped-def]
+    """A placeholder longer than the value it replaces ("<PERSON>" for "Jo") must not turn a
+    255-character identifier into a 500."""
+    customer_id = "abcd" * 60 + " contact: Jo"
+    ticket = {"source": "s", "external_id": "long", "text": "The export fails.",
+              "customer_id": customer_id}  # fmt: skip
+    headers = auth(make_key(Scope.admin))
+    (stored,) = client.post("/v1/feedback", json={"items": [ticket]}, headers=headers).json()[
+        "items"
+    ]
+    shown = client.get(f"/v1/feedback/{stored['id']}", headers=headers)
+    note(record_property, fault="a 252-character customer_id ending in a name", tried=1,
+         checked="read back redacted, longer than the 255 allowed in, without a 500")  # fmt: skip
+    assert shown.status_code == 200
+    assert shown.json()["customer_id"] == "abcd" * 60 + " contact: <PERSON>"
 
 
 def test_security_debug_logs_keep_personal_data_out(real_preprocessor, caplog, record_property):  # type: ignore[no-untyped-def]

@@ -198,8 +198,24 @@ class Feedback(FeedbackBase, table=True):
     )
 
 
+# What a client sent besides the text, stored as sent (linking needs the real ids), and the
+# error, which may quote it: every read passes them through the redactor (triage.redaction).
+# Evidence is built from redacted texts only (tickets, and examples since `triage train`).
+FEEDBACK_REDACTED_ON_READ = (
+    "source", "external_id", "customer_id", "user_id", "session_id", "output_id", "metadata",
+    "last_error",
+)  # fmt: skip
+
+
 # What the API returns for a ticket: redacted text only, never the raw one.
 class FeedbackPublic(FeedbackBase, _Output):
+    # Redacted on read, so without the length limits of what is sent: "<PERSON>" outgrows "Jo".
+    source: str
+    external_id: str
+    customer_id: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    output_id: str | None = None
     id: int
     text: str | None = Field(default=None, description="Redacted text, once processed.")
     meta: dict[str, Any] | None = Field(default=None, alias="metadata")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import Discriminator, Tag
 
-from api.deps import IngestKey, ReadKey, SessionDep, WriteSessionDep
+from api.deps import IngestKey, ReadKey, RedactDep, SessionDep, WriteSessionDep
 from api.errors import API_ERRORS
 from triage import store
 from triage.models import (
+    FEEDBACK_REDACTED_ON_READ,
     MAX_BATCH_ITEMS,
     MAX_ID,
     Feedback,
@@ -23,6 +25,7 @@ from triage.models import (
     FeedbacksPublic,
     FeedbackStatus,
 )
+from triage.redaction import RedactRecords
 
 # PostgreSQL cannot compare text with NUL in it; refuse it here like in bodies.
 NO_NUL = r"^[^\x00]*$"
@@ -62,21 +65,32 @@ def create_feedback(
     return accepted[0]
 
 
-def to_public(feedback: Feedback, issue_ids: list[int]) -> FeedbackPublic:
-    return FeedbackPublic.model_validate(
+def to_public(
+    feedbacks: Sequence[Feedback], issue_ids: dict[int, list[int]], redact: RedactRecords
+) -> list[FeedbackPublic]:
+    """The tickets as a client reads them: the redacted text, and every other string that came
+    from outside passed through the redactor, the whole page in one batch."""
+    rows = [
         {
             **feedback.model_dump(exclude={"text", "meta"}),
             "text": feedback.redacted_text,
             "metadata": feedback.meta,
-            "issue_ids": issue_ids,
+            "issue_ids": issue_ids.get(feedback.id, []),  # type: ignore[arg-type]
         }
-    )
+        for feedback in feedbacks
+    ]
+    shown = redact([{name: row[name] for name in FEEDBACK_REDACTED_ON_READ} for row in rows])
+    return [
+        FeedbackPublic.model_validate({**row, **fields})
+        for row, fields in zip(rows, shown, strict=True)
+    ]
 
 
 @router.get("", response_model=FeedbacksPublic, summary="List tickets, oldest first")
 def list_feedback(
     session: SessionDep,
     _key: ReadKey,
+    redact: RedactDep,
     source: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: FeedbackStatus | None = None,
     since: Annotated[datetime | None, Query(description="Received at or after (ISO 8601).")] = None,
@@ -92,16 +106,16 @@ def list_feedback(
         offset=offset,
     )
     issues = store.issue_ids_by_feedback(session, feedback_ids=[row.id for row in rows])  # type: ignore[misc]
-    return FeedbacksPublic(
-        items=[to_public(row, issues.get(row.id, [])) for row in rows],  # type: ignore[arg-type]
-        total=total,
-    )
+    return FeedbacksPublic(items=to_public(rows, issues, redact), total=total)
 
 
 @router.get("/{feedback_id}", response_model=FeedbackPublic, summary="One ticket and its issues")
 def get_feedback(
-    feedback_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, _key: ReadKey
+    feedback_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    _key: ReadKey,
+    redact: RedactDep,
 ) -> FeedbackPublic:
     feedback = store.get_feedback(session, feedback_id=feedback_id)
     issues = store.issue_ids_by_feedback(session, feedback_ids=[feedback_id])
-    return to_public(feedback, issues.get(feedback_id, []))
+    return to_public([feedback], issues, redact)[0]

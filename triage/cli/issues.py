@@ -14,7 +14,8 @@ from rich.table import Table
 from triage import db, store
 from triage.cli.app import _errors, _ready, console, out
 from triage.config import get_settings
-from triage.models import Category
+from triage.models import FEEDBACK_REDACTED_ON_READ, Category
+from triage.redaction import records_redactor, redact_fields
 
 export_app = typer.Typer(help="Write stored data to stdout.", no_args_is_help=True)
 
@@ -69,7 +70,14 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
                 flat[name] = json.dumps(r[name], default=str)
             writer.writerow([flat[c] for c in columns])
         return
-    table = Table("id", "title", "category", "priority", "size", "cust.", "trend", "top evidence")
+    # "N/wk" is the tickets of one ISO week, the one the weekly digest reports; the caption says
+    # which, so the list and the digest can be compared.
+    weeks = sorted({str(r["trend"]["week"]) for r in rows if (r["trend"] or {}).get("week")})
+    caption = f"trend: tickets in {', '.join(weeks)}, vs the weeks before" if weeks else None
+    table = Table(
+        "id", "title", "category", "priority", "size", "cust.", "trend", "top evidence",
+        caption=caption,
+    )  # fmt: skip
     for r in rows:
         category = r["category"] or "-"
         if r["confidence"] is not None:
@@ -111,9 +119,15 @@ def export_feedback(
 ) -> None:
     """One row per ticket: its status, main issue, all issues, category, redacted text."""
     with _errors():
-        engine = _ready(get_settings())
+        settings = get_settings()
+        engine = _ready(settings)
         with db.session_scope(engine) as session:
-            rows = store.export_feedback(session)
+            # Identifiers are stored as sent; like the API, the export shows them redacted.
+            rows = redact_fields(
+                store.export_feedback(session),
+                FEEDBACK_REDACTED_ON_READ,
+                records_redactor(settings),
+            )
             if format is ExportFormat.jsonl:
                 for row in rows:
                     sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

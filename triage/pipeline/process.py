@@ -77,6 +77,8 @@ def record_outcomes(
             error = NOTHING_TO_TRIAGE
         if error is not None:
             change.update(status=FeedbackStatus.failed.value, last_error=error)
+            if not keep_raw_text:  # a failed ticket has been processed too
+                change["text"] = None
             stats.failed += 1
             continue
         assert not isinstance(result, str)

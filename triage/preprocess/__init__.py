@@ -10,8 +10,9 @@ Personal data is found by presidio with only the recognizers listed in ``PLACEHO
 default engine would load ``en_core_web_lg`` for a name model we cannot ship, so names are found
 by rules where the text introduces them ("my name is ...", sign-offs) and nowhere else.
 
-In data-flow order: ``clean`` (normalise), ``redact`` (presidio with the recognizers of ``pii``,
-skipped where ``cues`` prove it useless), ``components`` (the spaCy pipeline: ``sentencizer``,
+In data-flow order: ``clean`` (normalise), ``redact`` (presidio with the recognizers of ``pii``
+on the copy ``fold`` makes, skipped where ``cues`` prove it useless; ``values`` applies it to
+identifiers and metadata on their way out), ``components`` (the spaCy pipeline: ``sentencizer``,
 ``lemmatizer``, ``segment``), ``units`` (joining same-topic units after embedding); ``stage``
 runs them as the ``Preprocessor``, with the knobs of ``params``.
 """

@@ -287,6 +287,9 @@ _END_OF_LINE = r"[ \t]*[.!]?[ \t]*(?:\n|\Z)"
 _SIGNATURE_END = rf"{_END_OF_LINE}|{_CONTACT_AFTER}"
 _LINE_START = r"(?:^|(?<=\n))[ \t]*"
 _GREETING = r"(?:hi|hello|hey|dear)"
+# Whose name a form or a metadata key means: "full name", "customer name"; a "file name" is
+# no one's.
+_NAME_FIELDS = r"(?:full|first|last|given|family|middle|display|customer|contact|requester|user)"
 _I_AM = r"(?:i'm|i’m|i am)"
 
 
@@ -297,8 +300,10 @@ def _rule(introduction: str, follower: str) -> tuple[re.Pattern[str], re.Pattern
 # (what introduces a name, what must follow it); the name itself is checked in code, because
 # the introduction is case-insensitive and the name is not.
 _NAME_RULES = [
-    # "My name is Maria Lopez", "Name: Maria Lopez"
-    _rule(rf"\bmy name(?:'s|’s| is)[ \t]+|{_LINE_START}name:[ \t]*", ""),
+    # "My name is Maria Lopez", "Name: Maria Lopez", a form's "Full name:\nMaria Lopez"
+    _rule(
+        rf"\bmy name(?:'s|’s| is)[ \t]+|{_LINE_START}(?:{_NAME_FIELDS}[ \t]+)?name:[ \t]*\n?", ""
+    ),
     # "I'm Sarah from Acme", "I am Sarah, the data lead at Acme"
     _rule(rf"\b{_I_AM}[ \t]+", r"[ \t]+(?:from|at|here)\b|[ \t]*,[ \t]*(?:the|a|an|your)[ \t]"),
     # "Hi, I'm Sarah." right after a greeting
