@@ -45,7 +45,7 @@ _.down_revision, _.branch_labels, _.depends_on, _.downgrade
 
 # Read by name in templates/digest.html.j2 and digest.md.j2.
 _.last_x, _.last_y, _.colour, _.max_value, _.output_confidence, _.description
-_.complaint_share, _.category_mix
+_.complaint_share, _.category_mix, _.examples_note
 
 # Fields of result records that triage fills in for callers but never reads itself (the tests
 # check some): what redaction removed, which severity terms matched, and the output signals'

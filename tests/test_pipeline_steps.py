@@ -4,13 +4,14 @@ vectors and clusterings written by hand, so each test shows what one step does t
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 from sqlmodel import Session, select
 
 from tests.test_pipeline import TOPICS
-from triage import cluster, db, store
+from triage import cluster, db, digest, store
 from triage.categorize import (
     CATEGORIES,
     DEFAULT_CUES,
@@ -19,6 +20,7 @@ from triage.categorize import (
     CueLexicon,
     load_categorizer,
 )
+from triage.cli.issues import issue_rows
 from triage.embed import FakeEmbedder, text_hash, vector_to_bytes
 from triage.link import LinkParams
 from triage.models import (
@@ -78,6 +80,35 @@ def add_units(session: Session, texts: list[str], *, output_id: str | None = Non
         {"feedback_id": a.id, "position": 0, "text": text,
          "lemmas": " ".join(text.lower().rstrip(".").split()), "text_hash": text_hash(text)}
         for a, text in zip(accepted, texts, strict=True)
+    ]  # fmt: skip
+    return store.add_units(session, rows=rows)
+
+
+def add_ticket(
+    session: Session, texts: list[str], *, written: datetime, customer: str
+) -> list[int]:
+    """One processed ticket written at ``written``, one unit per text; the unit ids."""
+    [accepted] = store.add_feedback(
+        session,
+        items=[FeedbackCreate(source="test", external_id=f"t-{next(_external_ids)}",
+                              text=" ".join(texts), customer_id=customer, created_at=written)],
+    )  # fmt: skip
+    store.update_feedback(
+        session,
+        rows=[{"id": accepted.id, "status": "processed", "redacted_text": " ".join(texts),
+               "processed_at": utcnow()}],
+    )  # fmt: skip
+    vectors = EMBEDDER.embed(texts)
+    store.add_vectors(
+        session,
+        vectors={text_hash(t): vector_to_bytes(v) for t, v in zip(texts, vectors, strict=True)},
+        model_id=EMBEDDER.model_id,
+        dim=EMBEDDER.dim,
+    )
+    rows = [
+        {"feedback_id": accepted.id, "position": n, "text": text,
+         "lemmas": " ".join(text.lower().rstrip(".").split()), "text_hash": text_hash(text)}
+        for n, text in enumerate(texts)
     ]  # fmt: skip
     return store.add_units(session, rows=rows)
 
@@ -318,3 +349,48 @@ def test_pipeline_steps_issue_category_is_the_mean_of_member_probabilities():
     assert issue.category == "data" and issue.runner_up == "ui"
     assert issue.confidence == pytest.approx((0.1 + 0.55 + 0.6) / 3, abs=1e-4)
     assert issue.evidence[0].reason.startswith("2 of its 3 tickets are data")
+
+
+def test_pipeline_steps_a_long_ticket_counts_once_and_the_list_agrees_with_the_digest(
+    engine, settings
+):  # type: ignore[no-untyped-def]
+    now = utcnow()
+    week = digest.last_complete_week(now)
+    start, _ = digest.parse_week(week)
+    export = TOPICS["export"]
+    with db.session_scope(engine) as session:
+        # One customer pasted the same sentence 40 times; five others wrote once this week, and
+        # one a week in the four weeks before.
+        units = add_ticket(session, [export[0]] * 40, written=start + timedelta(days=1),
+                           customer="c-long")  # fmt: skip
+        for n in range(5):
+            units += add_ticket(session, [export[n]], written=start + timedelta(days=2, hours=n),
+                                customer=f"c{n}")  # fmt: skip
+        for weeks in range(1, 5):
+            before = start - timedelta(weeks=weeks) + timedelta(days=3)
+            units += add_ticket(session, [export[weeks]], written=before, customer=f"b{weeks}")
+        # Written in the week under way: it waits for next week's figures.
+        units += add_ticket(session, [export[1]], written=now, customer="c-now")
+        recluster(session, settings, dict.fromkeys(units, 0))
+        (issue_id,) = issue_of_units(session, units)
+
+    categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
+    with db.session_scope(engine) as session:
+        diagnose(session, load_units(session, model_id=EMBEDDER.model_id),
+                 issue_of(store.membership_map(session)), categorizer,
+                 params=DiagnoseParams.from_settings(settings), now=now)  # fmt: skip
+    with db.session_scope(engine) as session:
+        trend = session.get(Issue, issue_id).trend
+        # Six tickets after one a week, not 45 statements: still a spike, by the Poisson test.
+        assert (trend["this_week"], trend["trailing_mean"], trend["week"]) == (6, 1.0, week)
+        assert trend["spiking"]
+        data = digest.collect(session, week=week, settings=settings, now=now)
+        [row] = [r for r in issue_rows(session, category=None, top=50) if r["id"] == issue_id]
+    [change] = [c for c in data.changes if c.issue.id == issue_id]
+    assert change.issue.this_week == 6
+    # The issue list and the digest show the same figures for the same week.
+    assert row["trend"] == trend
+    assert (change.this_week, change.trailing_mean, change.spiking, change.p_value) == (
+        trend["this_week"], trend["trailing_mean"], trend["spiking"], trend["p_value"],
+    )  # fmt: skip
+    assert change.change == pytest.approx(trend["change"])

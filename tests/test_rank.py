@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,8 +12,10 @@ from triage.rank import (
     DEFAULT_SEVERITY,
     IssueStats,
     RankConfig,
+    iso_week_start,
     prioritize,
     trend,
+    weekly_trend,
 )
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -132,3 +134,51 @@ def test_rank_config_defaults_to_settings(tmp_path):
     config = RankConfig.from_settings(Settings(rank_severity_path=str(calm)))
     priority = prioritize(issue(days_ago(1), texts=["the font is a bit small"]), config=config)
     assert priority.severity_terms == {"mild": ["font"]}
+
+
+def test_rank_a_long_ticket_counts_once():
+    # One customer pasted the same complaint 240 times into one ticket; two others wrote once.
+    long_text = ["We will cancel if the export keeps failing."] * 240
+    texts = [*long_text, "the export failed again", "export gives an empty file"]
+    tickets = ["long"] * 240 + ["short-1", "short-2"]
+    stats = IssueStats(
+        timestamps=days_ago(0.5, 1, 2),  # one per ticket
+        customers={"c-long": None, "c-1": None, "c-2": None},
+        texts=texts,
+        category_confidence=0.8,
+        now=NOW,
+        text_tickets=tickets,
+    )
+    priority = prioritize(stats)
+    assert priority.trend.this_week == 3
+    # The angry ticket is one of three voices, not 240 of 242.
+    assert priority.components["severity"] == pytest.approx(1 / 3)
+    # Exactly as if the ticket had said it once.
+    once = dataclasses.replace(
+        stats, texts=[long_text[0], *texts[-2:]], text_tickets=["long", "short-1", "short-2"]
+    )
+    assert prioritize(once).components == priority.components
+
+
+def test_rank_trend_uses_the_iso_week():
+    monday = datetime(2026, 11, 23, tzinfo=UTC)  # 2026-W48 starts; W47 is the last complete
+    now = monday + timedelta(days=6, hours=9)  # the demo's case: run six days later
+    assert iso_week_start(now) == monday
+    assert iso_week_start(datetime(2026, 11, 23, 0, 30, tzinfo=timezone(timedelta(hours=2)))) == (
+        monday - timedelta(weeks=1)
+    )  # 22:30 UTC on Sunday: still W47
+    last_week = [monday - timedelta(days=7)] + [
+        monday - timedelta(days=2, hours=h) for h in range(11)
+    ]
+    before = [monday - timedelta(weeks=w, days=3) for w in (1, 2, 3, 4)]  # one a week
+    this_week = [monday + timedelta(days=1)] * 2  # the week under way waits for its digest
+    config = RankConfig()
+    found = trend(last_week + before + this_week, now, config, week_end=monday)
+    assert (found.this_week, found.trailing_mean) == (12, 1.0)
+    assert found.spiking
+    assert found.to_dict()["week"] == "2026-W47"
+    # The same figures from weekly counts, as the digest computes them.
+    assert weekly_trend(12, [1, 1, 1, 1], config) == dataclasses.replace(found, week_start=None)
+    # The 7 days before the run see only the two tickets of the week under way.
+    rolling = trend(last_week + before + this_week, now, config)
+    assert rolling.this_week == 2 and "week" not in rolling.to_dict()

@@ -9,17 +9,23 @@ breakdown holds each weighted term, so it adds up to the score exactly::
     reach      = min(1, ln(1 + R) / ln(1 + reach_saturation)),
                  R = sum over distinct customers of (1 + ln(1 + value / customer_value_unit)),
                  a customer of unknown value counting 1
-    volume     = min(1, ln(1 + n) / ln(1 + volume_saturation)), n = units or tickets
+    volume     = min(1, ln(1 + n) / ln(1 + volume_saturation)), n = tickets
     trend      = clip(log2((this_week + k) / (trailing_mean + k)) / trend_log2_saturation, 0, 1),
-                 this_week = items in the last 7 days, trailing_mean = items per week over the
-                 ``trend_weeks`` weeks before, k = trend_pseudocount (damps small counts)
-    severity   = mean over texts of the largest severity weight matched (anger, churn, refund,
-                 data loss, blocked work; models/severity-v1.json), 0 for a calm text
+                 this_week = tickets in the week ending at ``week_end`` (the last complete ISO
+                 week, as the digest reports it; the 7 days before ``now`` without one),
+                 trailing_mean = tickets per week over the ``trend_weeks`` weeks before,
+                 k = trend_pseudocount (damps small counts)
+    severity   = mean over tickets of the largest severity weight matched in any of its
+                 statements (anger, churn, refund, data loss, blocked work;
+                 models/severity-v1.json), 0 for a calm ticket
     recency    = 0.5 ** (days since the newest item / recency_half_life_days)
     confidence = the category decision's confidence (0 when there is none)
 
 With the default weights (0.30, 0.15, 0.20, 0.20, 0.10, 0.05) the score lies in [0, 1]; the
-defaults saturate reach at 1,000 weighted customers and volume at 1,000 units.
+defaults saturate reach at 1,000 weighted customers and volume at 1,000 tickets.
+
+One ticket is one voice: a customer who pastes 240 similar sentences wrote one ticket, so volume,
+trend and severity count tickets and reach counts customers, never statements.
 
 ``spiking`` is a separate flag: this week's count is improbable under a Poisson rate equal to
 the trailing mean (floored at ``spike_min_rate`` for new issues), ``p < spike_alpha``, is at
@@ -31,9 +37,9 @@ than a Poisson count would.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,15 +63,27 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def iso_week_start(moment: datetime) -> datetime:
+    """Monday 00:00 UTC of the ISO week ``moment`` falls in: the end of the last complete week,
+    the ``week_end`` a refresh ranks on."""
+    day = _utc(moment).date()
+    return datetime.combine(day - timedelta(days=day.weekday()), time(), UTC)
+
+
 @dataclass(frozen=True)
 class IssueStats:
     """What ranking needs to know about one issue."""
 
-    timestamps: Sequence[datetime]  # one per unit (or ticket) of the issue
+    timestamps: Sequence[datetime]  # one per ticket of the issue: when it was written
     customers: Mapping[str, float | None]  # distinct customer_id -> customer_value, if known
-    texts: Sequence[str]
+    texts: Sequence[str]  # the issue's statements
     category_confidence: float | None
     now: datetime
+    # The trend's week is [week_end - 7 days, week_end); None: the 7 days before ``now``.
+    week_end: datetime | None = None
+    # Each text's ticket, so a ticket of many statements weighs as one in severity; None: each
+    # text is a ticket of its own.
+    text_tickets: Sequence[Hashable] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,15 +93,21 @@ class Trend:
     change: float  # (this_week - trailing_mean) / max(trailing_mean, 1)
     spiking: bool
     p_value: float  # one-sided Poisson: P(X >= this_week | trailing rate)
+    week_start: datetime | None = None  # the week counted as this one, when it is an ISO week
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "this_week": self.this_week,
             "trailing_mean": self.trailing_mean,
             "change": self.change,
             "spiking": self.spiking,
             "p_value": self.p_value,
         }
+        if self.week_start is not None:
+            # Stored with the figures, so the issue list can say which week "this week" is.
+            year, number, _ = self.week_start.isocalendar()
+            found["week"] = f"{year}-W{number:02d}"
+        return found
 
 
 @dataclass(frozen=True)
@@ -134,13 +158,35 @@ def load_severity(path: str | Path | None = None) -> CueLexicon:
     return CueLexicon.load(path or DEFAULT_SEVERITY)
 
 
-def trend(timestamps: Sequence[datetime], now: datetime, config: RankConfig) -> Trend:
-    now = _utc(now)
-    ages = [now - _utc(t) for t in timestamps]
-    # An item stamped slightly after `now` (clock skew) belongs to this week.
-    this_week = sum(1 for age in ages if age < WEEK)
-    trailing = sum(1 for age in ages if WEEK <= age < WEEK * (1 + config.trend_weeks))
-    trailing_mean = trailing / config.trend_weeks
+def trend(
+    timestamps: Sequence[datetime],
+    now: datetime,
+    config: RankConfig,
+    *,
+    week_end: datetime | None = None,
+) -> Trend:
+    """This week against the ``trend_weeks`` before it. This week is the one ending at
+    ``week_end`` (tickets after it, in the week still under way, wait for the next), else the
+    7 days before ``now``."""
+    end = _utc(week_end) if week_end is not None else _utc(now)
+    ages = [end - _utc(t) for t in timestamps]
+    counts = [
+        sum(1 for age in ages if WEEK * k < age <= WEEK * (k + 1))
+        for k in range(config.trend_weeks + 1)
+    ]
+    if week_end is None:
+        # An item stamped slightly after `now` (clock skew) belongs to this week.
+        counts[0] += sum(1 for age in ages if age <= timedelta(0))
+    found = weekly_trend(counts[0], counts[1:], config)
+    if week_end is None:
+        return found
+    return replace(found, week_start=end - WEEK)
+
+
+def weekly_trend(this_week: int, trailing: Sequence[int], config: RankConfig) -> Trend:
+    """The trend from ticket counts: this week's, and each of the ``trend_weeks`` before it.
+    The digest calls it on its weekly counts, so it judges any week as the ranker does."""
+    trailing_mean = sum(trailing[: config.trend_weeks]) / config.trend_weeks
     rate = max(trailing_mean, config.spike_min_rate)
     p_value = float(stats.poisson.sf(this_week - 1, rate)) if this_week else 1.0
     return Trend(
@@ -155,21 +201,28 @@ def trend(timestamps: Sequence[datetime], now: datetime, config: RankConfig) -> 
 
 
 def severity(
-    texts: Sequence[str], lexicon: CueLexicon, *, docs: Sequence[Any] | None = None
+    texts: Sequence[str],
+    lexicon: CueLexicon,
+    *,
+    docs: Sequence[Any] | None = None,
+    tickets: Sequence[Hashable] | None = None,
 ) -> tuple[float, dict[str, list[str]]]:
-    """Mean over texts of the largest category weight matched, and the terms matched. ``docs``:
-    the texts already parsed by ``lexicon.lemma_docs``, when the caller has them."""
+    """Mean over tickets of the largest category weight matched in any of their texts, and the
+    terms matched. ``docs``: the texts already parsed by ``lexicon.lemma_docs``, when the caller
+    has them; ``tickets``: each text's ticket (None: every text is a ticket)."""
     if not texts:
         return 0.0, {}
     terms: dict[str, list[str]] = {}
-    total = 0.0
-    for found in lexicon.match(texts, docs=docs):
-        total += max((lexicon.weights.get(name, 1.0) for name in found), default=0.0)
+    worst: dict[Hashable, float] = {}
+    for n, found in enumerate(lexicon.match(texts, docs=docs)):
+        ticket = tickets[n] if tickets is not None else n
+        weight = max((lexicon.weights.get(name, 1.0) for name in found), default=0.0)
+        worst[ticket] = max(weight, worst.get(ticket, 0.0))
         for name, phrases in found.items():
             for phrase in phrases:
                 if phrase not in terms.setdefault(name, []):
                     terms[name].append(phrase)
-    return total / len(texts), terms
+    return sum(worst.values()) / len(worst), terms
 
 
 def prioritize(
@@ -189,12 +242,12 @@ def prioritize(
         1.0 + (math.log1p(value / config.customer_value_unit) if value else 0.0)
         for value in issue.customers.values()
     )
-    issue_trend = trend(issue.timestamps, now, config)
+    issue_trend = trend(issue.timestamps, now, config, week_end=issue.week_end)
     growth = math.log2(
         (issue_trend.this_week + config.trend_pseudocount)
         / (issue_trend.trailing_mean + config.trend_pseudocount)
     )
-    severity_score, terms = severity(issue.texts, lexicon, docs=docs)
+    severity_score, terms = severity(issue.texts, lexicon, docs=docs, tickets=issue.text_tickets)
     if issue.timestamps:
         days = max(0.0, (now - max(_utc(t) for t in issue.timestamps)) / timedelta(days=1))
         recency = 0.5 ** (days / config.recency_half_life_days)

@@ -1,7 +1,9 @@
 """Everything one week's digest shows, read from the database through ``store``.
 
 A ticket belongs to the week its source says it was written (``created_at``), or to the week we
-received it when the source sent no time (``store.feedback_time``).
+received it when the source sent no time (``store.feedback_time``). Growing and spiking are
+judged on the digest's own ISO week by the ranker's function (``rank.weekly_trend``) on the same
+distinct-ticket counts, so a refresh after the week ended shows the same figure in the issue list.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from triage.digest.model import (
     VersionRow,
 )
 from triage.digest.top_issues import top_issues
-from triage.digest.values import as_number, between
-from triage.digest.weeks import WEEK, last_complete_week, parse_week, shift_week
+from triage.digest.values import between
+from triage.digest.weeks import WEEK, parse_week, shift_week
 from triage.models import AuditLog, Issue, IssueStatus, as_utc, utcnow
+from triage.rank import RankConfig, Trend, weekly_trend
 
 
 def _title(issue: Issue) -> str:
@@ -67,8 +70,14 @@ def collect(
     now = as_utc(now) if now else utcnow()
     weeks = [shift_week(week, i - settings.digest_weeks + 1) for i in range(settings.digest_weeks)]
     bounds = [parse_week(w) for w in weeks]
+    rank = RankConfig.from_settings(settings)
+    # The trend of this week and of the week before (the headline's comparison) needs
+    # ``trend_weeks`` more weeks than either, whatever the charts show.
+    span = max(settings.digest_weeks, rank.trend_weeks + 2)
+    counted = [parse_week(shift_week(week, i - span + 1)) for i in range(span)]
 
-    volumes = [store.digest_issue_volumes(session, start=s, end=e) for s, e in bounds]
+    per_week = [store.digest_issue_volumes(session, start=s, end=e) for s, e in counted]
+    volumes = per_week[-settings.digest_weeks :]
     everything = {int(issue.id): issue for issue in store.digest_issues(session)}  # type: ignore[arg-type]
     titles = {i: _title(issue) for i, issue in everything.items()}
     live = {i: issue for i, issue in everything.items() if issue.merged_into is None}
@@ -101,7 +110,10 @@ def collect(
         ),
         key=lambda r: r.regressed_at,
     )
-    changes = _changes(live, known.refs, settings)
+    history = {i: [counts.get(i, 0) for counts in per_week] for i in live}
+    trends = {i: _trend(series, rank) for i, series in history.items()}
+    before = {i: _trend(series[:-1], rank) for i, series in history.items()}
+    changes = _changes(live, known.refs, trends, settings)
     corrections = [
         Correction(
             issue_id=int(entry.target_id),
@@ -118,18 +130,22 @@ def collect(
     notes = []
     if end > now:
         notes.append(f"Week {week} is not over yet: every figure is partial.")
-    elif week != last_complete_week(now):
-        notes.append(
-            "Growing and spiking come from the ranker's latest run, so for a past week they "
-            "describe the week before that run rather than this one."
-        )
     return DigestData(
         week=week,
         start=start,
         end=end,
         generated_at=now,
         weeks=weeks,
-        headline=_headline(session, week, known, new, changes, regressions, settings),
+        headline=_headline(
+            session,
+            week,
+            known,
+            new,
+            changes,
+            _changes(live, known.refs, before, settings),
+            regressions,
+            settings,
+        ),
         top=top_issues(session, known, start, end, settings),
         new=new,
         changes=changes,
@@ -141,31 +157,36 @@ def collect(
     )
 
 
+def _trend(series: list[int], config: RankConfig) -> Trend:
+    """The trend of the last week of ``series`` (distinct tickets per week, oldest first)."""
+    return weekly_trend(series[-1], series[-1 - config.trend_weeks : -1], config)
+
+
 def _changes(
-    issues: dict[int, Issue], refs: dict[int, IssueRef], settings: Settings
+    issues: dict[int, Issue],
+    refs: dict[int, IssueRef],
+    trends: dict[int, Trend],
+    settings: Settings,
 ) -> list[Change]:
-    """Growing and spiking issues as the ranker judged them (``Issue.trend``), so the digest
-    and the issue list never disagree; spikes first, then by change."""
+    """Growing and spiking issues of the week, spikes first, then by change."""
     changes = []
     for i, issue in issues.items():
-        trend = issue.trend or {}
-        change, this_week = as_number(trend.get("change")), as_number(trend.get("this_week"))
-        if change is None or this_week is None or issue.status == IssueStatus.ignored:
+        trend = trends[i]
+        if issue.status == IssueStatus.ignored:
             continue
-        spiking = bool(trend.get("spiking"))
         growing = (
-            change >= settings.digest_growing_min_change
-            and this_week >= settings.digest_growing_min_count
+            trend.change >= settings.digest_growing_min_change
+            and trend.this_week >= settings.digest_growing_min_count
         )
-        if spiking or growing:
+        if trend.spiking or growing:
             changes.append(
                 Change(
                     issue=refs[i],
-                    this_week=int(this_week),
-                    trailing_mean=as_number(trend.get("trailing_mean")) or 0.0,
-                    change=change,
-                    spiking=spiking,
-                    p_value=as_number(trend.get("p_value")),
+                    this_week=trend.this_week,
+                    trailing_mean=trend.trailing_mean,
+                    change=trend.change,
+                    spiking=trend.spiking,
+                    p_value=trend.p_value,
                 )
             )
     changes.sort(key=lambda c: (not c.spiking, -c.change, c.issue.id))
@@ -178,6 +199,7 @@ def _headline(
     known: LiveIssues,
     new: list[NewIssue],
     changes: list[Change],
+    changes_before: list[Change],
     regressions: list[Regression],
     settings: Settings,
 ) -> list[Figure]:
@@ -185,23 +207,22 @@ def _headline(
     before_start = start - WEEK
     this = store.digest_feedback_figures(session, start=start, end=end)
     before = store.digest_feedback_figures(session, start=before_start, end=start)
-    # Trends exist only for the ranker's latest run, so the week before's growing and spiking
-    # counts are the ones that week's digest reported, when one was made.
-    previous = (store.digest_summary(session, week=shift_week(week, -1)) or {}).get("headline", {})
-
-    def reported(name: str) -> float | None:
-        return as_number((previous.get(name) or {}).get("this_week"))
 
     def share(part: str, whole: str, figures: dict[str, int]) -> float | None:
         return figures[part] / figures[whole] if figures[whole] else None
 
-    growing = sum(1 for c in changes if c.change >= settings.digest_growing_min_change)
+    def growing(found: list[Change]) -> int:
+        return sum(1 for c in found if c.change >= settings.digest_growing_min_change)
+
+    def spiking(found: list[Change]) -> int:
+        return sum(c.spiking for c in found)
+
     return [
         Figure("feedback", "Feedback received", this["tickets"], before["tickets"]),
         Figure("customers", "Distinct customers", this["customers"], before["customers"]),
         Figure("new", "New issues", len(new), len(known.new_in(before_start, start))),
-        Figure("growing", "Growing issues", growing, reported("growing")),
-        Figure("spiking", "Spiking issues", sum(c.spiking for c in changes), reported("spiking")),
+        Figure("growing", "Growing issues", growing(changes), growing(changes_before)),
+        Figure("spiking", "Spiking issues", spiking(changes), spiking(changes_before)),
         Figure(
             "resolved",
             "Resolved",
@@ -258,8 +279,10 @@ def _versions_table(
     total_traffic, total_complaints = sum(traffic.values()), sum(complaints.values())
     rows = []
     for key in set(traffic) | set(complaints):
-        t, c = traffic.get(key, 0), complaints.get(key, 0)
-        t_share = t / total_traffic if total_traffic else None
+        # A version with no output logged this week (complaints about older outputs, or a
+        # version already rolled back) has no traffic figure: "0 outputs" would be untrue.
+        t, c = traffic.get(key), complaints.get(key, 0)
+        t_share = t / total_traffic if t is not None and total_traffic else None
         c_share = c / total_complaints if total_complaints else None
         lift = c_share / t_share if c_share is not None and t_share else None
         rows.append(
@@ -272,8 +295,9 @@ def _versions_table(
                 complaint_share=c_share,
                 lift=lift,
                 flagged=c >= settings.link_min_count
-                and (lift is None or lift >= settings.link_min_lift),
+                and lift is not None
+                and lift >= settings.link_min_lift,
             )
         )
-    rows.sort(key=lambda r: (-r.complaints, -r.traffic, r.model, r.version or ""))
+    rows.sort(key=lambda r: (-r.complaints, -(r.traffic or 0), r.model, r.version or ""))
     return rows

@@ -77,6 +77,7 @@ class TopIssue:
     quotes: list[str]
     model_versions: list[str]
     examples: list[LinkedExample]
+    examples_note: str = ""  # how the examples were chosen, e.g. "the lowest confidence first"
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class CategoryMix:
 class VersionRow:
     model: str
     version: str | None
-    traffic: int
+    traffic: int | None  # outputs logged this week; None: none of this version
     traffic_share: float | None
     complaints: int
     complaint_share: float | None

@@ -1,5 +1,6 @@
 """The digest's main section: the highest-priority issues still needing work, each with its
-priority breakdown, evidence, quotes, model versions and redacted linked model outputs."""
+priority breakdown, evidence, quotes, model versions and redacted linked model outputs (its own,
+chosen to show its evidence: ``examples``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from sqlmodel import Session
 
 from triage import store
 from triage.config import Settings
+from triage.digest.examples import Candidate, choose_examples
 from triage.digest.history import LiveIssues
 from triage.digest.model import CategoryGroup, LinkedExample, TopIssue
 from triage.digest.values import as_number, between
-from triage.models import Issue, IssueStatus
+from triage.models import Issue, IssueStatus, Link, ModelOutput
 
 MIN = datetime.min.replace(tzinfo=UTC)
 # Top issues are the ones still needing work; resolved and ignored ones appear elsewhere.
@@ -33,19 +35,33 @@ def shorten(text: str | None, limit: int) -> str:
 
 
 def describe_versions(issue: Issue) -> list[str]:
-    """The issue's model versions as the linker reported them, significant ones first."""
+    """The issue's model versions as the linker reported them (``diagnose.model_versions``),
+    significant ones first: each with its share of the issue's linked outputs and, within its
+    model, of linked outputs vs traffic, so a reader sees which version is over-represented."""
     rows = [row for row in issue.model_versions if isinstance(row, dict)]
     rows.sort(key=lambda row: not row.get("significant"))
     described = []
-    for row in rows[:3]:
-        name = row.get("value") or row.get("model_version") or row.get("version")
+    for row in rows:
+        name, model = row.get("version"), row.get("model")
         if not name:
             continue
-        linked, traffic = as_number(row.get("linked_share")), as_number(row.get("traffic_share"))
-        if linked is not None and traffic is not None:
-            described.append(f"{name}: {linked:.0%} of linked outputs vs {traffic:.0%} of traffic")
-        else:
-            described.append(str(name))
+        of_issue, linked = as_number(row.get("issue_share")), as_number(row.get("linked"))
+        share = as_number(row.get("share"))
+        traffic = as_number(row.get("traffic_share"))
+        parts = []
+        if of_issue is not None and of_issue != share:
+            # Several models behind the issue: its share of all of them, then within its model.
+            count = f" ({linked:.0f})" if linked is not None else ""
+            parts.append(f"{of_issue:.0%} of linked outputs{count}")
+            # A model with a single version has nothing to compare within it.
+            if share is not None and traffic is not None and (share, traffic) != (1.0, 1.0):
+                parts.append(f"{share:.0%} of the {model} ones vs {traffic:.0%} of {model} traffic")
+        elif share is not None and traffic is not None:
+            of = f"{model} traffic" if model else "traffic"
+            parts.append(f"{share:.0%} of linked outputs vs {traffic:.0%} of {of}")
+        if row.get("significant"):
+            parts.append("far above its share of traffic")
+        described.append(f"{name}: {'; '.join(parts)}" if parts else str(name))
     return described
 
 
@@ -88,12 +104,10 @@ def top_issues(
             quotes = store.digest_recent_unit_texts(
                 session, issue_id=i, end=end, limit=settings.digest_quotes
             )
-        linked = (
-            store.digest_linked_examples(
-                session, issue_id=i, start=start, end=end, limit=settings.digest_examples
-            )
+        linked, chosen = (
+            _examples(session, i, issue, start, end, settings)
             if settings.digest_examples
-            else []
+            else ([], "")
         )
         # Model inputs and outputs are stored as the ML service logged them, personal data and
         # all: redacted here, before shortening, so no half an e-mail address survives a cut.
@@ -118,11 +132,15 @@ def top_issues(
             if (value := as_number(raw)) is not None
         ]
         breakdown.sort(key=lambda pair: -pair[1])
-        evidence = [
-            (str(e.get("signal") or ""), str(e["reason"]))
-            for e in issue.evidence
-            if isinstance(e, dict) and e.get("reason")
-        ][: settings.digest_evidence]
+        # One outputs sentence often supports two categories (ui and expectation); it is
+        # shown once.
+        evidence = list(
+            dict.fromkeys(
+                (str(e.get("signal") or ""), str(e["reason"]))
+                for e in issue.evidence
+                if isinstance(e, dict) and e.get("reason")
+            )
+        )[: settings.digest_evidence]
         ref = known.refs[i]
         groups.setdefault(ref.category_key, []).append(
             TopIssue(
@@ -133,6 +151,37 @@ def top_issues(
                 quotes=[shorten(q, limit) for q in quotes],
                 model_versions=describe_versions(issue),
                 examples=examples,
+                examples_note=chosen,
             )
         )
     return [CategoryGroup(category, members) for category, members in groups.items()]
+
+
+# Outputs read per issue to choose its examples from: the newest tickets' are enough to find
+# the version, the lowest scores or the stale sources its evidence names.
+CANDIDATES = 200
+
+
+def _examples(
+    session: Session,
+    issue_id: int,
+    issue: Issue,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+) -> tuple[list[tuple[ModelOutput, Link]], str]:
+    """The issue's own linked outputs that show its evidence, with their links, and how they
+    were chosen."""
+    found = store.digest_linked_examples(session, issue_id=issue_id, end=end, limit=CANDIDATES)
+    # A ticket's main issue holds most of its statements (``issue_ids_by_feedback``'s first).
+    main = store.issue_ids_by_feedback(
+        session, feedback_ids=sorted({link.feedback_id for _, link, _ in found})
+    )
+    candidates = [
+        Candidate(output, link, written, main=main.get(link.feedback_id, [])[:1] == [issue_id])
+        for output, link, written in found
+    ]
+    picked, note = choose_examples(
+        candidates, issue.evidence, start=start, end=end, limit=settings.digest_examples
+    )
+    return [(c.output, c.link) for c in picked], note

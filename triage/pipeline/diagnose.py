@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -19,12 +20,12 @@ from triage import store
 from triage.categorize import Categorizer, CategoryDecision, lemma_docs
 from triage.config import Settings
 from triage.embed import base_model
-from triage.link import SignalParams, TrafficProfile, output_signals
+from triage.link import OutputSignals, SignalParams, TrafficProfile, output_signals
 from triage.models import Issue, as_utc
 from triage.pipeline.links import output_record
 from triage.pipeline.tickets import aggregate, categorize_tickets
 from triage.pipeline.units import UnitMatrix
-from triage.rank import IssueStats, RankConfig, load_severity, prioritize
+from triage.rank import IssueStats, RankConfig, iso_week_start, load_severity, prioritize
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,13 @@ def diagnose(
     *,
     params: DiagnoseParams,
     now: datetime,
+    week_end: datetime | None = None,
 ) -> None:
     """Every processed ticket's own category; then category with evidence, linked model
     versions, and priority with its breakdown, for every issue with units. ``issue_of``: unit
-    id -> issue id."""
+    id -> issue id. The trend's week ends at ``week_end``: by default the last complete ISO
+    week, the one the weekly digest reports, so the issue list and the digest agree."""
+    week_end = week_end or iso_week_start(now)
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
     # Stored outputs always have their id.
@@ -100,27 +104,25 @@ def diagnose(
         signals = output_signals(linked, traffic) if linked else None
         decision = aggregate([tickets[f] for f in feedback_ids], signals, categorizer)
         apply_category(issue, decision, max_evidence=params.max_evidence)
-        issue.model_versions = [
-            {
-                "model": g.within, "version": g.value, "linked": g.linked_count,
-                "share": round(g.linked_share, 3), "traffic_share": round(g.traffic_share, 3),
-                "lift": round(g.lift, 2), "p_value": g.p_value, "significant": g.significant,
-            }
-            for g in (signals.groups if signals else [])
-            if g.field == "model_version"
-        ][:5]  # fmt: skip
+        issue.model_versions = model_versions(signals, n_linked=len(linked))
         customers: dict[str, float | None] = {}
+        written: dict[int, datetime] = {}
         for r in rows:
-            _, _, customer, value = context[units.ids[r]]
+            feedback_id, at, customer, value = context[units.ids[r]]
+            written[feedback_id] = as_utc(at)
             if customer:
                 customers[customer] = max(value or 0.0, customers.get(customer) or 0.0) or None
+        # One ticket, one voice: a ticket of 240 statements is one ticket in volume, trend and
+        # severity, as its customer is one customer in reach.
         priority = prioritize(
             IssueStats(
-                timestamps=[as_utc(context[units.ids[r]][1]) for r in rows],
+                timestamps=list(written.values()),
                 customers=customers,
                 texts=texts,
                 category_confidence=issue.category_confidence,
                 now=now,
+                week_end=week_end,
+                text_tickets=[context[units.ids[r]][0] for r in rows],
             ),
             config=params.rank,
             severity_lexicon=severity,
@@ -130,6 +132,23 @@ def diagnose(
         issue.priority_breakdown = {k: round(v, 6) for k, v in priority.breakdown.items()}
         issue.trend = priority.trend.to_dict()
         session.add(issue)
+
+
+def model_versions(signals: OutputSignals | None, *, n_linked: int) -> list[dict[str, Any]]:
+    """The model versions behind an issue's linked outputs, suspect ones first, then the most
+    linked: each with its count, its share of the issue's linked outputs (``issue_share``), its
+    share of that model's linked outputs (``share``) and of that model's traffic at the time."""
+    groups = [g for g in (signals.groups if signals else []) if g.field == "model_version"]
+    groups.sort(key=lambda g: (not g.significant, -g.linked_count, g.value))
+    return [
+        {
+            "model": g.within, "version": g.value, "linked": g.linked_count,
+            "issue_share": round(g.linked_count / n_linked, 3) if n_linked else None,
+            "share": round(g.linked_share, 3), "traffic_share": round(g.traffic_share, 3),
+            "lift": round(g.lift, 2), "p_value": g.p_value, "significant": g.significant,
+        }
+        for g in groups[:5]
+    ]  # fmt: skip
 
 
 def apply_category(issue: Issue, decision: CategoryDecision, *, max_evidence: int) -> None:

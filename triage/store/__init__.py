@@ -6,6 +6,14 @@ an open ``Session`` and never commit: the caller owns the transaction.
 
 from triage.store._common import sha256_hex
 from triage.store.audit import audit_entries, record_audit
+from triage.store.browse import (
+    BROWSE_SORTS,
+    issue_members,
+    issue_weekly_counts,
+    list_digests,
+    search_feedback,
+    search_issues,
+)
 from triage.store.digests import (
     claim_digest_delivery,
     digest_audit_entries,
@@ -18,7 +26,6 @@ from triage.store.digests import (
     digest_model_complaints,
     digest_model_traffic,
     digest_recent_unit_texts,
-    digest_summary,
     feedback_time,
     get_digest,
     release_digest_delivery,
@@ -82,6 +89,7 @@ from triage.store.units import (
 
 __all__ = [
     "AUDITED_FIELDS",
+    "BROWSE_SORTS",
     "ISSUE_SORTS",
     "KEY_PREFIX",
     "active_issues",
@@ -109,7 +117,6 @@ __all__ = [
     "digest_model_complaints",
     "digest_model_traffic",
     "digest_recent_unit_texts",
-    "digest_summary",
     "export_feedback",
     "feedback_time",
     "feedback_to_link",
@@ -120,9 +127,12 @@ __all__ = [
     "hash_key",
     "issue_centroids",
     "issue_ids_by_feedback",
+    "issue_members",
+    "issue_weekly_counts",
     "link_candidates",
     "links_by_feedback",
     "list_api_keys",
+    "list_digests",
     "list_feedback",
     "list_issues",
     "lock_issues",
@@ -138,6 +148,8 @@ __all__ = [
     "requeue_failed",
     "revoke_api_key",
     "save_digest",
+    "search_feedback",
+    "search_issues",
     "set_memberships",
     "sha256_hex",
     "split_issue",

@@ -206,14 +206,6 @@ def get_digest(session: Session, *, week: str, fmt: str) -> Digest | None:
     ).first()
 
 
-def digest_summary(session: Session, *, week: str) -> dict[str, Any] | None:
-    """The stored summary of a week's digest in any format, if one was generated."""
-    summary = session.exec(
-        select(col(Digest.summary)).where(col(Digest.week) == week).order_by(col(Digest.id))
-    ).first()
-    return summary
-
-
 def save_digest(
     session: Session,
     *,
