@@ -14,8 +14,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import digests, feedback, health, issues, model_outputs
+from api.routes import digests, feedback, health, integrations, issues, model_outputs
 from api.security import RateLimiter, SecurityHeaders
+from api.ui import install_ui
 from triage import db
 from triage.config import Settings, get_settings
 
@@ -61,8 +62,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
     )
     app.add_middleware(SecurityHeaders, docs_paths=docs)
-    for module in (health, feedback, model_outputs, issues, digests):
+    for module in (health, feedback, model_outputs, issues, digests, integrations):
         app.include_router(module.router)
+    install_ui(app)
     return app
 
 

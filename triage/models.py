@@ -7,6 +7,7 @@ SQLAlchemy models, so the attribute is ``meta`` and the JSON key/column is ``met
 
 from __future__ import annotations
 
+import difflib
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,6 +19,9 @@ from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstra
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 from sqlmodel.main import SQLModelConfig  # pydantic's ConfigDict, as SQLModel types it
+
+from triage.errors import UnknownFieldsError
+from triage.integrations.html import to_text
 
 
 def utcnow() -> datetime:
@@ -134,6 +138,17 @@ class _Input(_Clean):
             # instant; the ValueError makes it a 422 naming the field.
             raise ValueError("is out of range once converted to UTC.") from e
 
+    @field_validator(
+        "external_id", "customer_id", "user_id", "session_id", "output_id",
+        mode="before", check_fields=False,
+    )  # fmt: skip
+    @classmethod
+    def _numeric_id_as_text(cls, value: Any) -> Any:
+        # Zendesk and Intercom ids are JSON integers; an id is a name, so 123 is stored as "123".
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     @field_validator("meta", mode="after", check_fields=False)
     @classmethod
     def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -163,10 +178,23 @@ class FeedbackBase(_Input):
     output_id: str | None = Field(default=None, max_length=255, description="Model output seen.")
 
 
-# What a client sends; text length is checked against Settings at the edge as well.
+# What a client sends; text length is checked against Settings at the edge as well. Fields we do
+# not read are kept aside (model_extra) so the answer can name them instead of dropping them.
 class FeedbackCreate(FeedbackBase):
+    model_config = SQLModelConfig(extra="allow")
+
     text: str = Field(min_length=1, max_length=20_000)
     meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+
+    @field_validator("text", mode="after")
+    @classmethod
+    def _html_as_text(cls, value: str) -> str:
+        # Support tools send HTML bodies; tags would be clustered as words (triage.integrations.html
+        # says which texts count as HTML).
+        text = to_text(value)
+        if not text.strip():
+            raise ValueError("is HTML with no text in it.")
+        return text
 
 
 # The stored ticket. The raw text may be dropped after processing (TRIAGE_KEEP_RAW_TEXT=false);
@@ -239,12 +267,44 @@ RowId = Annotated[int, PydanticField(ge=1, le=MAX_ID)]
 
 # A batch: {"items": [...]} with 1 to 1,000 tickets.
 class FeedbackBatchCreate(SQLModel):
+    model_config = SQLModelConfig(extra="allow")
+
     items: list[FeedbackCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class FeedbacksPublic(SQLModel):
     items: list[FeedbackPublic]
     total: int
+
+
+# A field of a request that the server did not read: a typo, most often (`customer` for
+# `customer_id`). Listed in the answer; `?strict=true` makes them a 422 instead.
+class FieldWarning(SQLModel):
+    field: str
+    message: str
+
+
+def unknown_field_warnings(item: SQLModel, *, prefix: str = "") -> list[FieldWarning]:
+    """One warning per field of ``item`` that its model does not have, with a guess at the
+    field meant."""
+    known = [f.alias or name for name, f in type(item).model_fields.items()]
+    warnings = []
+    for name in item.model_extra or {}:
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        warnings.append(FieldWarning(field=prefix + name, message=f"Unknown field, ignored{hint}"))
+    return warnings
+
+
+def refuse_if_strict(strict: bool, warnings: list[FieldWarning]) -> None:
+    """With ``?strict=true``, unknown fields are an error and nothing is stored."""
+    if strict and warnings:
+        names = ", ".join(w.field for w in warnings)
+        raise UnknownFieldsError(
+            f"Unknown fields: {names}. Fix or remove them, or send without ?strict=true to "
+            "store the rest and get them back as warnings.",
+            details=[w.model_dump() for w in warnings],
+        )
 
 
 # The answer to an ingestion: one per item, in the order sent.
@@ -254,10 +314,22 @@ class FeedbackAccepted(SQLModel):
     external_id: str
     status: str
     duplicate: bool = Field(description="True when this item was already stored.")
+    warnings: list[FieldWarning] = Field(default_factory=list)
 
 
 class FeedbackBatchAccepted(SQLModel):
     items: list[FeedbackAccepted]
+    warnings: list[FieldWarning] = Field(
+        default_factory=list, description="Unknown fields of the batch object itself."
+    )
+
+
+# What a webhook from a support tool stored: none, one or several tickets (a new ticket, a new
+# comment), or why the event was skipped (an agent's reply, an event type we do not read).
+class WebhookAccepted(SQLModel):
+    items: list[FeedbackAccepted]
+    warnings: list[FieldWarning] = Field(default_factory=list)
+    ignored: str | None = Field(default=None, description="Why nothing was stored, if so.")
 
 
 # --- model outputs: what the ML service showed a customer ------------------------------------
@@ -430,8 +502,54 @@ class UnitMove(SQLModel):
     unit_ids: list[RowId] = Field(min_length=1, max_length=10_000)
 
 
+# --- export: an issue sent to the tracker where engineers work ---------------------------------
+
+
+class Tracker(StrEnum):
+    github = "github"
+    jira = "jira"
+    linear = "linear"
+
+
+# What a client asks for: which tracker gets the issue.
+class IssueExport(SQLModel):
+    model_config = SQLModelConfig(extra="forbid")
+
+    tracker: Tracker
+
+
+# The tracker's ticket for an issue; ``created`` is false when an earlier export made it.
+class IssueExportPublic(_Output):
+    issue_id: int
+    tracker: Tracker
+    ticket_id: str = PydanticField(description="The tracker's own id of the ticket.")
+    key: str = PydanticField(description="What people call it: owner/repo#12, ENG-42.")
+    url: str
+    created: bool
+    exported_at: datetime
+
+
 class IssuesPublic(SQLModel):
     items: list[IssuePublic]
+    total: int
+
+
+# A member ticket's statements in the issue, with the unit ids that split and move take.
+class IssueUnitPublic(SQLModel):
+    unit_id: int
+    position: int
+    text: str = Field(description="Redacted statement.")
+
+
+class IssueMemberPublic(_Output):
+    feedback_id: int
+    written_at: datetime
+    status: str
+    units: list[IssueUnitPublic]
+
+
+class IssueMembersPublic(SQLModel):
+    items: list[IssueMemberPublic]
     total: int
 
 

@@ -5,15 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import AdminKey, ReadKey, SessionDep, WriteSessionDep
-from api.errors import API_ERRORS
+from api.deps import (
+    AdminKey,
+    EngineDep,
+    ReadKey,
+    RedactDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
+from api.errors import API_ERRORS, ErrorResponse
 from triage import store
+from triage.integrations.trackers import tracker_from_settings
+from triage.integrations.trackers.export import export_issue
 from triage.models import (
     MAX_ID,
     ApiKey,
     Category,
+    IssueExport,
+    IssueExportPublic,
+    IssueMembersPublic,
     IssueMerge,
     IssuePublic,
     IssuesPublic,
@@ -53,6 +66,25 @@ def get_issue(
     issue_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, _key: ReadKey
 ) -> IssuePublic:
     return IssuePublic.model_validate(store.get_issue(session, issue_id=issue_id))
+
+
+@router.get(
+    "/{issue_id}/feedback",
+    response_model=IssueMembersPublic,
+    summary="The issue's tickets, newest first, with their statements' unit ids",
+)
+def list_issue_feedback(
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> IssueMembersPublic:
+    """Only the statements in this issue are listed; their ``unit_id`` is what `split` and
+    `units` (move) take."""
+    store.get_issue(session, issue_id=issue_id)
+    items, total = store.issue_members(session, issue_id=issue_id, limit=limit, offset=offset)
+    return IssueMembersPublic.model_validate({"items": items, "total": total})
 
 
 # --- corrections (admin scope, audit-logged) ---------------------------------------------------
@@ -119,3 +151,40 @@ def move_units(
     )
     session.commit()
     return IssuePublic.model_validate(issue)
+
+
+@router.post(
+    "/{issue_id}/export",
+    response_model=IssueExportPublic,
+    status_code=201,
+    summary="Create the issue's ticket in GitHub, Jira or Linear",
+    responses={
+        200: {"model": IssueExportPublic, "description": "Exported before: the existing ticket"},
+        502: {"model": ErrorResponse, "description": "The tracker refused or was unreachable"},
+    },
+)
+def export_to_tracker(
+    issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: IssueExport,
+    response: Response,
+    engine: EngineDep,
+    settings: SettingsDep,
+    redact: RedactDep,
+    key: AdminKey,
+) -> IssueExportPublic:
+    """Idempotent: a second export to the same tracker answers 200 with the ticket made the
+    first time. The first ticket also becomes the issue's `external_url`, unless a person set
+    that field."""
+    result = export_issue(
+        engine,
+        issue_id=issue_id,
+        tracker=tracker_from_settings(body.tracker, settings),
+        redact=redact,
+        base_url=settings.digest_base_url,
+        timeout=settings.tracker_timeout_seconds,
+        actor=_actor(key),
+        api_key_id=key.id,
+    )
+    if not result.created:
+        response.status_code = 200
+    return IssueExportPublic.model_validate(result, from_attributes=True)
