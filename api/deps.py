@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.errors import ApiError
@@ -41,7 +42,13 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def app_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
+# For work that spans several short transactions around a slow call (an issue's export).
+EngineDep = Annotated[Engine, Depends(app_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
@@ -108,3 +115,11 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
 IngestKey = Annotated[ApiKey, Depends(require(Scope.ingest))]
 ReadKey = Annotated[ApiKey, Depends(require(Scope.read))]
 AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
+
+
+async def raw_body(request: Request) -> bytes:
+    # Webhook signatures are over the exact bytes sent, so those routes read the body unparsed.
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests a key may make at once before the per-minute rate applies.",
     )
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the web app's session cookies. Unset: a random one per process, so "
+        "a restart signs everyone out; set it when several API processes serve /ui/.",
+    )
     api_threads: int = Field(
         default=8,
         ge=1,
@@ -379,16 +384,84 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Pause after a failed delivery before the worker retries."
     )
 
-    @field_validator("digest_webhook_secret", mode="before")
+    @field_validator("digest_webhook_secret", "ui_secret", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         # A blank variable (an empty line in .env) must read as "no secret", which the worker
         # reports, not as an empty HMAC key that anyone can sign with.
         return None if value == "" else value
 
+    # --- issue trackers (`triage issues export`, POST /v1/issues/{id}/export) and chat ---
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub's REST API; GHE: https://HOST/api/v3."
+    )
+    github_repo: str | None = Field(default=None, description="owner/name that receives issues.")
+    github_token: SecretStr | None = Field(
+        default=None, description="Fine-grained token with Issues: read and write on that repo."
+    )
+    jira_api_url: str | None = Field(
+        default=None, description="Your Jira Cloud site, e.g. https://acme.atlassian.net."
+    )
+    jira_email: str | None = Field(default=None, description="The Atlassian account's e-mail.")
+    jira_token: SecretStr | None = Field(default=None, description="That account's API token.")
+    jira_project_key: str | None = Field(default=None, description="Project key, e.g. ENG.")
+    jira_issue_type: str = Field(default="Task", description="Issue type name in that project.")
+    linear_api_url: str = Field(default="https://api.linear.app/graphql")
+    linear_token: SecretStr | None = Field(
+        default=None, description="Personal API key (lin_api_...) or an OAuth access token."
+    )
+    linear_team_id: str | None = Field(default=None, description="The team's UUID.")
+    tracker_timeout_seconds: float = Field(default=15.0, gt=0)
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming webhook; the scheduled digest is also posted there. Its "
+        "path is its secret.",
+    )
+
+    @field_validator(
+        "github_repo", "github_token", "jira_api_url", "jira_email", "jira_token",
+        "jira_project_key", "linear_token", "linear_team_id", "slack_webhook_url",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty line in .env means "not configured", which the export reports by name.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # --- inbound webhooks from support tools (README, Integrations) ---
+    zendesk_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The Zendesk webhook's signing secret; /v1/integrations/zendesk answers 404 "
+        "integration_not_configured without it.",
+    )
+    intercom_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The Intercom app's client secret, which signs its webhooks; "
+        "/v1/integrations/intercom answers 404 integration_not_configured without it.",
+    )
+    ingest_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Checks X-Triage-Signature on /v1/integrations/webhook, the generic signed "
+        "webhook; it answers 404 integration_not_configured without it.",
+    )
+    webhook_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A signed webhook whose timestamp is further than this from the server's "
+        "clock is refused (401), so a captured request cannot be replayed later.",
+    )
+
+    @field_validator(
+        "zendesk_webhook_secret", "intercom_client_secret", "ingest_webhook_secret", mode="before"
+    )
+    @classmethod
+    def _blank_webhook_secret_is_unset(cls, value: object) -> object:
+        # An empty line in .env means "off" (404), never an empty HMAC key anyone can sign with.
+        return None if isinstance(value, str) and not value.strip() else value
+
     # --- rank ---
     rank_weight_reach: float = Field(default=0.30, ge=0, description="Distinct customers, valued.")
-    rank_weight_volume: float = Field(default=0.15, ge=0, description="Units in the issue.")
+    rank_weight_volume: float = Field(default=0.15, ge=0, description="Tickets in the issue.")
     rank_weight_trend: float = Field(default=0.20, ge=0, description="This week vs trailing weeks.")
     rank_weight_severity: float = Field(default=0.20, ge=0, description="Anger, churn, refunds.")
     rank_weight_recency: float = Field(default=0.10, ge=0, description="How fresh the newest is.")
@@ -402,7 +475,7 @@ class Settings(BaseSettings):
         default=1000.0, gt=0, description="customer_value that adds ln 2 to a customer's weight."
     )
     rank_volume_saturation: float = Field(
-        default=1000.0, gt=0, description="Units at which volume is 1."
+        default=1000.0, gt=0, description="Tickets at which volume is 1."
     )
     rank_trend_weeks: int = Field(default=4, ge=1, description="Trailing weeks for the trend.")
     rank_trend_pseudocount: float = Field(

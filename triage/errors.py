@@ -71,3 +71,39 @@ class DigestDeliveryError(TriageError):
 
     code = "digest_delivery_failed"
     http_status = 502
+
+
+class SignatureError(TriageError):
+    """A webhook's signature is missing, wrong or too old; nothing was stored."""
+
+    code = "invalid_signature"
+    http_status = 401
+
+
+class IntegrationNotConfiguredError(TriageError):
+    """A webhook endpoint whose secret is unset. 404, not 503: senders retry a 503, and the
+    endpoint stays off until an operator sets the secret, so there is nothing to retry."""
+
+    code = "integration_not_configured"
+    http_status = 404
+
+
+class UnknownFieldsError(TriageError):
+    """``?strict=true`` and the body has fields we do not read (a typo, most often)."""
+
+    code = "unknown_fields"
+    http_status = 422
+
+
+class TrackerNotConfiguredError(TriageError):
+    """An export named a tracker whose settings are missing."""
+
+    code = "tracker_not_configured"
+    http_status = 422
+
+
+class TrackerError(TriageError):
+    """The issue tracker refused the ticket or could not be reached; nothing was stored."""
+
+    code = "tracker_failed"
+    http_status = 502

@@ -7,6 +7,7 @@ A bad line is reported and skipped; every good line is stored.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 
 from triage import db, store
 from triage.errors import ConflictError, InvalidInputError
-from triage.models import FeedbackCreate, ModelOutputCreate
+from triage.models import FeedbackCreate, ModelOutputCreate, unknown_field_warnings
 
 CHUNK = 500
 FEEDBACK_FIELDS = set(FeedbackCreate.model_fields) | {"metadata"}
@@ -38,6 +39,21 @@ class IngestReport:
     stored: int = 0
     duplicates: int = 0
     errors: list[LineError] = field(default_factory=list)
+    # Stored lines with fields the model does not have (a typo, most often): reported, not fatal.
+    warnings: list[LineError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How to read a CSV export: the columns that hold what, and its dialect."""
+
+    text_column: str = "text"
+    id_column: str = "id"
+    source: str | None = None  # the file's name without extension when unset
+    date_column: str | None = None
+    customer_column: str | None = None
+    user_column: str | None = None
+    delimiter: str | None = None  # found from the header line when unset
 
 
 def _explain(error: ValidationError) -> str:
@@ -46,9 +62,50 @@ def _explain(error: ValidationError) -> str:
     )
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def text_encoding(name: str) -> str:
+    """The codec to open a file with; UTF-8 as utf-8-sig, so an Excel BOM never becomes part
+    of the first column's name."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError as e:
+        raise InvalidInputError(
+            f"Unknown encoding {name!r}; common ones are utf-8, cp1252 and latin-1."
+        ) from e
+    return "utf-8-sig" if codec == "utf-8" else codec
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """Refuse a file that does not decode, before anything is stored: replacement characters
+    ("R\ufffdsum\ufffd") would be stored, clustered and quoted as if the customer wrote them."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    number = 1
+    with path.open("rb") as handle:
+        try:
+            for raw in handle:
+                decoder.decode(raw)
+                number += 1
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            bad = e.object[e.start : e.start + 4]
+            raise InvalidInputError(
+                f"{path} is not {encoding} text: line {number} has the bytes {bad!r}. Name the "
+                "file's encoding with --encoding, e.g. cp1252 (Excel on Windows) or latin-1."
+            ) from e
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV from its header line: the candidate it has most of. The header
+    and not the rows, whose free text is full of commas."""
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_jsonl(
+    path: Path, *, encoding: str = "utf-8-sig"
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, object or error message) for each non-blank line."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with path.open(encoding=encoding) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -61,31 +118,43 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
 
 
 def read_csv(
-    path: Path, *, text_column: str, id_column: str, source: str
+    path: Path, options: CsvOptions, *, encoding: str = "utf-8-sig"
 ) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Map a CSV export to feedback: named columns for text and id, known fields by name, and
-    every other column into ``metadata``."""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.DictReader(handle)
+    """Map a CSV export to feedback: named columns for text, id, date, customer and user, known
+    fields by name, and every other column into ``metadata``."""
+    with path.open(encoding=encoding, newline="") as handle:
+        delimiter = options.delimiter or sniff_delimiter(handle.readline())
+        handle.seek(0)
+        reader = csv.DictReader(handle, delimiter=delimiter)
         columns = reader.fieldnames or []
-        for needed in (text_column, id_column):
-            if needed not in columns:
+        # Each named column and the field it fills.
+        named = {
+            options.text_column: ("text", "--text-column"),
+            options.id_column: ("external_id", "--id-column"),
+            options.date_column: ("created_at", "--date-column"),
+            options.customer_column: ("customer_id", "--customer-column"),
+            options.user_column: ("user_id", "--user-column"),
+        }
+        for column, (_, flag) in named.items():
+            if column is not None and column not in columns:
                 raise InvalidInputError(
-                    f"{path} has no column {needed!r}; its columns are {', '.join(columns)}. "
-                    "Name the right ones with --text-column and --id-column."
+                    f"{path} has no column {column!r}; its columns are {', '.join(columns)} "
+                    f"(read with delimiter {delimiter!r}; --delimiter sets another). Name the "
+                    f"right one with {flag}."
                 )
         for number, row in enumerate(reader, start=2):
-            record: dict[str, Any] = {
-                "source": row.get("source") or source,
-                "external_id": row[id_column],
-                "text": row[text_column],
-            }
+            record: dict[str, Any] = {"source": row.get("source") or options.source or path.stem}
+            for column, (name, _) in named.items():
+                if column is not None and row.get(column) not in (None, ""):
+                    record[name] = row[column]
+            record.setdefault("text", "")
+            record.setdefault("external_id", "")
             extra = {}
             for key, value in row.items():
-                if key in (text_column, id_column, "source") or value in (None, ""):
+                if key in named or key == "source" or value in (None, ""):
                     continue
                 if key in FEEDBACK_FIELDS and key != "metadata":
-                    record[key] = value
+                    record.setdefault(key, value)  # a column named by an option wins
                 else:
                     extra[key] = value
             if extra:
@@ -146,9 +215,15 @@ def ingest_records(
         if shift:
             record = shift_dates(record, shift)
         try:
-            chunk.append((number, kind.model_validate(record)))
+            item = kind.model_validate(record)
         except ValidationError as e:
             report.errors.append(LineError(number, _explain(e)))
+        else:
+            chunk.append((number, item))
+            report.warnings.extend(
+                LineError(number, f"{w.field}: {w.message}")
+                for w in unknown_field_warnings(item)  # type: ignore[arg-type]
+            )
         if len(chunk) >= CHUNK:
             flush()
     flush()
@@ -188,16 +263,19 @@ def ingest_feedback_file(
     engine: Engine,
     path: Path,
     *,
-    csv_columns: tuple[str, str, str] | None = None,
+    csv_options: CsvOptions | None = None,
+    encoding: str = "utf-8",
     progress: Callable[[int], None] | None = None,
     shift: timedelta | None = None,
 ) -> IngestReport:
-    """JSONL by default; CSV when ``csv_columns`` = (text column, id column, source) is given."""
-    if csv_columns is not None or path.suffix.lower() == ".csv":
-        text_column, id_column, source = csv_columns or ("text", "id", path.stem)
-        records = read_csv(path, text_column=text_column, id_column=id_column, source=source)
+    """JSONL by default; CSV when ``csv_options`` is given or the file ends in ``.csv``. A file
+    that does not decode in ``encoding`` is refused whole, before anything is stored."""
+    codec = text_encoding(encoding)
+    check_encoding(path, codec)
+    if csv_options is not None or path.suffix.lower() == ".csv":
+        records = read_csv(path, csv_options or CsvOptions(), encoding=codec)
     else:
-        records = read_jsonl(path)
+        records = read_jsonl(path, encoding=codec)
     return ingest_records(engine, records, kind=FeedbackCreate, progress=progress, shift=shift)
 
 
@@ -208,6 +286,7 @@ def ingest_outputs_file(
     progress: Callable[[int], None] | None = None,
     shift: timedelta | None = None,
 ) -> IngestReport:
+    check_encoding(path, "utf-8-sig")
     return ingest_records(
         engine, read_jsonl(path), kind=ModelOutputCreate, progress=progress, shift=shift
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import Discriminator, Tag
+from sqlmodel import Session
 
 from api.deps import IngestKey, ReadKey, RedactDep, SessionDep, WriteSessionDep
 from api.errors import API_ERRORS
@@ -24,6 +25,8 @@ from triage.models import (
     FeedbackPublic,
     FeedbacksPublic,
     FeedbackStatus,
+    refuse_if_strict,
+    unknown_field_warnings,
 )
 from triage.redaction import RedactRecords
 
@@ -51,17 +54,40 @@ FeedbackPayload = Annotated[
     description=(
         "Idempotent per (source, external_id): a retry answers with the same id and stores "
         "nothing new; the same key with a different text is a 409. Processing happens later, "
-        f'in the worker. A batch is `{{"items": [...]}}` with at most {MAX_BATCH_ITEMS} items.'
+        f'in the worker. A batch is `{{"items": [...]}}` with at most {MAX_BATCH_ITEMS} items. '
+        "Fields the API does not know are listed in `warnings`; with `?strict=true` they are a "
+        "422 `unknown_fields` and nothing is stored. Numeric ids are stored as text, and an "
+        "HTML body as its plain text."
     ),
 )
 def create_feedback(
-    payload: Annotated[FeedbackPayload, Body()], session: WriteSessionDep, _key: IngestKey
+    payload: Annotated[FeedbackPayload, Body()],
+    session: WriteSessionDep,
+    _key: IngestKey,
+    strict: Annotated[bool, Query(description="Refuse unknown fields with a 422.")] = False,
 ) -> FeedbackAccepted | FeedbackBatchAccepted:
+    return accept_feedback(session, payload, strict=strict)
+
+
+def accept_feedback(
+    session: Session, payload: FeedbackCreate | FeedbackBatchCreate, *, strict: bool
+) -> FeedbackAccepted | FeedbackBatchAccepted:
+    """Store one ticket or a batch and answer with each item's unknown fields; shared with the
+    generic signed webhook (routes/integrations.py), which takes the same body."""
+    batch = isinstance(payload, FeedbackBatchCreate)
     items = payload.items if isinstance(payload, FeedbackBatchCreate) else [payload]
+    per_item = [
+        unknown_field_warnings(item, prefix=f"items.{i}." if batch else "")
+        for i, item in enumerate(items)
+    ]
+    outer = unknown_field_warnings(payload) if batch else []
+    refuse_if_strict(strict, outer + [w for item in per_item for w in item])
     accepted = store.add_feedback(session, items=items)
     session.commit()
+    for answer, warnings in zip(accepted, per_item, strict=True):
+        answer.warnings = warnings
     if isinstance(payload, FeedbackBatchCreate):
-        return FeedbackBatchAccepted(items=accepted)
+        return FeedbackBatchAccepted(items=accepted, warnings=outer)
     return accepted[0]
 
 
