@@ -53,3 +53,9 @@ _.complaint_share, _.category_mix, _.examples_note
 _.redactions, _.severity_terms
 _.traffic_count, _.linked_n, _.traffic_n, _.oldest_as_of, _.max_age_days
 _.traffic_with_sources, _.traffic_median_age_days, _.latency
+
+# Tracker settings, read as getattr(settings, name) by triage.integrations.trackers._need so that
+# every missing one is named; the export's time, read by IssueExportPublic from_attributes.
+_.github_api_url, _.github_repo, _.github_token, _.jira_api_url, _.jira_email, _.jira_token
+_.jira_project_key, _.jira_issue_type, _.linear_api_url, _.linear_token, _.linear_team_id
+_.exported_at

@@ -1,4 +1,5 @@
-"""``triage issues`` and ``triage export``: reading what is stored."""
+"""``triage issues`` (and ``triage issues export``) and ``triage export``: reading what is
+stored, and sending an issue to a tracker."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from rich.table import Table
 from triage import db, store
 from triage.cli.app import _errors, _ready, console, out
 from triage.config import get_settings
-from triage.models import FEEDBACK_REDACTED_ON_READ, Category
+from triage.models import FEEDBACK_REDACTED_ON_READ, Category, Tracker
 from triage.redaction import records_redactor, redact_fields
 
 export_app = typer.Typer(help="Write stored data to stdout.", no_args_is_help=True)
+# A group whose callback is the list itself: `triage issues [--category ...]` lists, and
+# `triage issues export ID --to github` is its one subcommand.
+issues_app = typer.Typer(help="The ranked issue list; `export` sends one to a tracker.")
 
 
 class TableFormat(StrEnum):
@@ -48,6 +52,7 @@ def issue_rows(session: Any, *, category: str | None, top: int) -> list[dict[str
             "evidence": [e.get("reason") for e in issue.evidence[:3]],
             "model_versions": issue.model_versions,
             "priority_breakdown": issue.priority_breakdown,
+            "external_url": issue.external_url,
         }
         for issue in issues
     ]
@@ -60,7 +65,7 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
     if fmt is TableFormat.csv:
         columns = ["id", "title", "category", "confidence", "priority", "size", "customers",
                    "status", "keywords", "top_evidence", "trend", "priority_breakdown",
-                   "model_versions"]  # fmt: skip
+                   "model_versions", "external_url"]  # fmt: skip
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         for r in rows:
@@ -96,14 +101,21 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
             evidence if len(evidence) <= 90 else evidence[:89] + "…",
         )
     out.print(table)
+    # Printed whole below the table: a URL in a narrow column would be cut.
+    for r in rows:
+        if r["external_url"]:
+            out.print(f"#{r['id']} ticket: {r['external_url']}", soft_wrap=True)
 
 
 def issues(
+    ctx: typer.Context,
     category: Annotated[Category | None, typer.Option(help="Only this category.")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
     format: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.table,
 ) -> None:
     """The ranked issue list."""
+    if ctx.invoked_subcommand is not None:
+        return
     with _errors():
         engine = _ready(get_settings())
         with db.session_scope(engine) as session:
@@ -111,6 +123,36 @@ def issues(
     if not rows and format is TableFormat.table:
         console.print("no issues yet: ingest feedback and run `triage run`")
     print_issues(rows, format)
+
+
+issues_app.callback(invoke_without_command=True)(issues)
+
+
+@issues_app.command("export")
+def export_issue(
+    issue_id: Annotated[int, typer.Argument(min=1, help="The issue's id in `triage issues`.")],
+    to: Annotated[Tracker, typer.Option("--to", help="The tracker that gets the ticket.")],
+) -> None:
+    """Create the issue's ticket in GitHub, Jira or Linear, once: exported again, it prints the
+    first ticket."""
+    from triage.integrations.trackers import tracker_from_settings
+    from triage.integrations.trackers.export import export_issue as export
+
+    with _errors():
+        settings = get_settings()
+        tracker = tracker_from_settings(to, settings)
+        result = export(
+            _ready(settings),
+            issue_id=issue_id,
+            tracker=tracker,
+            redact=records_redactor(settings),
+            base_url=settings.digest_base_url,
+            timeout=settings.tracker_timeout_seconds,
+            actor="cli",
+        )
+    done = "created" if result.created else "already exported as"
+    console.print(f"issue {issue_id}: {done} {result.key} in {tracker.label}")
+    print(result.url)
 
 
 @export_app.command("feedback")

@@ -190,7 +190,8 @@ def webhook_payload(
         "link": link,
         "path": path,
         "generated_at": as_utc(digest.generated_at).isoformat(),
-        "summary": {k: v for k, v in digest.summary.items() if k != "delivery"},
+        # Delivery states (the webhook's, Slack's) are bookkeeping, not the digest's numbers.
+        "summary": {k: v for k, v in digest.summary.items() if k not in ("delivery", "slack")},
     }
 
 

@@ -40,6 +40,7 @@ def summarize(data: DigestData) -> dict[str, Any]:
                 "category": top.issue.category,
                 "priority": round(top.priority, 4),
                 "this_week": top.issue.this_week,
+                "ticket_url": top.ticket_url,
             }
             for group in data.top
             for top in group.issues

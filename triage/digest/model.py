@@ -78,6 +78,7 @@ class TopIssue:
     model_versions: list[str]
     examples: list[LinkedExample]
     examples_note: str = ""  # how the examples were chosen, e.g. "the lowest confidence first"
+    ticket_url: str | None = None  # the issue's ticket in a tracker (``external_url``), http(s)
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,17 @@ from triage.digest.generate import FORMATS, generate
 from triage.digest.values import as_moment
 from triage.digest.weeks import due_at, last_complete_week
 from triage.errors import DigestDeliveryError
+from triage.integrations.slack import post_digest
 from triage.models import Digest, as_utc, utcnow
+from triage.store.exports import digest_posted
 
 logger = logging.getLogger("triage.digest")
 
 
 def schedule_enabled(settings: Settings) -> bool:
-    """The worker keeps the schedule when the digest has somewhere to go: a webhook or a folder."""
-    return bool(settings.digest_webhook_url or settings.digest_dir)
+    """The worker keeps the schedule when the digest has somewhere to go: a webhook, Slack or a
+    folder."""
+    return bool(settings.digest_webhook_url or settings.digest_dir or settings.slack_webhook_url)
 
 
 def maybe_generate_digest(
@@ -78,7 +81,8 @@ def _run_slot(
     with db.session_scope(engine) as session:
         stored = store.get_digest(session, week=week, fmt="html")
     if stored is not None:
-        if stored.delivered_at is not None or not settings.digest_webhook_url:
+        webhook_done = stored.delivered_at is not None or not settings.digest_webhook_url
+        if webhook_done and _slack_done(stored, settings):
             return _Slot(finished=True)
         busy_until = _busy_until(stored, settings)
         if busy_until is not None and now < busy_until:
@@ -95,9 +99,12 @@ def _run_slot(
             path = path or str(written)
     if stored is None:
         logger.info("digest %s generated%s", week, f" at {path}" if path else "")
+    slack_done = _slack_done(digest, settings) or post_digest(
+        engine, settings, digest, now, client=client
+    )
     url = settings.digest_webhook_url
-    if not url:
-        return _Slot(digest, finished=True)
+    if not url or digest.delivered_at is not None:
+        return _Slot(digest, finished=slack_done)
     if settings.digest_webhook_secret is None:
         # Unsigned, a receiver cannot tell our digest from anyone's POST, and a Slack-style
         # receiver ignores the header anyway, so there is no reason to send one unsigned. The
@@ -110,9 +117,15 @@ def _run_slot(
             webhook_host(url),
         )
         return _Slot(digest, finished=True)
-    return _deliver(
+    slot = _deliver(
         engine, settings, digest, url, settings.digest_webhook_secret, now, path, client
     )
+    # A slot is finished only when Slack has it too; otherwise the next round posts it.
+    return slot if slack_done else _Slot(slot.digest, retry_at=slot.retry_at)
+
+
+def _slack_done(digest: Digest, settings: Settings) -> bool:
+    return not settings.slack_webhook_url or digest_posted(digest, channel="slack")
 
 
 def _busy_until(digest: Digest, settings: Settings) -> datetime | None:

@@ -34,6 +34,11 @@ def shorten(text: str | None, limit: int) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
+def ticket_url(url: str | None) -> str | None:
+    """A person may type ``external_url``; only a web address becomes a link (no javascript:)."""
+    return url if url and url.lower().startswith(("https://", "http://")) else None
+
+
 def describe_versions(issue: Issue) -> list[str]:
     """The issue's model versions as the linker reported them (``diagnose.model_versions``),
     significant ones first: each with its share of the issue's linked outputs and, within its
@@ -152,6 +157,7 @@ def top_issues(
                 model_versions=describe_versions(issue),
                 examples=examples,
                 examples_note=chosen,
+                ticket_url=ticket_url(issue.external_url),
             )
         )
     return [CategoryGroup(category, members) for category, members in groups.items()]
