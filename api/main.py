@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import digests, feedback, health, integrations, issues, model_outputs
+from api.routes import digests, feedback, health, integrations, issues, model_outputs, traces
 from api.security import RateLimiter, SecurityHeaders
 from api.ui import install_ui
 from triage import db
@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     app.state.settings = settings
     app.state.engine = db.get_engine(settings.database_url)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(
+        settings.auth_failures_per_minute, settings.auth_failures_burst
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it is the outermost: the 413 above gets the headers too.
@@ -62,7 +65,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
     )
     app.add_middleware(SecurityHeaders, docs_paths=docs)
-    for module in (health, feedback, model_outputs, issues, digests, integrations):
+    for module in (health, feedback, model_outputs, traces, issues, digests, integrations):
         app.include_router(module.router)
     install_ui(app)
     return app

@@ -2,7 +2,9 @@
 
 Linking, in order of trust:
 
-1. ``explicit``: the ticket names an ``output_id`` that was logged (confidence 1.0).
+1. ``explicit``: the ticket names an ``output_id`` that was logged (confidence 1.0), or the
+   trace id of outputs logged from a trace (``POST /v1/traces``): then the trace's last output,
+   the answer the customer saw at the end of that request.
 2. ``session``: outputs of the same session created within ``window`` before the ticket.
 3. ``user``: failing that, outputs of the same user within the window.
 
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from triage.config import Settings
+from triage.models import TRACE_ID_PATH
 
 Similarity = Callable[[str, list[str]], np.ndarray]
 
@@ -104,6 +107,14 @@ class LinkDecision:
     confidence: float
 
 
+def trace_id_of(meta: dict[str, Any] | None) -> str | None:
+    """The trace id an output logged from a trace keeps in its metadata, if any."""
+    value: Any = meta
+    for key in TRACE_ID_PATH:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def embedding_similarity(embedder: Any, *, cache_size: int = 10_000) -> Similarity:
     """A ``similarity`` for ``link_feedback`` from anything with ``embed(texts) -> unit rows``.
 
@@ -140,6 +151,12 @@ def link_feedback(
     params = params or LinkParams()
     outputs = list(outputs)
     by_output_id = {output.output_id: output for output in outputs}
+    # Sorted so the last output of each trace (by time, then id) is the one kept.
+    by_trace_id = {
+        trace_id.lower(): output
+        for output in sorted(outputs, key=lambda o: (utc(o.created_at), o.id))
+        if (trace_id := trace_id_of(output.meta))
+    }
     by_scope: dict[str, dict[str, list[OutputRecord]]] = {"session": {}, "user": {}}
     for output in outputs:
         for scope, key in (("session", output.session_id), ("user", output.user_id)):
@@ -148,7 +165,11 @@ def link_feedback(
 
     decisions = []
     for item in feedback:
-        explicit = by_output_id.get(item.output_id) if item.output_id else None
+        explicit = (
+            by_output_id.get(item.output_id) or by_trace_id.get(item.output_id.lower())
+            if item.output_id
+            else None
+        )
         if explicit is not None:
             decisions.append(LinkDecision(item.id, explicit.id, "explicit", 1.0))
             continue

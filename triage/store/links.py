@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
-from triage.models import Feedback, FeedbackStatus, Link, ModelOutput, utcnow
+from triage.models import TRACE_ID_PATH, Feedback, FeedbackStatus, Link, ModelOutput, utcnow
 from triage.store._common import dialect_insert, table_of
+
+TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def feedback_to_link(session: Session) -> list[Any]:
@@ -48,9 +51,18 @@ def link_candidates(
     since: datetime,
     until: datetime,
 ) -> list[ModelOutput]:
-    """Outputs a ticket may be about: named explicitly, or of the same user or session in the
-    time window. Chunked so thousands of tickets stay under driver parameter limits."""
+    """Outputs a ticket may be about: named explicitly (by output_id, or by the trace id of
+    outputs from ``POST /v1/traces``), or of the same user or session in the time window.
+    Chunked so thousands of tickets stay under driver parameter limits."""
     found: dict[int, ModelOutput] = {}
+    # Only ids shaped like a W3C trace id are looked up in metadata: that lookup scans the
+    # table's JSON (no index), so it is spent on the ids that can match.
+    trace_ids = sorted({v.lower() for v in output_ids if TRACE_ID.fullmatch(v)})
+    trace_id = col(ModelOutput.meta)[TRACE_ID_PATH].as_string()
+    for start in range(0, len(trace_ids), 500):
+        condition = trace_id.in_(trace_ids[start : start + 500])
+        for output in session.exec(select(ModelOutput).where(condition)).all():
+            found[output.id] = output  # type: ignore[index]
     for column, values, windowed in (
         (ModelOutput.output_id, output_ids, False),
         (ModelOutput.user_id, user_ids, True),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from triage.errors import ConflictError
+from triage.errors import ConflictError, NotFoundError
 from triage.models import ModelOutput, ModelOutputAccepted, ModelOutputCreate, utcnow
 from triage.store._common import insert_idempotent, sha256_hex, table_of
 
@@ -27,10 +27,16 @@ def add_model_outputs(
             received_at=utcnow(),
         )
         rows.append(row)
-    results, conflicts = insert_idempotent(
+    answers = insert_idempotent(
         session, table=table_of(ModelOutput), rows=rows, keys=("output_id",),
         digest="content_sha256",
     )  # fmt: skip
+    conflicts = [
+        # Only ids stored before this request: the caller rolls it back.
+        {"output_id": row["output_id"], "id": answer.stored["id"] if answer.prior else None}
+        for row, answer in zip(rows, answers, strict=True)
+        if answer.conflict
+    ]
     if conflicts:
         raise ConflictError(
             f"{len(conflicts)} output(s) reuse an output_id already stored with different "
@@ -38,10 +44,19 @@ def add_model_outputs(
             details={"conflicts": conflicts},
         )
     return [
-        ModelOutputAccepted(id=stored["id"], output_id=row["output_id"], duplicate=duplicate)
-        for row, stored, duplicate in results
+        ModelOutputAccepted(id=a.stored["id"], output_id=row["output_id"], duplicate=a.duplicate)
+        for row, a in zip(rows, answers, strict=True)
     ]
 
 
 def all_model_outputs(session: Session) -> list[ModelOutput]:
     return list(session.exec(select(ModelOutput).order_by(col(ModelOutput.id))).all())
+
+
+def get_model_output(session: Session, *, output_id: str) -> ModelOutput:
+    output = session.exec(
+        select(ModelOutput).where(col(ModelOutput.output_id) == output_id)
+    ).first()
+    if output is None:
+        raise NotFoundError(f"No model output with output_id {output_id!r}.")
+    return output
