@@ -59,3 +59,6 @@ _.traffic_with_sources, _.traffic_median_age_days, _.latency
 _.github_api_url, _.github_repo, _.github_token, _.jira_api_url, _.jira_email, _.jira_token
 _.jira_project_key, _.jira_issue_type, _.linear_api_url, _.linear_token, _.linear_team_id
 _.exported_at
+
+# Fields of the OTLP ExportTraceServiceResponse, set on the protobuf message for the exporter.
+_.rejected_spans, _.error_message

@@ -70,6 +70,10 @@ GRANTS: dict[str, set[Scope]] = {
 
 def require(scope: Scope) -> Callable[..., ApiKey]:
     def check(request: Request, settings: SettingsDep) -> ApiKey:
+        # Checked before the lookup: while an address is throttled, its guesses cost nothing.
+        address = request.client.host if request.client else ""
+        failures = request.app.state.auth_failures
+        _refuse_if_throttled(failures.peek(address), failures.per_minute)
         header = request.headers.get("authorization", "")
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
@@ -82,6 +86,7 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
         with Session(request.app.state.engine, expire_on_commit=False) as session:
             key = store.find_api_key(session, secret=secret.strip())
         if key is None:
+            failures.acquire(address)
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
         # Counted before the scope check, so a key hammering the wrong endpoint is slowed too.
         limiter = request.app.state.rate_limiter
@@ -110,6 +115,18 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
         return key
 
     return check
+
+
+def _refuse_if_throttled(wait: float, per_minute: int) -> None:
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many failed authentications from this address (limit {per_minute} a minute); "
+            "check the key, then retry after the number of seconds in the Retry-After header.",
+            details={"retry_after_seconds": round(wait, 3)},
+            headers={"Retry-After": retry_after_header(wait)},
+        )
 
 
 IngestKey = Annotated[ApiKey, Depends(require(Scope.ingest))]

@@ -6,7 +6,7 @@ Clients branch on ``code``, which is stable; ``message`` tells a person what to 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -84,8 +84,14 @@ def _clean_location(loc: tuple[Any, ...]) -> list[Any]:
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return validation_details(exc.errors())
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as the API names them; each ``loc`` starts where the value came from
+    (``body``, ``query``)."""
     details = []
-    for error in exc.errors():
+    for error in errors:
         details.append(
             {
                 "field": ".".join(str(p) for p in _clean_location(tuple(error["loc"]))[1:])

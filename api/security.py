@@ -1,11 +1,12 @@
-"""Rate limiting per API key, and the security headers every response carries.
+"""Rate limiting per API key and of failed authentication per client address, and the security
+headers every response carries.
 
-The rate limiter is a token bucket per key id, in this process. Not a library: slowapi and its
-``limits`` backend key requests before the route runs (by client address, via a decorator on
-every route), while our key is only known once ``deps.require`` has authenticated it; thirty
-lines of bucket arithmetic under a lock do the job without a dependency. With several API
-processes each keeps its own buckets, so a key's real limit is the per-process limit times the
-number of processes; a shared limit would need Redis or the database.
+The rate limiter is a token bucket per key id (or per address), in this process. Not a library:
+slowapi and its ``limits`` backend key requests before the route runs (by client address, via a
+decorator on every route), while our key is only known once ``deps.require`` has authenticated
+it; thirty lines of bucket arithmetic under a lock do the job without a dependency. With several
+API processes each keeps its own buckets, so a key's real limit is the per-process limit times
+the number of processes; a shared limit would need Redis or the database.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
@@ -42,29 +43,56 @@ class RateLimiter:
         self.capacity = float(max(burst, 1))
         self.rate = per_minute / 60.0  # tokens per second
         self.clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[Hashable, _Bucket] = {}
         self._lock = threading.Lock()
+        self._swept = 0.0
 
     @property
     def enabled(self) -> bool:
         return self.per_minute > 0
 
-    def acquire(self, key_id: int) -> float:
+    def acquire(self, key_id: Hashable) -> float:
         """Take one token for ``key_id``: 0.0 when allowed, else seconds until one is free."""
+        return self._take(key_id, take=True)
+
+    def peek(self, key_id: Hashable) -> float:
+        """Like ``acquire`` without taking the token: for counting only failures, checked
+        before the work that may fail."""
+        return self._take(key_id, take=False)
+
+    def _take(self, key_id: Hashable, *, take: bool) -> float:
         if not self.enabled:
             return 0.0
         with self._lock:
             now = self.clock()
             bucket = self._buckets.get(key_id)
             if bucket is None:
+                if not take:
+                    return 0.0
+                self._forget_full(now)
                 bucket = self._buckets[key_id] = _Bucket(self.capacity, now)
             elapsed = max(now - bucket.updated, 0.0)
             bucket.tokens = min(self.capacity, bucket.tokens + elapsed * self.rate)
             bucket.updated = now
             if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+                if take:
+                    bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        # Keyed by client address, the buckets would grow with every address ever seen; one
+        # that has refilled is the same as none. Swept at most once per refill period.
+        if len(self._buckets) < 10_000 or now - self._swept < self.capacity / self.rate:
+            return
+        self._swept = now
+        full = [
+            key
+            for key, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.updated) * self.rate >= self.capacity
+        ]
+        for key in full:
+            del self._buckets[key]
 
 
 def retry_after_header(wait_seconds: float) -> str:

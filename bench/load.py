@@ -85,7 +85,7 @@ async def batch_ingest(
     session: aiohttp.ClientSession, *, clients: int, batch: int, seconds: float
 ) -> dict[str, Any]:
     numbers, ids = itertools.count(), []
-    counts = {"requests": 0, "errors": 0, "duplicates": 0}
+    counts = {"requests": 0, "errors": 0, "duplicates": 0, "rejected": 0}
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
@@ -100,8 +100,13 @@ async def batch_ingest(
             if answers is None:
                 counts["errors"] += 1
                 continue
-            ids.extend(a["id"] for a in answers if not a["duplicate"])
-            counts["duplicates"] += sum(a["duplicate"] for a in answers)
+            # Each item has its own result; a conflict or invalid one stored nothing.
+            results = [a["result"] for a in answers]
+            ids.extend(a["id"] for a in answers if a["result"] == "stored")
+            counts["duplicates"] += results.count("duplicate")
+            counts["rejected"] += (
+                len(results) - results.count("stored") - results.count("duplicate")
+            )
 
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))

@@ -31,6 +31,7 @@ DEFAULT_TESTS = [
     "tests/test_nasty_inputs.py",
     "tests/test_fuzz.py",
     "tests/test_faults.py",
+    "tests/test_api_feedback_isolation.py",
 ]
 
 

@@ -80,7 +80,8 @@ def test_load_batch_ingest_counts_new_tickets_and_duplicates_apart() -> None:
         for item in body["items"]:
             seen[item["external_id"]] += 1
             duplicate = item["external_id"].endswith("7")  # as if stored before
-            items.append({"id": 0 if duplicate else next(ids), "duplicate": duplicate})
+            result = "duplicate" if duplicate else "stored"
+            items.append({"id": 0 if duplicate else next(ids), "result": result})
         return 202, {"items": items}
 
     result = asyncio.run(
@@ -91,7 +92,7 @@ def test_load_batch_ingest_counts_new_tickets_and_duplicates_apart() -> None:
     )
     sent = result["requests"] * 10
     assert sum(seen.values()) == sent and max(seen.values()) == 1  # every external_id unique
-    assert result["errors"] == 0
+    assert result["errors"] == 0 and result["rejected"] == 0
     assert result["accepted"] + result["duplicates"] == sent
     assert result["distinct_ids"] == result["accepted"]
     assert result["duplicates"] == sum(1 for e in seen if e.endswith("7"))

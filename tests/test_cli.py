@@ -40,6 +40,21 @@ def test_cli_keys_create_prints_key_last_and_stores_hash(settings, engine, clien
     assert client.get("/v1/feedback", headers=auth(secret)).status_code == 401
 
 
+def test_cli_keys_create_binds_an_ingest_key_to_sources(settings, engine, client):  # type: ignore[no-untyped-def]
+    result = invoke("keys", "create", "--scope", "ingest", "--source", "zendesk",
+                    "--source", "intercom")  # fmt: skip
+    assert result.exit_code == 0 and "sources intercom, zendesk" in result.stderr
+    secret = result.stdout.strip().splitlines()[-1]
+    body = {"source": "appstore", "external_id": "1", "text": "Crashes on start."}
+    assert client.post("/v1/feedback", json=body, headers=auth(secret)).status_code == 403
+    body["source"] = "zendesk"
+    assert client.post("/v1/feedback", json=body, headers=auth(secret)).status_code == 202
+    listed = invoke("keys", "list").stdout  # a narrow terminal wraps the cell
+    assert "intercom" in listed and "zendesk" in listed
+    refused = invoke("keys", "create", "--scope", "read", "--source", "zendesk")
+    assert refused.exit_code != 0 and "ingest" in refused.stderr
+
+
 def test_cli_keys_create_rejects_unknown_scope(settings):  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["keys", "create", "--scope", "root"])
     assert result.exit_code != 0

@@ -46,7 +46,7 @@ def test_migrations_0002_adds_ticket_category_to_existing_feedback(empty_url):  
                 "CURRENT_TIMESTAMP, 'processed', 1)"
             )
         )
-    db.upgrade(empty_url)
+    db.upgrade(empty_url, "0002")
     assert db.schema_state(engine)[0] == "0002"
     with engine.connect() as connection:
         row = connection.execute(
@@ -54,3 +54,29 @@ def test_migrations_0002_adds_ticket_category_to_existing_feedback(empty_url):  
         ).one()
     evidence = row[2] if isinstance(row[2], list) else json.loads(row[2])
     assert row[0] is None and row[1] is None and evidence == []
+
+
+def test_migrations_0003_leaves_existing_api_keys_unbound(empty_url):  # type: ignore[no-untyped-def]
+    """Keys made before source binding keep writing every source (issue 14)."""
+    from triage import store
+    from triage.models import Scope
+
+    db.upgrade(empty_url, "0002")
+    engine = db.get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (name, scope, prefix, key_hash, created_at) "
+                "VALUES ('old', 'ingest', 'trg_old', 'h', CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url)
+    assert db.schema_state(engine)[0] == "0003"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT sources FROM api_key")).scalar_one() is None
+    with db.session_scope(engine) as session:
+        store.create_api_key(
+            session, scope=Scope.ingest, name="bound", sources=["zendesk", "intercom"]
+        )
+    with db.session_scope(engine) as session:
+        assert [k.sources for k in store.list_api_keys(session)] == [None, ["intercom", "zendesk"]]

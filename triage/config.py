@@ -33,6 +33,12 @@ class Settings(BaseSettings):
 
     # --- api ---
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_metadata_bytes: int = Field(
+        default=16 * 1024,
+        ge=2,
+        description="Largest `metadata` of one ticket, serialised as compact UTF-8 JSON; larger "
+        "is a 422 (an invalid item in a batch). Every read of a ticket carries it.",
+    )
     api_key_touch_seconds: float = Field(
         default=60.0, ge=0, description="How often a key's last_used_at is refreshed."
     )
@@ -48,6 +54,16 @@ class Settings(BaseSettings):
         default=120,
         ge=1,
         description="Requests a key may make at once before the per-minute rate applies.",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Failed authentications a client address may make a minute, per API "
+        "process, before it gets 429s; 0 turns this off. Each unknown key costs a database "
+        "lookup, and keys must not be guessable at that speed.",
+    )
+    auth_failures_burst: int = Field(
+        default=10, ge=1, description="Failed authentications allowed at once, per address."
     )
     ui_secret: SecretStr | None = Field(
         default=None,
@@ -242,10 +258,30 @@ class Settings(BaseSettings):
         gt=0.0,
         le=1.0,
         description="A quote whose cosine to an already chosen one is above this is a "
-        "near-duplicate and skipped.",
+        "near-duplicate and skipped. An opener or a typo moves a sentence's vector by 0.05-0.15, "
+        "so those repeats are caught by label_quote_max_overlap instead.",
+    )
+    label_quote_max_overlap: float = Field(
+        default=0.85,
+        gt=0.0,
+        le=1.0,
+        description="A quote whose text, compared without openers such as 'Separately,', has "
+        "more than this share of the shorter one in the other, in order, is the same quote as an "
+        "already chosen one and skipped (a typo scores about 0.95, a repeat with a rating added "
+        "1.0, another customer's own words 0.6-0.75).",
     )
     label_keywords: int = Field(default=8, ge=1, le=50, description="Keywords kept per issue.")
     label_quotes: int = Field(default=5, ge=3, le=10, description="Quotes kept per issue (3-5).")
+    label_title_max_words: int = Field(
+        default=12, ge=4, le=30, description="Longest title, in words; longer clauses are cut."
+    )
+    label_title_candidates: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Distinct statements, most central first, whose clauses compete for an "
+        "issue's title.",
+    )
 
     # --- link ---
     link_window_hours: float = Field(

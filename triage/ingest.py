@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from triage import db, store
 from triage.errors import ConflictError, InvalidInputError
-from triage.models import FeedbackCreate, ModelOutputCreate, unknown_field_warnings
+from triage.models import FeedbackCreate, ItemResult, ModelOutputCreate, unknown_field_warnings
 
 CHUNK = 500
 FEEDBACK_FIELDS = set(FeedbackCreate.model_fields) | {"metadata"}
@@ -233,7 +233,19 @@ def ingest_records(
 def _store_chunk(
     engine: Engine, chunk: list[tuple[int, Any]], *, kind: type[BaseModel], report: IngestReport
 ) -> None:
-    add = store.add_feedback if kind is FeedbackCreate else store.add_model_outputs
+    if kind is FeedbackCreate:
+        # Tickets answer per item: a conflicting line is reported, the others are stored.
+        with db.session_scope(engine) as session:
+            results = store.add_feedback_items(session, items=[item for _, item in chunk])
+        for (number, _), result in zip(chunk, results, strict=True):
+            if result.result is ItemResult.conflict:
+                report.errors.append(LineError(number, _conflict_message(result.fields)))
+            elif result.duplicate:
+                report.duplicates += 1
+            else:
+                report.stored += 1
+        return
+    add = store.add_model_outputs
     try:
         with db.session_scope(engine) as session:
             accepted = add(session, items=[item for _, item in chunk])
@@ -249,6 +261,13 @@ def _store_chunk(
             _count(accepted, report)
         return
     _count(accepted, report)
+
+
+def _conflict_message(fields: list[str]) -> str:
+    return (
+        f"(source, external_id) is already stored with other values ({', '.join(fields)}); "
+        "feedback is immutable: send it unchanged, or under a new external_id."
+    )
 
 
 def _count(accepted: list[Any], report: IngestReport) -> None:

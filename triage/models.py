@@ -265,11 +265,17 @@ MAX_ID = 2**63 - 1
 RowId = Annotated[int, PydanticField(ge=1, le=MAX_ID)]
 
 
-# A batch: {"items": [...]} with 1 to 1,000 tickets.
+# A batch: {"items": [...]} with 1 to 1,000 tickets. Items are validated one by one after
+# parsing (api/routes/feedback.py), so one invalid item is answered as such and never blocks
+# the rest; each has the shape of a single ticket.
 class FeedbackBatchCreate(SQLModel):
     model_config = SQLModelConfig(extra="allow")
 
-    items: list[FeedbackCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        description="Tickets, each with the shape of a single POST's body.",
+    )
 
 
 class FeedbacksPublic(SQLModel):
@@ -317,8 +323,37 @@ class FeedbackAccepted(SQLModel):
     warnings: list[FieldWarning] = Field(default_factory=list)
 
 
+class ItemResult(StrEnum):
+    stored = "stored"
+    duplicate = "duplicate"
+    conflict = "conflict"
+    invalid = "invalid"
+
+
+# One batch item's answer: what became of it, at its index in the request.
+class FeedbackItemResult(SQLModel):
+    index: int
+    result: ItemResult
+    id: int | None = Field(
+        default=None,
+        description="The ticket's id; for a conflict, the stored ticket's, when it was stored "
+        "before this request.",
+    )
+    source: str | None = None
+    external_id: str | None = None
+    status: str | None = None
+    duplicate: bool = Field(default=False, description="Same as result == duplicate.")
+    fields: list[str] = Field(
+        default_factory=list, description="A conflict's fields that differ from the stored ticket."
+    )
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, description="Why an invalid item was refused, field by field."
+    )
+    warnings: list[FieldWarning] = Field(default_factory=list)
+
+
 class FeedbackBatchAccepted(SQLModel):
-    items: list[FeedbackAccepted]
+    items: list[FeedbackItemResult]
     warnings: list[FieldWarning] = Field(
         default_factory=list, description="Unknown fields of the batch object itself."
     )
@@ -347,6 +382,11 @@ class ModelOutputBase(_Input):
     created_at: datetime | None = Field(default=None, sa_type=_tz())
     user_id: str | None = Field(default=None, max_length=255)
     session_id: str | None = Field(default=None, max_length=255)
+
+
+# Where an output logged from a trace (POST /v1/traces) keeps its trace id in ``metadata``, so a
+# ticket naming the trace id links to it (triage.link).
+TRACE_ID_PATH = ("otel", "trace_id")
 
 
 class ModelOutputCreate(ModelOutputBase):
@@ -379,6 +419,29 @@ class ModelOutputAccepted(SQLModel):
 
 class ModelOutputBatchAccepted(SQLModel):
     items: list[ModelOutputAccepted]
+
+
+# Fields of a stored output that came from outside and may hold personal data; the API shows
+# them redacted, as it does a ticket's.
+MODEL_OUTPUT_REDACTED_ON_READ = ("input", "output", "user_id", "session_id", "metadata")
+
+
+# What the API returns for one output; redacted on read, so without the input length limits.
+class ModelOutputPublic(_Output):
+    id: int
+    output_id: str
+    model: str
+    model_version: str | None = None
+    feature: str | None = None
+    input: str | None = None
+    output: str | None = None
+    confidence: float | None = None
+    latency_ms: float | None = None
+    created_at: datetime | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    meta: dict[str, Any] | None = Field(default=None, alias="metadata")
+    received_at: datetime
 
 
 # --- units: the statements a ticket is split into -------------------------------------------
@@ -603,6 +666,8 @@ class ApiKey(SQLModel, table=True):
     scope: str = Field(max_length=16)
     prefix: str = Field(max_length=16, description="First characters, to recognise a key.")
     key_hash: str = Field(max_length=64, unique=True)
+    # The sources an ingest key may write; None: any (keys made before 0003 stay unbound).
+    sources: list[str] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     revoked_at: datetime | None = Field(default=None, sa_type=_tz())
     last_used_at: datetime | None = Field(default=None, sa_type=_tz())

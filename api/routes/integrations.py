@@ -175,4 +175,6 @@ def generic_webhook(
         raise RequestValidationError(
             [{**err, "loc": ("body", *err["loc"])} for err in e.errors()]
         ) from e
-    return accept_feedback(session, payload, strict=strict)
+    return accept_feedback(
+        session, payload, strict=strict, max_metadata_bytes=settings.max_metadata_bytes
+    )

@@ -61,8 +61,15 @@ def login(
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(csrf_token, expected):
         raise Forbidden("The sign-in form expired or was not sent from this site; reload it.")
+    # The same per-address throttle as the API's bearer keys: the form is another way to guess.
+    address = request.client.host if request.client else ""
+    failures = request.app.state.auth_failures
+    if failures.peek(address) > 0:
+        return _login_page(next, "Too many failed sign-ins from here; wait a minute.", 429)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         found = store.find_api_key(session, secret=key.strip()) if key.strip() else None
+    if found is None:
+        failures.acquire(address)
     if found is None or found.scope == Scope.ingest:
         message = (
             "That key is unknown or revoked."

@@ -19,13 +19,24 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 def keys_create(
     scope: Annotated[Scope, typer.Option(help="ingest: push data; read: pull; admin: both+edit")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Bind an ingest key to a source it may write (repeat for several); unset: any."
+        ),
+    ] = None,
 ) -> None:
     """Make an API key. The key is printed once, on the last line, and stored only as a hash."""
     with _errors():
         engine = _ready(get_settings())
         with db.session_scope(engine) as session:
-            key, secret = store.create_api_key(session, scope=scope, name=name)
-    console.print(f"created key {key.id} ({key.scope}{', ' + name if name else ''}); keep it safe:")
+            key, secret = store.create_api_key(
+                session, scope=scope, name=name, sources=source or ()
+            )
+    bound = f", sources {', '.join(key.sources)}" if key.sources else ""
+    console.print(
+        f"created key {key.id} ({key.scope}{', ' + name if name else ''}{bound}); keep it safe:"
+    )
     print(secret)
 
 
@@ -36,12 +47,13 @@ def keys_list() -> None:
         engine = _ready(get_settings())
         with db.session_scope(engine) as session:
             keys = store.list_api_keys(session)
-    table = Table("id", "name", "scope", "prefix", "created", "last used", "revoked")
+    table = Table("id", "name", "scope", "sources", "prefix", "created", "last used", "revoked")
     for key in keys:
         table.add_row(
             str(key.id),
             key.name,
             key.scope,
+            ", ".join(key.sources or ["any"]) if key.scope == "ingest" else "",
             key.prefix + "…",
             str(key.created_at)[:19],
             str(key.last_used_at or "")[:19],

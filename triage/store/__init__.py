@@ -33,7 +33,9 @@ from triage.store.digests import (
 )
 from triage.store.feedback import (
     add_feedback,
+    add_feedback_items,
     claim_pending,
+    conflict_error,
     count_feedback_by_status,
     export_feedback,
     get_feedback,
@@ -72,7 +74,7 @@ from triage.store.links import (
     links_by_feedback,
     mark_linked,
 )
-from triage.store.model_outputs import add_model_outputs, all_model_outputs
+from triage.store.model_outputs import add_model_outputs, all_model_outputs, get_model_output
 from triage.store.runs import record_run
 from triage.store.units import (
     add_memberships,
@@ -94,6 +96,7 @@ __all__ = [
     "KEY_PREFIX",
     "active_issues",
     "add_feedback",
+    "add_feedback_items",
     "add_links",
     "add_memberships",
     "add_model_outputs",
@@ -104,6 +107,7 @@ __all__ = [
     "cached_vectors",
     "claim_digest_delivery",
     "claim_pending",
+    "conflict_error",
     "corrected_units",
     "count_feedback_by_status",
     "create_api_key",
@@ -124,6 +128,7 @@ __all__ = [
     "get_digest",
     "get_feedback",
     "get_issue",
+    "get_model_output",
     "hash_key",
     "issue_centroids",
     "issue_ids_by_feedback",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, select
+
+from triage.models import as_utc
 
 
 def sha256_hex(text: str) -> str:
@@ -42,16 +46,42 @@ def paginate(
     return list(rows), int(total)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What became of one sent row: the stored row it matches (id, status), whether that row
+    was already there, and the fields that differ from it (a conflict; nothing was written)."""
+
+    stored: Mapping[str, Any]
+    duplicate: bool
+    conflict: tuple[str, ...]
+    # False when the stored row was written by this same request: a caller that rolls back
+    # must not name its id.
+    prior: bool
+
+
+def _same(sent: Any, stored: Any) -> bool:
+    # SQLite hands datetimes back naive; both sides are UTC.
+    if isinstance(sent, datetime) and isinstance(stored, datetime):
+        return as_utc(sent) == as_utc(stored)
+    return bool(sent == stored)
+
+
 def insert_idempotent(
-    session: Session, *, table: Any, rows: list[dict[str, Any]], keys: tuple[str, ...], digest: str
-) -> tuple[list[tuple[dict[str, Any], Any, bool]], list[dict[str, Any]]]:
-    """Insert the rows whose ``keys`` are new, then read every row back.
+    session: Session,
+    *,
+    table: Any,
+    rows: list[dict[str, Any]],
+    keys: tuple[str, ...],
+    digest: str,
+    compare: tuple[str, ...] = (),
+) -> list[Stored]:
+    """Insert the rows whose ``keys`` are new, then read every row back; one answer per row.
 
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` makes concurrent identical requests safe:
     exactly one row is written, every request reads it back, and RETURNING names only the rows
-    this statement wrote, so "duplicate" stays exact even when identical requests race. Returns
-    (sent row, stored row, duplicate) per row, and the conflicts: keys stored with another
-    ``digest``. The caller raises on conflicts, so its transaction stores nothing of the batch.
+    this statement wrote, so "duplicate" stays exact even when identical requests race. A row
+    whose key is stored with another ``digest`` or other ``compare`` values is a conflict: a
+    retry that changed the payload must not pass for a duplicate and silently keep old values.
     """
     key_columns = [table.c[k] for k in keys]
     statement = (
@@ -63,7 +93,7 @@ def insert_idempotent(
     wanted = list(dict.fromkeys(tuple(row[k] for k in keys) for row in rows))
     key_expression = tuple_(*key_columns) if len(keys) > 1 else key_columns[0]
     # Not the whole row: a batch of long texts would be read back for nothing.
-    read_back = [*key_columns, table.c.id, table.c[digest]]
+    read_back = [*key_columns, table.c.id, table.c[digest], *(table.c[c] for c in compare)]
     if "status" in table.c:
         read_back.append(table.c.status)
     stored = {}
@@ -74,12 +104,13 @@ def insert_idempotent(
         found = session.execute(select(*read_back).where(key_expression.in_(values))).mappings()
         stored.update({tuple(r[k] for k in keys): r for r in found})
 
-    results, conflicts, seen = [], [], set()
+    answers, seen = [], set()
     for row in rows:
         key = tuple(row[k] for k in keys)
-        if stored[key][digest] != row[digest]:
-            conflicts.append({**dict(zip(keys, key, strict=True)), "id": stored[key]["id"]})
-            continue
-        results.append((row, stored[key], key not in inserted or key in seen))
-        seen.add(key)
-    return results, conflicts
+        match = stored[key]
+        differ = tuple(c for c in (digest, *compare) if not _same(row[c], match[c]))
+        duplicate = not differ and (key not in inserted or key in seen)
+        answers.append(Stored(dict(match), duplicate, differ, prior=key not in inserted))
+        if not differ:
+            seen.add(key)
+    return answers

@@ -14,17 +14,30 @@ from triage.models import (
     Feedback,
     FeedbackAccepted,
     FeedbackCreate,
+    FeedbackItemResult,
     FeedbackStatus,
     Issue,
+    ItemResult,
     Membership,
     Unit,
     utcnow,
 )
 from triage.store._common import insert_idempotent, paginate, sha256_hex, table_of
 
+# What a retry must repeat exactly besides the text (compared by its hash): a changed value is a
+# conflict, not a duplicate that silently keeps the old one.
+COMPARED_FIELDS = (
+    "created_at", "customer_id", "customer_value", "user_id", "session_id", "output_id",
+    "metadata",
+)  # fmt: skip
 
-def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
-    """Store tickets idempotently on ``(source, external_id)``; answer one line per item."""
+
+def add_feedback_items(
+    session: Session, *, items: Sequence[FeedbackCreate]
+) -> list[FeedbackItemResult]:
+    """Store tickets idempotently on ``(source, external_id)``, one answer per item, in order
+    (``index`` is the position in ``items``): stored, duplicate, or a conflict naming the fields
+    that differ from the stored ticket. Conflicts store nothing; the other items are written."""
     if not items:
         return []
     rows = [
@@ -46,27 +59,57 @@ def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[F
         }
         for item in items
     ]
-    results, conflicts = insert_idempotent(
+    answers = insert_idempotent(
         session, table=table_of(Feedback), rows=rows, keys=("source", "external_id"),
-        digest="text_sha256",
+        digest="text_sha256", compare=COMPARED_FIELDS,
     )  # fmt: skip
+    results = []
+    for index, (item, answer) in enumerate(zip(items, answers, strict=True)):
+        result = FeedbackItemResult(
+            index=index, result=ItemResult.stored, source=item.source, external_id=item.external_id
+        )
+        if answer.conflict:
+            # Nothing was written; the id only when that row is there for sure (see Stored.prior).
+            result.result = ItemResult.conflict
+            result.id = answer.stored["id"] if answer.prior else None
+            result.fields = ["text" if f == "text_sha256" else f for f in answer.conflict]
+        else:
+            result.id, result.status = answer.stored["id"], answer.stored["status"]
+            result.duplicate = answer.duplicate
+            if answer.duplicate:
+                result.result = ItemResult.duplicate
+        results.append(result)
+    return results
+
+
+def conflict_error(
+    conflicts: Sequence[FeedbackItemResult], *, stored_nothing: bool
+) -> ConflictError:
+    """The 409 for items that reuse a stored (source, external_id) with other content."""
+    fields = sorted({f for c in conflicts for f in c.fields})
+    tail = " Nothing from this request was stored." if stored_nothing else ""
+    return ConflictError(
+        f"{len(conflicts)} item(s) reuse a (source, external_id) that is already stored with "
+        f"other values ({', '.join(fields)}). Feedback is immutable: send it unchanged, or "
+        f"under a new external_id.{tail}",
+        details={
+            "conflicts": [
+                c.model_dump(include={"index", "source", "external_id", "id", "fields"})
+                for c in conflicts
+            ]
+        },
+    )
+
+
+def add_feedback(session: Session, *, items: Sequence[FeedbackCreate]) -> list[FeedbackAccepted]:
+    """All or nothing: store every item, or raise ``ConflictError`` when one conflicts (the
+    caller's transaction then rolls back). For webhooks and files, whose senders retry whole."""
+    results = add_feedback_items(session, items=items)
+    conflicts = [r for r in results if r.result is ItemResult.conflict]
     if conflicts:
-        raise ConflictError(
-            f"{len(conflicts)} item(s) reuse a (source, external_id) that is already stored with "
-            "a different text. Feedback is immutable: send it under a new external_id. Nothing "
-            "from this request was stored.",
-            details={"conflicts": conflicts},
-        )
-    return [
-        FeedbackAccepted(
-            id=stored["id"],
-            source=row["source"],
-            external_id=row["external_id"],
-            status=stored["status"],
-            duplicate=duplicate,
-        )
-        for row, stored, duplicate in results
-    ]
+        raise conflict_error(conflicts, stored_nothing=True)
+    shown = {"id", "source", "external_id", "status", "duplicate"}
+    return [FeedbackAccepted.model_validate(r.model_dump(include=shown)) for r in results]
 
 
 def list_feedback(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from triage.errors import NotFoundError
+from triage.errors import InvalidInputError, NotFoundError
 from triage.models import ApiKey, Scope, utcnow
 
 KEY_PREFIX = "trg_"
@@ -21,10 +22,23 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_key(session: Session, *, scope: Scope, name: str = "") -> tuple[ApiKey, str]:
-    """Returns the stored key and its secret; the secret is not kept anywhere."""
+def create_api_key(
+    session: Session, *, scope: Scope, name: str = "", sources: Sequence[str] = ()
+) -> tuple[ApiKey, str]:
+    """Returns the stored key and its secret; the secret is not kept anywhere. ``sources``
+    binds an ingest key to the sources it may write; none leaves it free to write any."""
+    if sources and scope is not Scope.ingest:
+        raise InvalidInputError(
+            f"Only ingest keys are bound to sources; this key's scope is '{scope.value}'."
+        )
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(name=name, scope=scope.value, prefix=secret[:10], key_hash=hash_key(secret))
+    key = ApiKey(
+        name=name,
+        scope=scope.value,
+        prefix=secret[:10],
+        key_hash=hash_key(secret),
+        sources=sorted(set(sources)) or None,
+    )
     session.add(key)
     session.flush()
     return key, secret
