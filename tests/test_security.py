@@ -92,7 +92,8 @@ def test_security_rate_limit_counts_wrong_scope_but_not_unknown_keys(limited, ma
     ingest = make_key(Scope.ingest)
     assert [client.get("/v1/feedback", headers=auth(ingest)).status_code for _ in range(4)] == [
         403, 403, 403, 429]  # fmt: skip
-    # An unknown key has no bucket to spend; it is a 401 every time.
+    # An unknown key has no key bucket to spend: a 401, until its address has failed too often
+    # (burst 10 by default; tests/test_api_feedback_isolation.py).
     assert {client.get("/v1/feedback", headers=auth("trg_nope")).status_code
             for _ in range(5)} == {401}  # fmt: skip
 
