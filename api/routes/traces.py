@@ -27,7 +27,7 @@ logger = logging.getLogger("triage.api")
 router = APIRouter(
     tags=["model outputs"],
     responses={
-        **error_responses(400, 401, 403, 413, 429, 503),
+        **error_responses(400, 401, 403, 413, 422, 429, 503),
         415: {"model": ErrorResponse, "description": "Not OTLP protobuf or JSON, or not gzip"},
     },
 )
