@@ -23,7 +23,10 @@ from triage.pipeline.units import UnitMatrix
 class LabelParams:
     keywords: int  # kept per issue
     quotes: int  # kept per issue
-    quote_max_similarity: float  # a quote this close to one already chosen is left out
+    quote_max_similarity: float  # a quote this close (cosine) to one already chosen is left out
+    quote_max_overlap: float  # ... or this much of its text, openers stripped, in the other
+    title_max_words: int
+    title_candidates: int  # distinct statements whose clauses compete for the title
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelParams:
@@ -31,6 +34,9 @@ class LabelParams:
             keywords=settings.label_keywords,
             quotes=settings.label_quotes,
             quote_max_similarity=settings.label_quote_max_similarity,
+            quote_max_overlap=settings.label_quote_max_overlap,
+            title_max_words=settings.label_title_max_words,
+            title_candidates=settings.label_title_candidates,
         )
 
 
@@ -40,14 +46,20 @@ def relabel(
     """Keywords, quotes, centroid and (unless a person set it) title of every issue.
     ``issue_of``: unit id -> issue id."""
     labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
+    # The ticket of each unit, so one long ticket cannot fill an issue's quotes on its own.
+    ticket_of = store.unit_context(session)
     found = label_issues(
         labels.tolist(),
         units.texts,
         units.lemmas,
         units.vectors,
+        tickets=[ticket_of[u][0] if u in ticket_of else None for u in units.ids],
         n_keywords=params.keywords,
         n_quotes=params.quotes,
         max_quote_similarity=params.quote_max_similarity,
+        max_quote_overlap=params.quote_max_overlap,
+        title_max_words=params.title_max_words,
+        title_candidates=params.title_candidates,
     )
     for issue in store.active_issues(session):
         if issue.id not in found:

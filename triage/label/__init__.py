@@ -1,0 +1,129 @@
+"""Stage "label": give each issue (a cluster of units) keywords, a title and quotes.
+
+Keywords come from class-based TF-IDF (``keywords``). The title is the clause of the issue's
+own statements that best names the thing and its failure (``titles``), because a sentence a
+customer wrote reads like an issue title ("Export button does nothing") where a keyword list
+does not. Quotes are the units closest to the cluster's centre, one per ticket, without
+near-duplicates (``quotes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.preprocessing import normalize
+
+from triage.errors import InvalidInputError
+from triage.label.keywords import UNASSIGNED, class_tfidf, class_tfidf_keywords
+from triage.label.quotes import pick_quotes
+from triage.label.titles import TitleContext, choose_titles
+
+__all__ = ["UNASSIGNED", "IssueLabel", "class_tfidf", "class_tfidf_keywords", "label_issues"]
+
+# Terms of c-TF-IDF a title candidate is scored against: a few more than the keywords shown,
+# so a title can name the thing in words just below the top.
+TITLE_TERMS = 10
+# Statements repeat (templates, copies), so titles look this many rows deep per distinct
+# statement they need.
+TITLE_ROWS_PER_CANDIDATE = 5
+
+
+@dataclass(frozen=True)
+class IssueLabel:
+    title: str
+    keywords: list[str]
+    quotes: list[str]  # redacted unit texts, most central first
+
+
+def label_issues(
+    labels: Sequence[int],
+    texts: Sequence[str],
+    lemmas: Sequence[list[str]],
+    vectors: np.ndarray,
+    *,
+    tickets: Sequence[Hashable] | None = None,
+    n_keywords: int = 8,
+    n_quotes: int = 5,
+    max_quote_similarity: float = 0.95,
+    max_quote_overlap: float = 0.85,
+    title_max_words: int = 12,
+    title_candidates: int = 20,
+) -> dict[int, IssueLabel]:
+    """Label every cluster in ``labels``; ``UNASSIGNED`` units only serve as background.
+
+    ``texts``, ``lemmas``, ``tickets`` (the ticket each unit comes from, so one ticket gives at
+    most one quote) and the rows of ``vectors`` are aligned with ``labels``; texts must already
+    be redacted, since quotes are shown to people verbatim.
+    """
+    label_array = _check_inputs(labels, texts, lemmas, vectors, tickets, n_keywords, n_quotes)
+    clusters = sorted({int(label) for label in label_array} - {UNASSIGNED})
+    if not clusters:
+        return {}
+    scored = class_tfidf(label_array, lemmas, max(n_keywords, TITLE_TERMS))
+    unit_vectors = normalize(np.asarray(vectors, dtype=np.float32))  # cheap insurance for cosines
+    members = {cluster: np.flatnonzero(label_array == cluster) for cluster in clusters}
+    centroids = normalize(np.stack([unit_vectors[members[c]].mean(axis=0) for c in clusters]))
+    contexts, quotes = {}, {}
+    for position, cluster in enumerate(clusters):
+        rows = members[cluster]
+        closeness = unit_vectors[rows] @ centroids[position]
+        order = np.argsort(-closeness, kind="stable")  # ties keep input order
+        central = rows[order]
+        # Titles come from the most central statements; only those need their cosine to every
+        # other centroid, which for all of 100k units would cost more than the rest.
+        head = order[: TITLE_ROWS_PER_CANDIDATE * title_candidates]
+        similarity = unit_vectors[rows[head]] @ centroids.T
+        similarity[:, position] = -np.inf
+        nearest_other = similarity.max(axis=1) if len(clusters) > 1 else np.zeros(len(head))
+        contexts[cluster] = TitleContext(
+            keywords=scored.get(cluster, [])[:TITLE_TERMS],
+            central=central[: len(head)],
+            closeness=closeness[head],
+            margin=closeness[head] - nearest_other,
+        )
+        quotes[cluster] = pick_quotes(
+            central,
+            texts,
+            unit_vectors,
+            tickets,
+            n_quotes=n_quotes,
+            max_similarity=max_quote_similarity,
+            max_overlap=max_quote_overlap,
+        )
+    titles = choose_titles(contexts, texts, max_words=title_max_words, candidates=title_candidates)
+    return {
+        cluster: IssueLabel(
+            title=titles[cluster],
+            keywords=[term for term, _ in scored.get(cluster, [])[:n_keywords]],
+            quotes=quotes[cluster],
+        )
+        for cluster in clusters
+    }
+
+
+def _check_inputs(
+    labels: Sequence[int],
+    texts: Sequence[str],
+    lemmas: Sequence[list[str]],
+    vectors: np.ndarray,
+    tickets: Sequence[Hashable] | None,
+    n_keywords: int,
+    n_quotes: int,
+) -> np.ndarray:
+    label_array = np.asarray(labels, dtype=np.int64).reshape(-1)
+    shape = np.shape(vectors)
+    if (
+        not len(label_array) == len(texts) == len(lemmas)
+        or (tickets is not None and len(tickets) != len(label_array))
+        or (len(label_array) and (len(shape) != 2 or shape[0] != len(label_array)))
+    ):
+        raise InvalidInputError(
+            "labels, texts, lemmas, tickets and vectors must describe the same units: got "
+            f"{len(label_array)} labels, {len(texts)} texts, {len(lemmas)} lemma lists, "
+            f"{'no' if tickets is None else len(tickets)} tickets and vectors of shape {shape}."
+        )
+    if n_keywords < 1 or n_quotes < 1:
+        raise InvalidInputError("n_keywords and n_quotes must be at least 1.")
+    return label_array

@@ -1,0 +1,313 @@
+"""Titles: the clause of an issue's own statements that best names the thing and its failure.
+
+Every clause (a sentence, or a run of its comma- and "because"-separated pieces, openers
+stripped) of the issue's most central distinct statements is a candidate. A candidate scores for
+being representative: its statement is close to the issue's centre and far from the other
+issues' centres, and it holds the issue's c-TF-IDF keywords. It scores for stating a problem: a
+failure word, a subject that is not a pronoun, no "works fine". A request, a pleasantry, a
+question about nothing broken or a bit of context (fewer than two content words, mostly digits,
+no verb and no failure, a dangling end) is never a candidate; what a request asks for ("dark
+theme for the editor") is, behind every statement of a problem, so an issue made only of wishes
+is named by the wish. Nothing is composed: every word of a title is a word a customer wrote.
+
+Without a tagger (the pipeline is ``spacy.blank("en")`` with lookup lemmas), "content word" and
+"predicate" come from tokens, stop words and the project's word lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from triage.label.clauses import Clause, clauses, quote_key, tidy, words
+from triage.label.words import (
+    DANGLING_ENDINGS,
+    FAILURE_LEMMAS,
+    META_WORDS,
+    MODAL_OPENERS,
+    PLEASANTRY_OPENERS,
+    POSITIVE_WORDS,
+    PRONOUN_SUBJECTS,
+    QUESTION_OPENERS,
+    REQUEST_OPENERS,
+)
+from triage.lexicon import lemma_docs
+from triage.preprocess.words import _GENERIC_LEMMAS, _NAMING_STOP_WORDS, _VERB_CUES
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc, Token
+
+_PLACEHOLDER = re.compile(r"<[A-Z_]+>")
+_URL = re.compile(r"\w+://|www\.", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+_PAST_FORMS = frozenset({"lost", "broke", "went", "came", "gave", "took", "made", "got", "kept"})
+# A clause that is all one quotation ("'suspected card testing'") is a label someone saw, not a
+# statement of what went wrong.
+_QUOTED = re.compile(r"""^(['"‘“]).*(['"’”])$""")
+
+
+def _opener(phrases: Sequence[str]) -> re.Pattern[str]:
+    alternatives = "|".join(sorted((re.escape(p) for p in phrases), key=len, reverse=True))
+    return re.compile(rf"^(?:{alternatives})(?![\w'’])", re.IGNORECASE)
+
+
+_REQUEST = _opener(REQUEST_OPENERS)
+_PLEASANTRY = _opener(PLEASANTRY_OPENERS)
+# "please" anywhere makes a request ("Daily forecast pls").
+_POLITE = re.compile(r"\b(?:please|pls|plz)\b[\s,]*", re.IGNORECASE)
+# "Can it read ...", "Could we pin ...": a modal and a person or "it" open a request too.
+_MODAL_SUBJECT = re.compile(
+    rf"^(?:{'|'.join(sorted(MODAL_OPENERS))})\s+(?:it|we|you|i|they|someone|somebody)\b\s*",
+    re.IGNORECASE,
+)
+# What links a request's opener to the thing wanted: "would love (it to) read", "nice to have",
+# "wish (it could) take notes".
+_REQUEST_LINK = re.compile(
+    r"^(?:(?:of|for|on|about)\s+)?(?:(?:it|we|you|i|they)\s+(?:could|would|can|will)\s+)?"
+    r"(?:(?:it|us|me|them)\s+)?"
+    r"(?:(?:nice|great|good|helpful|useful|awesome|cool|ideal|handy)\s+)?"
+    r"(?:to\s+|if\s+)?(?:(?:be\s+able|the\s+ability|an?\s+option|a\s+way|a\s+setting)\s+to\s+)?"
+    r"(?:(?:have|get|see|add|allow|support|make|let|show)\s+)?",
+    re.IGNORECASE,
+)
+
+# How much each property counts. Keyword coverage and centrality are on [0, 1]; the margin over
+# the nearest other issue is a cosine difference, usually within [-0.1, 0.3].
+W_KEYWORDS = 2.0
+W_CENTRAL = 0.5
+W_MARGIN = 1.5
+W_FAILURE = 0.25
+W_POSITIVE = 1.0  # says something works and nothing fails: the contrast, not the problem
+W_PRONOUN = 0.35
+W_QUESTION = 0.35
+W_REQUEST = 1.0  # a wish's core only names an issue when no statement of a problem does
+W_LENGTH = 0.03  # per word beyond the comfortable length
+COMFORTABLE_WORDS = 10
+MIN_WORDS = 3
+
+
+@dataclass(frozen=True)
+class TitleContext:
+    """What the candidates of one issue are scored against."""
+
+    keywords: list[tuple[str, float]]  # c-TF-IDF (term, score), best first
+    central: np.ndarray  # member rows, most central first
+    closeness: np.ndarray  # cosine of each row of ``central`` to the issue's centroid
+    margin: np.ndarray  # that cosine minus the row's cosine to the nearest other centroid
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    text: str
+    row: int  # position in ``TitleContext.central``
+    question: bool
+    request: bool  # the core of a request: the thing wanted, not a problem stated
+
+
+def choose_titles(
+    contexts: dict[int, TitleContext],
+    texts: Sequence[str],
+    *,
+    max_words: int,
+    candidates: int,
+) -> dict[int, str]:
+    """A title per issue from the clauses of its ``candidates`` most central distinct
+    statements."""
+    pools = {
+        issue: _pool(context, texts, max_words=max_words, candidates=candidates)
+        for issue, context in contexts.items()
+    }
+    # One lemmatising pass over every candidate of every issue.
+    docs = iter(lemma_docs([c.text for pool in pools.values() for c in pool]))
+    titles = {}
+    for issue, pool in pools.items():
+        best, best_score = "", -np.inf
+        for candidate in pool:  # most central first, so it wins ties
+            score = _score(candidate, next(docs), contexts[issue])
+            if score > best_score:
+                best, best_score = candidate.text, score
+        titles[issue] = _headline(best) if best else _from_keywords(contexts[issue].keywords)
+    return titles
+
+
+def _pool(
+    context: TitleContext, texts: Sequence[str], *, max_words: int, candidates: int
+) -> list[_Candidate]:
+    """Clauses of the most central statements, a statement said twice read once (a template
+    repeated by many tickets would otherwise fill the pool)."""
+    keep = frozenset(w for term, _ in context.keywords for w in term.split())
+    pool: list[_Candidate] = []
+    statements: set[str] = set()
+    seen: set[str] = set()
+    for row, index in enumerate(context.central):
+        key = quote_key(texts[index])
+        if key in statements:
+            continue
+        statements.add(key)
+        if len(statements) > candidates:
+            break
+        for clause in clauses(texts[index], max_words=max_words, keep=keep):
+            request = False
+            if not _plausible(clause):
+                # A request still says what is wanted: its core ("pin products to the top")
+                # is a candidate, behind any statement of a problem.
+                core = _request_core(clause.text)
+                if not core or not _plausible(Clause(core, False)):
+                    continue
+                clause, request = Clause(core, False), True
+            if clause.text.lower() not in seen:
+                seen.add(clause.text.lower())
+                pool.append(_Candidate(clause.text, row, clause.question, request))
+    return pool
+
+
+def _is_request(text: str) -> bool:
+    if _REQUEST.match(text) or _MODAL_SUBJECT.match(text) or _POLITE.search(text):
+        return True
+    # "Plase add ...": customers misspell the word that makes a request as often as any other.
+    first = text[:8].split(maxsplit=1)[0].lower() if text.strip() else ""
+    return first[:1] == "p" and SequenceMatcher(None, first, "please").ratio() >= 0.8
+
+
+def _request_core(text: str) -> str | None:
+    """What a request asks for, without the asking: "Could we get forecasts by day" -> "forecasts
+    by day"; None when ``text`` is no request."""
+    if not _is_request(text):
+        return None
+    if not _REQUEST.match(text) and not _MODAL_SUBJECT.match(text) and not _POLITE.search(text):
+        text = text.split(maxsplit=1)[1] if len(text.split()) > 1 else ""  # the misspelt "please"
+    text = _POLITE.sub("", text).strip(" ,")
+    for _ in range(4):  # "Is there a way to get ..." takes several steps
+        before = text
+        text = _REQUEST.sub("", text, count=1).lstrip(" ,")
+        text = _MODAL_SUBJECT.sub("", text, count=1)
+        text = _REQUEST_LINK.sub("", text, count=1)
+        if text == before:
+            break
+    return tidy(text) or None
+
+
+def _plausible(clause: Clause) -> bool:
+    """Cheap text checks before lemmatising: length, no placeholder or link, no request or
+    pleasantry opener, brackets and quotation marks closed."""
+    found = words(clause.text)
+    return (
+        len(found) >= MIN_WORDS
+        and not _PLACEHOLDER.search(clause.text)
+        and not _URL.search(clause.text)
+        and not _is_request(clause.text)
+        and not _PLEASANTRY.match(clause.text)
+        and found[-1].lower() not in DANGLING_ENDINGS
+        and _balanced(clause.text)
+        and not _QUOTED.match(clause.text)
+    )
+
+
+def _score(candidate: _Candidate, doc: Doc, context: TitleContext) -> float:
+    """How well ``candidate`` names its issue; -inf when it is no statement at all."""
+    tokens = [t for t in doc if not (t.is_punct or t.is_space)]
+    if not tokens:
+        return -np.inf
+    lemmas = {t.lemma_ for t in tokens} | {t.lower_ for t in tokens}
+    content = [
+        t
+        for t in tokens
+        if t.is_alpha
+        and len(t) > 2
+        and (not t.is_stop or t.lemma_ in _NAMING_STOP_WORDS)
+        and t.lemma_ not in _GENERIC_LEMMAS
+        and t.lower_ not in PRONOUN_SUBJECTS
+        and t.lemma_ not in META_WORDS
+    ]
+    numeric = sum(1 for t in tokens if t.like_num or _DIGIT.search(t.text))
+    failure = bool(lemmas & FAILURE_LEMMAS)
+    opener = tokens[0].lower_
+    if opener in MODAL_OPENERS:
+        return -np.inf
+    # A bit of context, not a statement: under two content words, mostly numbers and versions,
+    # or nothing said about anything (no verb, no failure: "Data engineer, writes a lot"). The
+    # core of a request needs no verb: "manual merchandising rules" is the thing wanted.
+    said = candidate.request or failure or _has_predicate(tokens)
+    if len(content) < 2 or numeric * 3 > len(tokens) or not said:
+        return -np.inf
+    # A question that names nothing broken ("Who the economic buyer is", "What happens is").
+    asks = not candidate.request and (candidate.question or opener in QUESTION_OPENERS)
+    if asks and not failure:
+        return -np.inf
+    covered = sum(s for term, s in context.keywords if set(term.split()) <= lemmas)
+    total = sum(s for _, s in context.keywords) or 1.0
+    closeness = context.closeness[candidate.row] / (float(context.closeness.max()) or 1.0)
+    score = (
+        W_KEYWORDS * covered / total
+        + W_CENTRAL * closeness
+        + W_MARGIN * context.margin[candidate.row]
+        + W_FAILURE * failure
+        - W_POSITIVE * (not failure and bool(lemmas & POSITIVE_WORDS))
+        - W_PRONOUN * (opener in PRONOUN_SUBJECTS or _past_tense(tokens))
+        - W_QUESTION * asks
+        - W_REQUEST * candidate.request
+        - W_LENGTH * max(0, len(tokens) - COMFORTABLE_WORDS)
+    )
+    return float(score)
+
+
+def _has_predicate(tokens: Sequence[Token]) -> bool:
+    """A verb, guessed without a tagger: an auxiliary or common verb form, a failure word, or an
+    inflected form the lookup table knows (-ed, -ing, or -s after a content word: "it loads")."""
+    for i, token in enumerate(tokens):
+        text = token.lower_
+        if text in _VERB_CUES or token.lemma_ in FAILURE_LEMMAS - {"no", "not", "n't"}:
+            return True
+        if token.lemma_ != text and text.endswith(("ed", "ing")):
+            return True
+        if (
+            i
+            and text.endswith("s")
+            and token.lemma_ != text
+            and tokens[i - 1].is_alpha
+            and not tokens[i - 1].is_stop
+        ):
+            return True
+    return False
+
+
+def _past_tense(tokens: Sequence[Token]) -> bool:
+    """A clause opening with a verb's past form ("Lost my text again", "Declined at the hotel")
+    has left out its subject: the thing that failed. Before a content word and a verb of its own
+    the form is an adjective ("Exported summaries lose ...") and the subject is there."""
+    text = tokens[0].lower_
+    verb = text in _PAST_FORMS or (text.endswith("ed") and tokens[0].lemma_ != text)
+    return verb and (len(tokens) == 1 or tokens[1].is_stop or not _has_predicate(tokens[1:]))
+
+
+def _headline(clause: str) -> str:
+    return clause[:1].upper() + clause[1:]
+
+
+def _from_keywords(keywords: list[tuple[str, float]]) -> str:
+    """When no statement reads as a title: the top keywords, which are the issue's words too."""
+    terms: list[str] = []
+    for term, _ in keywords:
+        if not any(set(term.split()) <= set(t.split()) for t in terms):
+            terms.append(term)
+        if len(terms) == 3:
+            break
+    return _headline(", ".join(terms)) if terms else "Unnamed issue"
+
+
+def _balanced(clause: str) -> bool:
+    """No bracket or quotation left open: a clause cut out of a longer quote reads broken."""
+    if clause.count("(") != clause.count(")") or clause.count('"') % 2:
+        return False
+    quotes = sum(
+        1
+        for i, char in enumerate(clause)
+        if char in "'‘’"
+        and not (0 < i < len(clause) - 1 and clause[i - 1].isalnum() and clause[i + 1].isalnum())
+    )
+    return quotes % 2 == 0
