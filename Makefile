@@ -49,7 +49,7 @@ audit: $(STAMP)
 # Runs the fault, fuzz and nasty-input tests and rewrites RELIABILITY.md from their results
 # (PostgreSQL rows need TRIAGE_TEST_POSTGRES_URL, the restart row TRIAGE_TEST_RESTART_POSTGRES=1).
 reliability: $(STAMP)
-	$(BIN)/python tests/reliability_report.py
+	$(BIN)/python tests/support/reliability_report.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache .mypy_cache

@@ -1,6 +1,6 @@
 """Scoring for ``make eval`` (bench/eval.py): per-ticket categories, issues and titles.
 
-Pure functions on plain lists and arrays, so tests/test_bench_eval.py can check them on
+Pure functions on plain lists and arrays, so tests/unit/test_bench_eval.py can check them on
 hand-made data. A ticket without a category counts as wrong; a ticket (or text) without an issue
 counts as its own singleton, so leaving things out is never free.
 """

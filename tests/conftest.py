@@ -39,7 +39,8 @@ def _pid_alive(pid: int) -> bool:
 def postgres_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL tests need TRIAGE_TEST_POSTGRES_URL (set by .ci/run)")
-    # pre-ping: tests/test_faults.py restarts the server, which kills pooled connections.
+    # pre-ping: tests/reliability/test_faults.py restarts the server, which kills pooled
+    # connections.
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"triage_test_{os.getpid()}"
     with admin.connect() as connection:

@@ -22,7 +22,7 @@ from triage import db
 from triage.config import Settings
 from triage.models import Feedback, Link, ModelOutput, Scope
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "integrations"
 JSON_BODY = (FIXTURES / "otlp_traces.json").read_bytes()
 PROTOBUF_BODY = (FIXTURES / "otlp_traces.pb").read_bytes()
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

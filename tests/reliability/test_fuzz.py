@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from tests.conftest import auth
-from tests.reliability import note
+from tests.support.reliability import note
 from triage import db
 from triage.models import Feedback, Issue, Membership, Scope, Unit
 

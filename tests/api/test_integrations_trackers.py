@@ -19,15 +19,15 @@ from pydantic import SecretStr
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
+from tests.api.test_api_issues import seed
 from tests.conftest import auth
-from tests.test_api_issues import seed
 from triage import db
 from triage.cli import app
 from triage.errors import ConflictError
 from triage.models import Issue, Scope, Tracker, utcnow
 from triage.store.exports import STARTED, claim_issue_export
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "integrations"
 GITHUB_TOKEN = "github_pat_test_0123456789"
 JIRA_TOKEN = "ATATT3x-test-token"
 LINEAR_KEY = "lin_api_test0123456789"
@@ -390,8 +390,8 @@ def test_trackers_cli_export_and_issue_list_show_the_link(settings, fake, engine
 
 
 def test_trackers_digest_links_each_top_issue_to_its_ticket(engine, settings):  # type: ignore[no-untyped-def]
-    from tests.test_digest import collect
-    from tests.test_digest import seed as seed_history
+    from tests.db.test_digest import collect
+    from tests.db.test_digest import seed as seed_history
     from triage import digest
     from triage.models import Digest
 

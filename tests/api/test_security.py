@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.security import HTML_CSP, RateLimiter
 from tests.conftest import auth
-from tests.reliability import note
+from tests.support.reliability import note
 from triage.models import Scope
 
 
@@ -93,7 +93,7 @@ def test_security_rate_limit_counts_wrong_scope_but_not_unknown_keys(limited, ma
     assert [client.get("/v1/feedback", headers=auth(ingest)).status_code for _ in range(4)] == [
         403, 403, 403, 429]  # fmt: skip
     # An unknown key has no key bucket to spend: a 401, until its address has failed too often
-    # (burst 10 by default; tests/test_api_feedback_isolation.py).
+    # (burst 10 by default; tests/api/test_api_feedback_isolation.py).
     assert {client.get("/v1/feedback", headers=auth("trg_nope")).status_code
             for _ in range(5)} == {401}  # fmt: skip
 
@@ -186,7 +186,7 @@ def _audit_module():  # type: ignore[no-untyped-def]
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / ".ci" / "audit.py"
+    path = Path(__file__).resolve().parents[2] / ".ci" / "audit.py"
     spec = importlib.util.spec_from_file_location("ci_audit", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ import pytest
 
 from triage.models import Category, FeedbackCreate, ModelOutputCreate
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HISTORY = FIXTURES / "history"
 PRODUCTS = {"summarizer", "reply-drafter", "forecaster", "doc-qa", "recommender"}
 FEEDBACK_KEYS = {

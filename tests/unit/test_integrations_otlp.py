@@ -15,7 +15,7 @@ from triage.integrations import otlp
 from triage.link import FeedbackRecord, OutputRecord, link_feedback
 from triage.link.linking import trace_id_of
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "integrations"
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 
 

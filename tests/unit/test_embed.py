@@ -32,7 +32,7 @@ from triage.embed import (
 from triage.embed import onnx as onnx_module
 from triage.errors import ModelIntegrityError, ModelNotFoundError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

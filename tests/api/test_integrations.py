@@ -27,7 +27,7 @@ from triage.config import Settings
 from triage.digest.deliver import sign
 from triage.models import Feedback, Scope
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "integrations"
 ZENDESK_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 INTERCOM_SECRET = "intercom-client-secret-for-tests"
 INGEST_SECRET = "generic-webhook-secret-for-tests"

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from tests.conftest import auth
-from tests.reliability import note
+from tests.support.reliability import note
 from triage import db
 from triage.models import Feedback, Scope
 
@@ -251,14 +251,14 @@ def _invariants(engine, total: int) -> dict[str, int]:  # type: ignore[no-untype
 
 
 class ForkServer:
-    """Starts worker processes fast: ``tests/forked_worker.py`` imports and builds everything
-    once, then forks a fresh worker per ``start``."""
+    """Starts worker processes fast: ``tests/support/forked_worker.py`` imports and builds
+    everything once, then forks a fresh worker per ``start``."""
 
     def __init__(self, env: dict[str, str], log) -> None:  # type: ignore[no-untyped-def]
         import sys
         from pathlib import Path
 
-        script = Path(__file__).with_name("forked_worker.py")
+        script = Path(__file__).resolve().parents[1] / "support" / "forked_worker.py"
         self.process = subprocess.Popen([sys.executable, str(script)], env=env, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=log)  # fmt: skip

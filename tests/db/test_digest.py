@@ -571,7 +571,7 @@ def test_digest_stored_digest_is_returned_unchanged(clean_engine, settings):  # 
 
 # --- delivery ------------------------------------------------------------------------------------
 
-# Signing and the delivery id have tests of their own in tests/test_digest_delivery.py.
+# Signing and the delivery id have tests of their own in tests/db/test_digest_delivery.py.
 SECRET = "test-webhook-secret-0123456789"
 SIGNED = {"secret": SECRET, "delivery": f"{WEEK}-0123456789abcdef"}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from tests.test_pipeline import TOPICS
+from tests.db.test_pipeline import TOPICS
 from triage import cluster, db, digest, store
 from triage.categorize import (
     CATEGORIES,

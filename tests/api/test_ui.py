@@ -7,8 +7,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from tests.api.test_api_issues import seed
 from tests.conftest import auth
-from tests.test_api_issues import seed
 from triage.models import Scope
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

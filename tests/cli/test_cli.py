@@ -197,7 +197,7 @@ def test_cli_help_lists_every_command():  # type: ignore[no-untyped-def]
 
 
 def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
-    from tests.test_api_issues import seed
+    from tests.api.test_api_issues import seed
     from triage.categorize import EXAMPLES_FILE, CategoryClassifier, LabelledExamples
 
     ids, _ = seed(engine, sizes=(3,))
@@ -222,7 +222,7 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
 
 
 def test_cli_issues_formats_carry_breakdown_and_versions(settings, engine):  # type: ignore[no-untyped-def]
-    from tests.test_api_issues import seed
+    from tests.api.test_api_issues import seed
     from triage.models import Issue
 
     ids, _ = seed(engine, sizes=(2, 1))

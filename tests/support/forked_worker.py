@@ -1,5 +1,5 @@
-"""A fork server for the worker kill test: ``python tests/forked_worker.py`` (settings from the
-environment, like ``triage worker``).
+"""A fork server for the worker kill test: ``python tests/support/forked_worker.py`` (settings
+from the environment, like ``triage worker``).
 
 Importing spaCy and presidio and building the preprocessor takes 10 to 20 seconds on two busy
 cores; ten restarts of ``triage worker`` would spend minutes on that alone. This process does it

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import auth
-from tests.test_pipeline import TOPICS
+from tests.db.test_pipeline import TOPICS
 from triage.config import Settings, get_settings
 from triage.models import Scope
 

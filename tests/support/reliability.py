@@ -1,7 +1,7 @@
 """What a reliability test tried and checked, recorded for RELIABILITY.md.
 
-A test calls ``note(record_property, ...)``; ``tests/reliability_report.py`` runs the tests and
-turns the recorded lines and each test's outcome into the table, so the table is evidence.
+A test calls ``note(record_property, ...)``; ``tests/support/reliability_report.py`` runs the
+tests and turns the recorded lines and each test's outcome into the table, so the table is evidence.
 """
 
 from __future__ import annotations

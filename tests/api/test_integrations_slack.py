@@ -12,15 +12,15 @@ from pydantic import SecretStr
 from sqlalchemy import delete
 from sqlmodel import select
 
-from tests.test_digest import AFTER, WEEK, seed
-from tests.test_integrations_trackers import FakeTracker, fake  # noqa: F401  (a fixture)
+from tests.api.test_integrations_trackers import FakeTracker, fake  # noqa: F401  (a fixture)
+from tests.db.test_digest import AFTER, WEEK, seed
 from triage import db
 from triage.digest.schedule import maybe_generate_digest, schedule_enabled
 from triage.integrations.slack import slack_message
 from triage.models import Digest, Issue
 
 HOOK = "/services/T0000/B0000/XXXXXXXXXXXX"
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "integrations" / "slack_digest.json"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "integrations" / "slack_digest.json"
 
 
 def identity(records: Any) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from triage.errors import DigestDeliveryError
 from triage.models import Digest
 from triage.worker import Worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec-test-0123456789abcdef"
 SECRET_PATH = "/T0/secret-path"
 SECRET_QUERY = "token=query-secret"
@@ -109,7 +109,7 @@ def receiver(readme: dict[str, Any]) -> Iterator[Receiver]:
 
 @pytest.fixture
 def clean_engine(engine):  # type: ignore[no-untyped-def]
-    # conftest's TRUNCATE list predates the digest table (see tests/test_digest.py).
+    # conftest's TRUNCATE list predates the digest table (see tests/db/test_digest.py).
     with db.session_scope(engine) as session:
         session.execute(delete(Digest))
     return engine

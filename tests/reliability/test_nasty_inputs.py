@@ -29,7 +29,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from tests.conftest import auth
-from tests.reliability import note
+from tests.support.reliability import note
 from triage import db
 from triage.models import (
     MAX_METADATA_DEPTH,

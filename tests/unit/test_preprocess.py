@@ -442,7 +442,7 @@ def test_preprocess_min_unit_words_is_configurable(preprocessor, monkeypatch):
 def test_preprocess_build_nlp_is_a_blank_pipeline_with_lookup_lemmas():
     nlp = build_nlp(min_unit_words=2, split_conjunctions=False)
     # The sentencizer also starts a sentence after each line break; the lemmatizer looks
-    # capitalised words up through their lowercase form (tests/test_preprocess_components.py).
+    # capitalised words up through their lowercase form (tests/unit/test_preprocess_components.py).
     assert nlp.pipe_names == ["sentencizer", "lemmatizer", "triage_units"]
     assert nlp.get_pipe("lemmatizer").mode == "lookup"
     assert nlp.meta["name"] == "pipeline"  # spacy.blank, no trained package

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from api.main import create_app
 from tests.conftest import auth
-from tests.reliability import note
+from tests.support.reliability import note
 from triage import db, store
 from triage.models import ApiKey, Feedback, Scope
 

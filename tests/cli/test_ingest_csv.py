@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import invoke
+from tests.cli.test_cli import invoke
 from triage import db, store
 from triage.ingest import sniff_delimiter
 

@@ -39,7 +39,7 @@ from triage.preprocess.cues import _PII_CUES, _CaselessSearch
 from triage.preprocess.lemmatizer import _LEMMA_OVERRIDES
 from triage.preprocess.tokens import _Tokens, _Word
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 TEXTS = [
     "",

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.test_api_issues import seed
 from tests.conftest import _free_port, auth
-from tests.test_api_issues import seed
 from triage import db, store
 from triage.models import Issue, Scope
 
