@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, overload
 
+from pydantic import Discriminator, Tag, field_validator
 from pydantic import Field as PydanticField
-from pydantic import field_validator
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
@@ -278,6 +278,18 @@ class FeedbackBatchCreate(SQLModel):
     )
 
 
+def _single_or_batch(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "items" in value else "single"
+
+
+# A POST body: one item, or {"items": [...]}; the tags never show in an error's field
+# (api/errors.py drops them).
+FeedbackPayload = Annotated[
+    Annotated[FeedbackCreate, Tag("single")] | Annotated[FeedbackBatchCreate, Tag("batch")],
+    Discriminator(_single_or_batch),
+]
+
+
 class FeedbacksPublic(SQLModel):
     items: list[FeedbackPublic]
     total: int
@@ -389,7 +401,10 @@ class ModelOutputBase(_Input):
 TRACE_ID_PATH = ("otel", "trace_id")
 
 
+# What the ML service sends; fields we do not read are kept aside (model_extra), as a ticket's.
 class ModelOutputCreate(ModelOutputBase):
+    model_config = SQLModelConfig(extra="allow")
+
     meta: dict[str, Any] | None = Field(default=None, alias="metadata")
 
 
@@ -408,17 +423,29 @@ class ModelOutput(ModelOutputBase, table=True):
 
 
 class ModelOutputBatchCreate(SQLModel):
+    model_config = SQLModelConfig(extra="allow")
+
     items: list[ModelOutputCreate] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+ModelOutputPayload = Annotated[
+    Annotated[ModelOutputCreate, Tag("single")] | Annotated[ModelOutputBatchCreate, Tag("batch")],
+    Discriminator(_single_or_batch),
+]
 
 
 class ModelOutputAccepted(SQLModel):
     id: int
     output_id: str
     duplicate: bool
+    warnings: list[FieldWarning] = Field(default_factory=list)
 
 
 class ModelOutputBatchAccepted(SQLModel):
     items: list[ModelOutputAccepted]
+    warnings: list[FieldWarning] = Field(
+        default_factory=list, description="Unknown fields of the batch object itself."
+    )
 
 
 # Fields of a stored output that came from outside and may hold personal data; the API shows

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import Discriminator, Tag, ValidationError
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import IngestKey, ReadKey, RedactDep, SessionDep, SettingsDep, WriteSessionDep
@@ -24,6 +24,7 @@ from triage.models import (
     FeedbackBatchCreate,
     FeedbackCreate,
     FeedbackItemResult,
+    FeedbackPayload,
     FeedbackPublic,
     FeedbacksPublic,
     FeedbackStatus,
@@ -38,16 +39,6 @@ from triage.redaction import RedactRecords
 NO_NUL = r"^[^\x00]*$"
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=API_ERRORS)
-
-
-def _shape(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "items" in value else "single"
-
-
-FeedbackPayload = Annotated[
-    Annotated[FeedbackCreate, Tag("single")] | Annotated[FeedbackBatchCreate, Tag("batch")],
-    Discriminator(_shape),
-]
 
 
 @router.post(

@@ -1,5 +1,6 @@
 """`triage ingest feedback` on the files survey tools really export: semicolons, Latin-1, named
-date, customer and user columns, and JSONL lines with a misspelt field. Issue 15."""
+date, customer and user columns, and JSONL lines with a misspelt field (`triage ingest outputs`
+too). Issue 15."""
 
 from __future__ import annotations
 
@@ -67,6 +68,21 @@ def test_ingest_jsonl_unknown_field_is_reported(settings, engine, tmp_path):  # 
     assert result.exit_code == 0, result.stderr
     assert "line 1: customer: Unknown field, ignored; did you mean 'customer_id'?" in result.stderr
     assert stored(engine)[0].external_id == "7"
+
+
+def test_ingest_outputs_unknown_field_is_reported(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "outputs.jsonl"
+    line = {"output_id": 9, "model": "summarizer", "model_versoin": "2.3.0", "user_id": 7}
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    result = invoke("ingest", "outputs", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "stored 1" in result.stderr
+    assert "line 1: model_versoin: Unknown field, ignored; did you mean 'model_version'?" in (
+        result.stderr
+    )
+    with db.session_scope(engine) as session:
+        [output] = store.all_model_outputs(session)
+    assert (output.output_id, output.user_id, output.model_version) == ("9", "7", None)
 
 
 def test_ingest_sniff_delimiter_reads_the_header_only() -> None:

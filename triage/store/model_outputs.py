@@ -20,7 +20,8 @@ def add_model_outputs(
         return []
     rows = []
     for item in items:
-        row = item.model_dump(mode="json", by_alias=True)
+        # Only the fields a model output has: unknown ones are reported to the caller, not kept.
+        row = item.model_dump(mode="json", by_alias=True, include=set(type(item).model_fields))
         row.update(
             created_at=item.created_at,
             content_sha256=sha256_hex(json.dumps(row, sort_keys=True, ensure_ascii=False)),
