@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from api.docs import install_docs
 from api.errors import BodySizeLimit, install_error_handlers
 from api.routes import digests, feedback, health, integrations, issues, model_outputs, traces
 from api.security import RateLimiter, SecurityHeaders
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         summary="Customer feedback about ML products, turned into ranked engineering issues.",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by api/docs.py from a pinned package instead of FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = db.get_engine(settings.database_url)
@@ -61,10 +65,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it is the outermost: the 413 above gets the headers too.
-    docs = frozenset(
-        p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
-    )
-    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    app.add_middleware(SecurityHeaders, docs_paths=install_docs(app))
     for module in (health, feedback, model_outputs, traces, issues, digests, integrations):
         app.include_router(module.router)
     install_ui(app)

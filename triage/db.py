@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -51,13 +51,36 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """One engine per URL for the life of the process."""
+def parse_url(url: str) -> URL:
+    """The URL, or a ConfigError that says how to write it."""
     try:
         parsed = make_url(url)
     except Exception as e:
         raise ConfigError(f"TRIAGE_DATABASE_URL is not a valid database URL: {url!r}") from e
+    scheme = parsed.drivername.split("+")[0]
+    # Heroku-style `postgres://` names no dialect SQLAlchemy knows, and a bare `postgresql://`
+    # picks psycopg2, which triage does not ship: both fail later with a plugin error.
+    if scheme == "postgres" or parsed.drivername == "postgresql":
+        fixed = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        raise ConfigError(
+            f"TRIAGE_DATABASE_URL starts with {parsed.drivername}://, which triage cannot use; "
+            f"write it as postgresql+psycopg://... (here: {fixed})."
+        )
+    return parsed
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, or None for other databases and in-memory SQLite."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """One engine per URL for the life of the process."""
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

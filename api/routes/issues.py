@@ -35,6 +35,10 @@ from triage.models import (
     UnitMove,
 )
 
+# A page a person or a dashboard reads at once; a sync job asks for up to the maximum.
+ISSUES_PAGE = 50
+MAX_ISSUES_PAGE = 1000
+
 router = APIRouter(prefix="/v1/issues", tags=["issues"], responses=API_ERRORS)
 
 
@@ -46,7 +50,15 @@ def list_issues(
     status: IssueStatus | None = None,
     since: Annotated[datetime | None, Query(description="Updated at or after.")] = None,
     sort: Annotated[str, Query(pattern="^(priority|size|updated|id)$")] = "priority",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_ISSUES_PAGE,
+            description=f"Page size: {ISSUES_PAGE} unless set, at most {MAX_ISSUES_PAGE}; "
+            "`total` and `offset` page through the rest.",
+        ),
+    ] = ISSUES_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> IssuesPublic:
     rows, total = store.list_issues(

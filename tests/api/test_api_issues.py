@@ -124,3 +124,20 @@ def test_api_issues_split_and_move_units(client, make_key, engine):  # type: ign
     missing = client.post(f"/v1/issues/{ids[1]}/units", json={"unit_ids": [99999]},
                           headers=auth(admin))  # fmt: skip
     assert missing.status_code == 404
+
+
+def test_api_issues_list_pages_50_by_default_and_caps_limit(client, make_key, engine):  # type: ignore[no-untyped-def]
+    seed(engine, sizes=(1,) * 55)
+    read = make_key(Scope.read)
+    body = client.get("/v1/issues", headers=auth(read)).json()
+    assert body["total"] == 55 and len(body["items"]) == 50
+    rest = client.get("/v1/issues?offset=50", headers=auth(read)).json()
+    assert len(rest["items"]) == 5
+    assert len(client.get("/v1/issues?limit=55", headers=auth(read)).json()["items"]) == 55
+    assert client.get("/v1/issues?limit=1001", headers=auth(read)).status_code == 422
+    limit = next(
+        p
+        for p in client.get("/openapi.json").json()["paths"]["/v1/issues"]["get"]["parameters"]
+        if p["name"] == "limit"
+    )
+    assert limit["schema"]["default"] == 50 and "50 unless set" in limit["description"]

@@ -154,7 +154,7 @@ def test_security_headers_csp_forbids_scripts_on_html(client, make_key, record_p
 
 def test_security_headers_docs_allow_only_their_pinned_scripts(client, record_property):  # type: ignore[no-untyped-def]
     note(record_property, fault="the OpenAPI docs pages (/docs, /redoc)", tried=3,
-         checked="scripts only from the CDN bundle and by hash; never 'unsafe-inline'")  # fmt: skip
+         checked="scripts only from our own bundle and by hash; never 'unsafe-inline'")  # fmt: skip
     for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
         page = client.get(path)
         assert page.status_code == 200
@@ -165,6 +165,20 @@ def test_security_headers_docs_allow_only_their_pinned_scripts(client, record_pr
             digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
             assert f"'sha256-{digest}'" in script_src
         assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_security_docs_work_offline_from_their_own_assets(client):  # type: ignore[no-untyped-def]
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        policy = page.headers["content-security-policy"]
+        assert "http" not in policy and "script-src 'self'" in policy, policy
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+        for asset in assets:
+            served = client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 1000, asset
+            assert served.headers["x-content-type-options"] == "nosniff"
+        assert "fonts.googleapis" not in page.text and "cdn." not in page.text
 
 
 def test_security_openapi_documents_the_error_shape(client, record_property):  # type: ignore[no-untyped-def]

@@ -158,6 +158,7 @@ def test_cli_issues_and_export_before_processing(settings, tmp_path):  # type: i
 
 def test_cli_refuses_outdated_schema_and_says_how_to_fix(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'old.db'}"
+    (tmp_path / "old.db").touch()  # there, but empty: a missing file is another message
     monkeypatch.setenv("TRIAGE_DATABASE_URL", url)
     from triage.config import get_settings
 
@@ -239,6 +240,138 @@ def test_cli_issues_formats_carry_breakdown_and_versions(settings, engine):  # t
     assert [int(r["id"]) for r in lines] == ids
     assert "summarizer 2.3.0" in lines[0]["model_versions"]
     assert json.loads(lines[0]["priority_breakdown"]) == {"reach": 0.2, "volume": 0.1}
-    table = invoke("issues").stdout
-    assert "Issue" in table and "button" in table  # rich wraps at 80 columns off a terminal
+    assert "Issue" in invoke("issues").stdout
+    # Evidence has a column only where there is room for it.
+    wide = runner.invoke(app, ["issues"], env={"COLUMNS": "160"}, catch_exceptions=False)
+    assert "button" in wide.stdout
     assert json.loads(invoke("issues", "--format", "json", "--category", "data").stdout) == []
+
+
+def _set(engine, issue_id, **fields):  # type: ignore[no-untyped-def]
+    from triage.models import Issue
+
+    with db.session_scope(engine) as session:
+        issue = session.get(Issue, issue_id)
+        for name, value in fields.items():
+            setattr(issue, name, value)
+        session.add(issue)
+
+
+def test_cli_issues_hides_resolved_and_ignored_unless_asked(settings, engine):  # type: ignore[no-untyped-def]
+    from tests.api.test_api_issues import seed
+
+    ids, _ = seed(engine, sizes=(1, 1, 1, 1))
+    for issue_id, status in zip(ids, ("open", "acknowledged", "resolved", "ignored"), strict=True):
+        _set(engine, issue_id, status=status)
+
+    def shown(*args: str) -> list[tuple[int, str]]:
+        rows = json.loads(invoke("issues", "--format", "json", *args).stdout)
+        return [(r["id"], r["status"]) for r in rows]
+
+    assert shown() == [(ids[0], "open"), (ids[1], "acknowledged")]
+    assert shown("--status", "resolved,ignored") == [(ids[2], "resolved"), (ids[3], "ignored")]
+    assert [i for i, _ in shown("--status", "all")] == ids
+    table = invoke("issues", "--status", "all").stdout
+    assert "status" in table and "acknowledged" in table and "ignored" in table
+    wrong = runner.invoke(app, ["issues", "--status", "open,done"])
+    assert wrong.exit_code == 2 and "done" in wrong.stderr
+
+
+def test_cli_issues_table_fits_80_columns_one_line_a_row(settings, engine):  # type: ignore[no-untyped-def]
+    from tests.api.test_api_issues import seed
+
+    ids, _ = seed(engine, sizes=(2, 1))
+    long_title = "The export button does nothing when the report has more than ten pages " * 2
+    _set(engine, ids[0], title=long_title, category="expectation", category_confidence=0.85,
+         trend={"week": "2026-W48", "this_week": 12, "spiking": True})  # fmt: skip
+    result = runner.invoke(app, ["issues"], env={"COLUMNS": "80"}, catch_exceptions=False)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line for line in lines if line.strip().split(" ")[0] in {str(i) for i in ids}]
+    assert len(rows) == 2  # one line each: nothing wrapped onto a second line
+    assert "…" in rows[0] and "expectation" in rows[0] and "acknowledged" not in rows[0]
+
+
+def test_cli_issue_prints_one_issue_as_the_page_does(settings, engine):  # type: ignore[no-untyped-def]
+    from tests.api.test_api_issues import seed
+
+    ids, _ = seed(engine, sizes=(3,))
+    _set(
+        engine, ids[0],
+        category_confidence=0.72, category_runner_up="data",
+        evidence=[{"reason": "cue words: button, click", "signal": "cues", "category": "ui",
+                   "contribution": 0.31}],
+        priority_breakdown={"reach": 0.2, "volume": 0.1},
+        trend={"week": "2026-W48", "this_week": 4, "trailing_mean": 1.5, "spiking": True},
+        quotes=["The button does nothing."],
+        model_versions=[{"model": "summarizer", "version": "summarizer 2.3.0"}],
+        external_url="https://github.com/acme/app/issues/7",
+    )  # fmt: skip
+    result = invoke("issue", str(ids[0]))
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    for expected in (
+        "Issue 0", "ui (72% confident; runner-up data)", "cue words: button, click",
+        "reach: 0.200", "this week (2026-W48) 4", "spiking", "The button does nothing.",
+        "summarizer 2.3.0", "in 3 member tickets", "https://github.com/acme/app/issues/7",
+    ):  # fmt: skip
+        assert expected in text, expected
+    row = json.loads(invoke("issue", str(ids[0]), "--format", "json").stdout)
+    assert row["member_tickets"] == 3 and row["priority_breakdown"]["reach"] == 0.2
+    missing = invoke("issue", "999")
+    assert missing.exit_code == 1 and "No issue with id 999" in missing.stderr
+
+
+def test_cli_help_shows_no_bool_metavar():  # type: ignore[no-untyped-def]
+    for command in (["run", "--help"], ["digest", "--help"], ["serve", "--help"]):
+        text = runner.invoke(app, command, env={"COLUMNS": "120"}).stdout
+        assert "--" in text and "<bool>" not in text and "BOOLEAN" not in text, command
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_cli_postgres_url_without_driver_says_how_to_write_it(scheme, monkeypatch):  # type: ignore[no-untyped-def]
+    from triage.config import get_settings
+
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"{scheme}://u:secret@db:5432/triage")
+    get_settings.cache_clear()
+    result = invoke("issues")
+    get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "postgresql+psycopg://" in result.stderr and "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["issues"], ["issue", "1"], ["export", "feedback"], ["digest"], ["keys", "list"]],
+)
+def test_cli_read_commands_on_missing_sqlite_say_so(command, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from triage.config import get_settings
+
+    path = tmp_path / "nothing" / "triage.db"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    result = invoke(*command)
+    get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "no database at" in result.stderr and str(path) in result.stderr
+    assert not path.exists()
+
+
+def test_cli_write_commands_create_a_missing_sqlite_once(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from triage.config import get_settings
+
+    path = tmp_path / "new" / "triage.db"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    try:
+        created = invoke("keys", "create", "--scope", "read")
+        assert created.exit_code == 0, created.stderr
+        assert created.stderr.count("created a new database") == 1 and path.exists()
+        feedback = tmp_path / "t.jsonl"
+        write_jsonl(feedback, [{"source": "s", "external_id": "1", "text": "hello"}])
+        again = invoke("ingest", "feedback", str(feedback))
+        assert again.exit_code == 0 and "created a new database" not in again.stderr
+        assert invoke("issues").exit_code == 0
+    finally:
+        get_settings.cache_clear()

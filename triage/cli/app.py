@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperOption
 
 from triage import db
 from triage.config import Settings
@@ -22,6 +23,16 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+# Typer's help prints a type beside every option, `<bool>` even for a flag (`--help`,
+# `--recluster/--no-recluster`) whose name already says what it takes; flags show none here.
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -43,9 +54,22 @@ def _errors() -> Iterator[None]:
         raise _fail(e.message) from None
 
 
-def _ready(settings: Settings) -> Any:
-    db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
-    return db.get_engine(settings.database_url)
+def _ready(settings: Settings, *, write: bool = False) -> Any:
+    """The engine, schema checked. A missing SQLite file is created by commands that write and
+    reported by commands that read, which would otherwise leave an empty database behind."""
+    url = settings.database_url
+    path = db.sqlite_file(url)
+    if path is not None and not path.exists():
+        if not write:
+            raise _fail(
+                f"there is no database at {path} yet: store feedback first "
+                "(`triage ingest feedback FILE` or `triage demo`), or point TRIAGE_DATABASE_URL "
+                "at an existing one."
+            )
+        db.upgrade(url)
+        console.print(f"created a new database at {path}")
+    db.ensure_schema(url, allow_upgrade=settings.auto_upgrade_sqlite)
+    return db.get_engine(url)
 
 
 def _progress() -> Progress:

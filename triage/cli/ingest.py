@@ -84,7 +84,7 @@ def ingest_feedback(
             delimiter="\t" if delimiter in ("\\t", "tab") else delimiter,
         )
     with _errors():
-        engine = _ready(get_settings())
+        engine = _ready(get_settings(), write=True)
         with _progress() as progress:
             task = progress.add_task("ingesting feedback", total=count_lines(path))
             report = ingest_feedback_file(
@@ -103,7 +103,7 @@ def ingest_outputs(path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
     from triage.ingest import count_lines, ingest_outputs_file
 
     with _errors():
-        engine = _ready(get_settings())
+        engine = _ready(get_settings(), write=True)
         with _progress() as progress:
             task = progress.add_task("ingesting model outputs", total=count_lines(path))
             report = ingest_outputs_file(engine, path, progress=lambda n: progress.advance(task, n))

@@ -28,7 +28,7 @@ def keys_create(
 ) -> None:
     """Make an API key. The key is printed once, on the last line, and stored only as a hash."""
     with _errors():
-        engine = _ready(get_settings())
+        engine = _ready(get_settings(), write=True)
         with db.session_scope(engine) as session:
             key, secret = store.create_api_key(
                 session, scope=scope, name=name, sources=source or ()

@@ -38,7 +38,7 @@ def _import_pipeline() -> Any:
 
 def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
     Pipeline = _import_pipeline()
-    engine = _ready(settings)
+    engine = _ready(settings, write=True)
     with db.session_scope(engine) as session:
         pending = store.count_feedback_by_status(session).get("pending", 0)
     with _progress() as progress:

@@ -27,6 +27,7 @@ def list_issues(
     *,
     category: str | None = None,
     status: str | None = None,
+    statuses: Sequence[str] | None = None,
     since: datetime | None = None,
     sort: str = "priority",
     limit: int = 100,
@@ -43,6 +44,8 @@ def list_issues(
         conditions.append(col(Issue.category) == category)
     if status is not None:
         conditions.append(col(Issue.status) == status)
+    if statuses is not None:
+        conditions.append(col(Issue.status).in_(list(statuses)))
     if since is not None:
         conditions.append(col(Issue.updated_at) >= since)
     return paginate(session, Issue, conditions, ISSUE_SORTS[sort], limit=limit, offset=offset)
