@@ -38,8 +38,10 @@ def _when(value: str | None) -> datetime:
 
 
 def load_fixtures(labelled: Path = LABELLED, outputs: Path = OUTPUTS) -> tuple[list, list, list]:
-    """(labelled rows, FeedbackRecords, OutputRecords), ids numbered from 1 in file order."""
-    from triage.link import FeedbackRecord, OutputRecord
+    """(labelled rows, FeedbackRecords, OutputRecords), in file order; the records are built as
+    ``triage train`` builds them."""
+    from triage.categorize.stacking import output_records
+    from triage.link import FeedbackRecord
 
     rows = _read_jsonl(labelled)
     feedback = [
@@ -55,24 +57,7 @@ def load_fixtures(labelled: Path = LABELLED, outputs: Path = OUTPUTS) -> tuple[l
         )
         for i, row in enumerate(rows, start=1)
     ]
-    records = [
-        OutputRecord(
-            id=i,
-            output_id=row["output_id"],
-            created_at=_when(row.get("created_at")),
-            model=row["model"],
-            model_version=row.get("model_version"),
-            feature=row.get("feature"),
-            input=row.get("input"),
-            output=row.get("output"),
-            confidence=row.get("confidence"),
-            latency_ms=row.get("latency_ms"),
-            user_id=row.get("user_id"),
-            session_id=row.get("session_id"),
-            meta=row.get("metadata", row.get("meta")),
-        )
-        for i, row in enumerate(_read_jsonl(outputs), start=1)
-    ]
+    records = output_records(_read_jsonl(outputs))
     return rows, feedback, records
 
 
