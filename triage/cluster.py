@@ -2,26 +2,36 @@
 
 Pure functions over numpy arrays; the database layer stores what they return.
 
-The recipe, measured on Banking77 (``bench/cluster.py``: 77 narrow intents of ~40 short queries)
-and on our feedback history (``bench/history.py``: 33 broad issues of ~100 tickets, each phrased
-a dozen ways); one set of defaults has to do well on both:
+No parameter is a share of the data: each is a count of statements, a cosine or a number of
+spreads, and means the same for 200 statements as for 100,000.
 
-1. Smooth: average each unit with its nearest units a few times. Paraphrases of one complaint
-   pull together and stray wording is damped; this is the part of UMAP's neighbour graph that
-   helps here, at a fraction of its cost (+0.03 ARI over plain PCA + HDBSCAN).
-2. PCA to ``reduce_dims`` and renormalise: HDBSCAN's density estimates drown in 384 dimensions.
-3. HDBSCAN with ``leaf`` selection and a ``min_cluster_size`` of 0.5% of the units (floor 5).
-   Leaf finds the small dense groups; ``eom`` swallows several complaints into one. The size
-   must exceed the group one phrasing of an issue forms, or each phrasing becomes its own
-   cluster (at 0.15%, the history's 33 issues came out as 329 clusters).
-4. Merge clusters whose centroids are nearly the same: leaf selection cuts one complaint into
-   dense pieces, and one complaint must be one issue.
-5. Attach each leftover unit to the nearest centroid. Every member, core or attached, must then
-   clear ``assign_threshold`` on its own vector (smoothing drags a lone off-topic statement
-   towards its neighbours); the rest stay unassigned (-1) rather than forced into an issue.
-
-Above ``max_units`` units, steps 2-4 run on a fixed random sample, neighbours are looked up in
-that sample, and step 5 places everyone else: HDBSCAN's cost grows much faster than linearly.
+1. Centre and smooth. Vectors are centred on the data's own mean (the direction all of one
+   product's feedback shares says nothing about which issue a statement is in), then each unit
+   is averaged with its ``smooth_neighbors`` nearest units a few times: paraphrases of one
+   complaint pull together and stray wording is damped, the part of UMAP's neighbour graph
+   that helps here, at a fraction of its cost.
+2. HDBSCAN, ``leaf`` selection, on PCA of the smoothed vectors: every dense group of at least
+   ``min_issue_size`` units is a candidate issue. HDBSCAN looks at ``max_units`` units at most
+   (a fixed random sample above that), and that fixes the granularity. Below ``max_units`` the
+   smallest issue is ``min_issue_size`` statements; above it, HDBSCAN sees the same number of
+   units whatever the total, so 3,000 and 100,000 statements of the same feedback give the same
+   issues. A similarity threshold cannot do this on real data: the pieces one Banking77 intent
+   splits into at a finer scale are no more alike than two neighbouring intents are (their
+   centroid cosines and separations overlap), so merging cannot undo a finer look.
+3. Merge candidates whose smoothed centroids have cosine >= ``merge_similarity``: leaf selection
+   can cut one complaint into dense pieces.
+4. Refine: every unit goes to its nearest centroid and the centroids are recomputed (k-means
+   started from the candidates) for up to ``refine_steps`` rounds, so units outside the sample
+   and outside HDBSCAN's dense cores shape the issues too. A group left with fewer than
+   ``min_issue_size`` units is dissolved into its neighbours.
+5. Calibrated attach. Smoothing drags a lone off-topic statement towards its neighbours, so
+   every member is checked on its own vector against its issue's centroid, with a threshold its
+   fellow members set: their median cosine minus ``attach_deviations`` robust spreads (1.4826 x
+   the median absolute deviation, never narrower than the median issue's). A tight issue takes
+   only close units and a broad one broader ones; a unit far below its nearest issue's members
+   stays unassigned (-1). When more than ``attach_max_share`` of the units would stay out, the
+   number of spreads grows until that share does: never more stay out once issues form. Each
+   issue's threshold comes back with it, to place new units between re-clusterings.
 """
 
 from __future__ import annotations
@@ -34,6 +44,10 @@ import numpy as np
 
 from triage.config import Settings
 
+# The robust spread: 1.4826 x the median absolute deviation is one standard deviation for
+# normally distributed values, and a few far outliers cannot inflate it.
+MAD_TO_SPREAD = 1.4826
+
 
 def _setting(name: str) -> Any:
     # The dataclass defaults are the Settings defaults, so each knob has one home.
@@ -43,26 +57,23 @@ def _setting(name: str) -> Any:
 @dataclass(frozen=True)
 class ClusterParams:
     reduce_dims: int = _setting("reduce_dims")
-    min_cluster_size_share: float = _setting("min_cluster_size_share")
-    min_cluster_size_floor: int = _setting("min_cluster_size_floor")
-    min_cluster_size_ceiling: int = _setting("min_cluster_size_ceiling")
+    min_issue_size: int = _setting("min_issue_size")
     min_samples: int = _setting("min_samples")
     selection_method: str = _setting("selection_method")
     smooth_neighbors: int = _setting("smooth_neighbors")
     smooth_steps: int = _setting("smooth_steps")
     merge_similarity: float = _setting("merge_similarity")
-    assign_threshold: float = _setting("assign_threshold")
+    refine_steps: int = _setting("refine_steps")
+    attach_deviations: float = _setting("attach_deviations")
+    attach_max_share: float = _setting("attach_max_share")
     max_units: int = _setting("max_units")
+    neighbor_units: int = _setting("neighbor_units")
     random_state: int = _setting("random_state")
     blas_threads: int = _setting("blas_threads")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
         return cls(**{f.name: getattr(settings, f"cluster_{f.name}") for f in fields(cls)})
-
-    def min_cluster_size(self, n_units: int) -> int:
-        size = round(self.min_cluster_size_share * n_units)
-        return int(min(max(size, self.min_cluster_size_floor), self.min_cluster_size_ceiling))
 
 
 @dataclass
@@ -71,6 +82,8 @@ class Clustering:
     centroids: dict[int, np.ndarray]  # label -> normalised mean of its members
     similarity: np.ndarray  # cosine of each unit to its centroid; nan when unassigned
     method: np.ndarray  # "cluster" (found by HDBSCAN), "assigned" (attached after) or ""
+    # label -> the cosine a unit needs to join it, calibrated on its members; every member has it
+    thresholds: dict[int, float] = field(default_factory=dict)
 
     @property
     def clusters(self) -> dict[int, np.ndarray]:
@@ -96,10 +109,14 @@ def centroids_of(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarra
 
 
 def assign(
-    vectors: np.ndarray, centroids: Mapping[int, np.ndarray], *, threshold: float
+    vectors: np.ndarray,
+    centroids: Mapping[int, np.ndarray],
+    *,
+    threshold: float | Mapping[int, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid by cosine for each vector: (labels, similarities), with -1 and nan
-    below ``threshold``. Ties go to the lowest label."""
+    below ``threshold``: one cosine for every centroid, or one per label (as
+    ``Clustering.thresholds``). Ties go to the lowest label."""
     vectors = normalize(np.atleast_2d(vectors))
     n = len(vectors)
     if not centroids or n == 0:
@@ -108,19 +125,42 @@ def assign(
     scores = vectors @ normalize(np.stack([centroids[int(k)] for k in keys])).T
     best = scores.argmax(axis=1)  # the first maximum, i.e. the lowest label
     similarity = scores[np.arange(n), best]
-    ok = similarity >= threshold
+    if isinstance(threshold, Mapping):
+        needed = np.array([threshold[int(k)] for k in keys], dtype=np.float32)[best]
+    else:
+        needed = np.float32(threshold)
+    ok = similarity >= needed
     return np.where(ok, keys[best], -1), np.where(ok, similarity, np.nan).astype(np.float32)
 
 
 def nearest_neighbors(vectors: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` most cosine-similar rows of ``reference`` for each row of
-    ``vectors``, unordered. Exact, in blocks to bound memory; hand-written because
-    sklearn's brute-force kneighbors measured 2x slower here (it computes full distances)."""
+    ``vectors``, unordered. Exact, in blocks to bound memory.
+
+    The reference rows are taken in groups of 64; only the ``k`` groups with the highest
+    maximum can hold one of the ``k`` best (each such group's maximum is at least the ``k``-th
+    best score), so the ``k`` best are picked among their members. A partial sort of every
+    row of scores took 80% of the time to cluster 100k units; the group maxima cost a tenth of
+    that."""
     k = min(k, len(reference))
+    group = 64
+    n_groups = -(-len(reference) // group)
+    if n_groups <= k:  # too few groups to gain anything
+        group, n_groups = 1, len(reference)
+    pad = n_groups * group - len(reference)
+    members = np.arange(group)
     blocks = []
     for start in range(0, len(vectors), 1024):
         scores = vectors[start : start + 1024] @ reference.T
-        blocks.append(np.argpartition(scores, -k, axis=1)[:, -k:])
+        if pad:
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        grouped = scores.reshape(len(scores), n_groups, group)
+        top = np.argpartition(grouped.max(axis=2), n_groups - k, axis=1)[:, -k:]
+        rows = np.arange(len(scores))[:, None, None]
+        candidates = grouped[rows, top[:, :, None], members].reshape(len(scores), -1)
+        columns = (top[:, :, None] * group + members).reshape(len(scores), -1)
+        best = np.argpartition(candidates, candidates.shape[1] - k, axis=1)[:, -k:]
+        blocks.append(np.take_along_axis(columns, best, axis=1))
     return np.concatenate(blocks) if blocks else np.empty((0, k), dtype=np.int64)
 
 
@@ -163,6 +203,50 @@ def merge_close_clusters(
     return np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
 
 
+def refine(vectors: np.ndarray, labels: np.ndarray, *, steps: int, min_size: int) -> np.ndarray:
+    """Every vector to its nearest centroid, centroids recomputed: ``steps`` rounds at most
+    (at least one), fewer once nothing moves. After each round a group smaller than
+    ``min_size`` gives its vectors to the others; -1 everywhere when no group is left."""
+    centroids = centroids_of(vectors, labels)
+    for _ in range(max(steps, 1)):
+        previous = labels
+        labels, _ = assign(vectors, centroids, threshold=-1.0)
+        present, sizes = np.unique(labels[labels >= 0], return_counts=True)
+        small = set(present[sizes < min_size].tolist())
+        if small:
+            kept = {label: centroids[label] for label in centroids if label not in small}
+            labels, _ = assign(vectors, kept, threshold=-1.0)
+        if np.array_equal(labels, previous):
+            break
+        centroids = centroids_of(vectors, labels)
+    return labels
+
+
+def calibrated_thresholds(
+    similarity: np.ndarray, labels: np.ndarray, *, deviations: float, max_share: float
+) -> dict[int, float]:
+    """label -> its members' median ``similarity`` minus ``deviations`` robust spreads.
+
+    An issue's spread is never taken narrower than the median issue's: a group of
+    near-duplicates would otherwise refuse every paraphrase. When more than ``max_share`` of
+    all members would fall below their issue's threshold, the number of spreads grows until
+    only that share does."""
+    keys = np.unique(labels[labels >= 0])
+    if not len(keys):
+        return {}
+    members = labels >= 0
+    index = np.searchsorted(keys, labels[members])
+    values = similarity[members]
+    medians = np.array([np.median(values[index == i]) for i in range(len(keys))])
+    deviation = np.abs(values - medians[index])
+    spreads = MAD_TO_SPREAD * np.array([np.median(deviation[index == i]) for i in range(len(keys))])
+    spreads = np.maximum(spreads, max(float(np.median(spreads)), float(np.finfo(np.float32).eps)))
+    below = np.sort((values - medians[index]) / spreads[index])  # in spreads, lowest first
+    budget = int(max_share * len(values))
+    spread_count = max(deviations, -float(below[budget])) if budget < len(below) else deviations
+    return {int(k): float(medians[i] - spread_count * spreads[i]) for i, k in enumerate(keys)}
+
+
 def _similarity(
     vectors: np.ndarray, labels: np.ndarray, centroids: Mapping[int, np.ndarray]
 ) -> np.ndarray:
@@ -186,11 +270,10 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
 
 
 class Clusterer:
-    """Smooth, PCA, HDBSCAN, merge, assign.
+    """Centre, smooth, PCA, HDBSCAN, merge, refine, attach.
 
     Pass ``reducer`` (anything with ``fit_transform``) or ``hdbscan_model`` (anything with
-    ``fit`` that sets ``labels_``) to swap a step; by default both are built per fit, because
-    their sizes depend on the number of units.
+    ``fit`` that sets ``labels_``) to swap a step; by default both are built per fit.
     """
 
     def __init__(
@@ -213,39 +296,45 @@ class Clusterer:
     def _fit(self, vectors: np.ndarray) -> Clustering:
         p = self.params
         n = len(vectors)
-        if n > p.max_units:
-            rng = np.random.default_rng(p.random_state)
-            sample = np.sort(rng.choice(n, size=p.max_units, replace=False))
-        else:
-            sample = np.arange(n)
-        size = p.min_cluster_size(len(sample))
+        # One permutation, so HDBSCAN's sample is part of the neighbours' reference sample.
+        order = np.random.default_rng(p.random_state).permutation(n)
+        sample = np.sort(order[: p.max_units])
+        reference = np.sort(order[: max(p.max_units, p.neighbor_units)])
 
         labels = np.full(n, -1, dtype=np.int64)
-        smoothed = vectors
-        if len(sample) > size:
-            smoothed = smooth(vectors, sample, neighbors=p.smooth_neighbors, steps=p.smooth_steps)
-            model = self._hdbscan(size)
+        found = np.zeros(n, dtype=bool)  # in a group HDBSCAN found, before merge and refine
+        if len(sample) > p.min_issue_size:
+            centred = normalize(vectors - vectors[reference].mean(axis=0))
+            smoothed = smooth(
+                centred, reference, neighbors=p.smooth_neighbors, steps=p.smooth_steps
+            )
+            model = self._hdbscan()
             model.fit(self._reduce(smoothed[sample]))
             labels[sample] = model.labels_
+            found = labels >= 0
             labels = merge_close_clusters(smoothed, labels, min_similarity=p.merge_similarity)
-        core = labels >= 0
+            if found.any():
+                labels = refine(smoothed, labels, steps=p.refine_steps, min_size=p.min_issue_size)
 
-        # Neighbours choose the issue a leftover unit is nearest to...
-        leftover = ~core
-        labels[leftover], _ = assign(
-            smoothed[leftover], centroids_of(smoothed, labels), threshold=-1.0
-        )
-        # ...but smoothing also drags a lone off-topic statement towards its neighbours, so
-        # every member must clear the threshold on its own vector against the centroid: the
-        # same test ``assign`` applies to a new unit, which has no neighbours yet.
+        # Every member is checked on its own vector, the test ``assign`` applies to a new unit,
+        # which has no neighbours yet.
         own = _similarity(vectors, labels, centroids_of(vectors, labels))
-        labels[~(own >= p.assign_threshold)] = -1
-        labels = _canonical(labels)
+        cutoff = calibrated_thresholds(
+            own, labels, deviations=p.attach_deviations, max_share=p.attach_max_share
+        )
+        for label, threshold in cutoff.items():
+            labels[(labels == label) & ~(own >= threshold)] = -1
+        canonical = _canonical(labels)
 
-        centroids = centroids_of(vectors, labels)
-        similarity = _similarity(vectors, labels, centroids)
-        method = np.where(labels < 0, "", np.where(core, "cluster", "assigned"))
-        return Clustering(labels=labels, centroids=centroids, similarity=similarity, method=method)
+        centroids = centroids_of(vectors, canonical)
+        similarity = _similarity(vectors, canonical, centroids)
+        # The threshold every member clears, also against the centroid without the outliers.
+        thresholds = {
+            label: min(cutoff[int(labels[members[0]])], float(similarity[members].min()))
+            for label, members in ((k, np.flatnonzero(canonical == k)) for k in centroids)
+        }
+        method = np.where(canonical < 0, "", np.where(found, "cluster", "assigned"))
+        return Clustering(canonical, centroids, similarity, method, thresholds)
 
     def _reduce(self, vectors: np.ndarray) -> np.ndarray:
         reducer = self.reducer
@@ -257,14 +346,15 @@ class Clusterer:
         # HDBSCAN's trees want float64; renormalised, euclidean order is cosine order.
         return normalize(reducer.fit_transform(vectors)).astype(np.float64)
 
-    def _hdbscan(self, min_cluster_size: int) -> Any:
+    def _hdbscan(self) -> Any:
         if self.hdbscan_model is not None:
             return self.hdbscan_model
         import hdbscan
 
+        size = self.params.min_issue_size
         return hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size,
-            min_samples=min(self.params.min_samples, min_cluster_size),
+            min_cluster_size=size,
+            min_samples=min(self.params.min_samples, size),
             cluster_selection_method=self.params.selection_method,
             # Prim's on a kd-tree measured 2-3x faster than the default Boruvka at 30 dims.
             algorithm="prims_kdtree",

@@ -92,19 +92,13 @@ class PipelineSettings(BaseModel):
         ge=2,
         description="PCA components HDBSCAN sees; its density estimates fail in 384 dimensions.",
     )
-    cluster_min_cluster_size_share: float = Field(
-        default=0.005,
-        gt=0,
-        lt=1,
-        description="HDBSCAN min_cluster_size as a share of the units clustered, before the "
-        "floor and ceiling below. Small shares cut a broad issue into one cluster per phrasing "
-        "(0.0015: 329 clusters for 33 issues on the feedback history, ARI 0.16; 0.005: 65, "
-        "ARI 0.37) while Banking77's ~40-text intents keep ARI >= 0.55 (bench/history.py).",
+    cluster_min_issue_size: int = Field(
+        default=8,
+        ge=2,
+        description="Smallest group of statements that can become an issue: HDBSCAN's "
+        "min_cluster_size among the units it looks at (see cluster_max_units); a group left "
+        "smaller after refinement is dissolved into its neighbours.",
     )
-    cluster_min_cluster_size_floor: int = Field(
-        default=5, ge=2, description="Smallest group of statements that can become an issue."
-    )
-    cluster_min_cluster_size_ceiling: int = Field(default=100, ge=2)
     cluster_min_samples: int = Field(
         default=3, ge=1, description="HDBSCAN min_samples; lower keeps more units in clusters."
     )
@@ -127,25 +121,56 @@ class PipelineSettings(BaseModel):
         default=0.85,
         gt=0,
         le=1,
-        description="Clusters whose centroids have at least this cosine become one issue. With "
-        "the larger clusters above, 0.8 began joining neighbouring Banking77 intents (ARI 0.51 "
-        "vs 0.56). Lower values buy little on the history: its same-issue clusters have a median "
-        "centroid cosine of 0.33, and only 59% of clusters have a same-issue nearest cluster.",
+        description="Groups HDBSCAN found whose centroids (centred, smoothed vectors) have at "
+        "least this cosine become one issue; 1 turns merging off.",
+    )
+    cluster_refine_steps: int = Field(
+        default=10,
+        ge=0,
+        description="Most rounds of moving every unit to its nearest issue centroid and "
+        "recomputing the centroids (k-means from HDBSCAN's groups, stopping once nothing "
+        "moves), so units outside the sample and outside the dense cores shape the issues too; "
+        "0 still places every unit once.",
+    )
+    cluster_attach_deviations: float = Field(
+        default=4.0,
+        gt=0,
+        description="A unit stays in its nearest issue unless its cosine to the centroid is more "
+        "than this many robust spreads (1.4826 x median absolute deviation) below the median "
+        "of that issue's members: each issue calibrates its own threshold. Lower leaves more "
+        "units unassigned.",
+    )
+    cluster_attach_max_share: float = Field(
+        default=0.03,
+        gt=0,
+        lt=0.5,
+        description="No issue lets go of more than this share of the units nearest to it, "
+        "however far below its members they are, so at most this share of all units stays "
+        "unassigned once issues form.",
     )
     cluster_assign_threshold: float = Field(
         default=0.45,
         ge=-1,
         le=1,
-        description="Minimum cosine to a centroid for a leftover or new unit to join an issue.",
+        description="Minimum cosine to a centroid for a new unit to join an issue between "
+        "re-clusterings (a re-clustering calibrates a threshold per issue instead).",
     )
     cluster_max_units: int = Field(
-        default=5000,
+        default=2000,
         ge=100,
-        description="Above this many units, HDBSCAN runs on a fixed random sample of this size "
-        "and every other unit is assigned to the nearest centroid (keeps 100k units under a "
-        "minute on two cores).",
+        description="HDBSCAN looks at this many units at most, a fixed random sample above "
+        "that, and every other unit is placed by refinement. This fixes the granularity: for "
+        "any number of units above it an issue needs cluster_min_issue_size units in the "
+        "sample, so 3,000 and 100,000 statements give issues of the same breadth.",
     )
-    cluster_random_state: int = Field(default=0, description="Seed for PCA and the sample.")
+    cluster_neighbor_units: int = Field(
+        default=8000,
+        ge=100,
+        description="Smoothing looks up each unit's neighbours among this many units at most "
+        "(a fixed random sample above that, which holds HDBSCAN's), bounding the cost of "
+        "100k units.",
+    )
+    cluster_random_state: int = Field(default=0, description="Seed for PCA and the samples.")
     cluster_blas_threads: int = Field(
         default=1,
         ge=1,
