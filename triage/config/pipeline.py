@@ -144,9 +144,9 @@ class PipelineSettings(BaseModel):
         default=0.03,
         gt=0,
         lt=0.5,
-        description="No issue lets go of more than this share of the units nearest to it, "
-        "however far below its members they are, so at most this share of all units stays "
-        "unassigned once issues form.",
+        description="At most this share of the units is left out of the issues nearest to "
+        "them: when more fall below their issue's threshold, every issue's threshold moves "
+        "down by the same number of spreads until only this share does.",
     )
     cluster_assign_threshold: float = Field(
         default=0.45,
