@@ -5,16 +5,15 @@ from sklearn.metrics import adjusted_rand_score
 from triage.cluster import (
     Clusterer,
     ClusterParams,
-    LineageEvent,
     assign,
     calibrated_thresholds,
-    match_issues,
     nearest_neighbors,
     normalize,
     smooth,
 )
 from triage.config import Settings
 from triage.embed import FakeEmbedder
+from triage.identity import LineageEvent, match_issues
 
 DIM = 32
 

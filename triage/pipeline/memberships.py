@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import Session
 
-from triage import cluster, store
+from triage import cluster, identity, store
 from triage.config import Settings
 from triage.embed import vector_from_bytes, vector_to_bytes
 from triage.models import Issue, IssueStatus, utcnow
@@ -118,7 +118,7 @@ def recluster_issues(
     for unit_id, label in zip(units.ids, result.labels, strict=True):
         if label >= 0 and unit_id not in manual:
             clusters.setdefault(int(label), set()).add(unit_id)
-    match = cluster.match_issues(
+    match = identity.match_issues(
         {k: v for k, v in previous.items() if k in issues},
         previous_centroids,
         clusters,
@@ -160,7 +160,7 @@ def recluster_issues(
 
 def _record_lineage(
     issues: dict[int, Issue],
-    match: cluster.IdentityMatch,
+    match: identity.IdentityMatch,
     issue_for_label: dict[int, int],
     now: str,
 ) -> list[dict]:

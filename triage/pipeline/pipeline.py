@@ -5,7 +5,7 @@ vectors (embed) → attach new units to existing issues when close enough (clust
 mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
 
 ``refresh``: re-cluster when asked or when too much is unassigned (cluster) → keep issue ids
-stable (cluster.match_issues) → keywords, titles, quotes (label) → link tickets to model outputs
+stable (identity.match_issues) → keywords, titles, quotes (label) → link tickets to model outputs
 (link) → category with evidence (categorize) → priority with its breakdown (rank).
 
 Each step is a function of the session and its inputs in this package; this class only builds
