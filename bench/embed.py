@@ -116,7 +116,8 @@ def stage_table(e2e: dict[str, Any]) -> dict[str, float]:
     """The run's wall time by stage, as `triage run` timed them; the parts add up to the run."""
     process, refresh = e2e["process"], e2e["refresh"]
     preprocess, embed = process.get("preprocess", 0.0), process.get("embed", 0.0)
-    cluster, diagnose = refresh.get("cluster", 0.0), refresh.get("categorize_rank", 0.0)
+    cluster = refresh.get("cluster", 0.0)
+    diagnose = refresh.get("categorize", 0.0) + refresh.get("rank", 0.0)
     return {
         "ingest (subprocess)": e2e["ingest"],
         "run (subprocess), of which:": e2e["run"],

@@ -32,6 +32,14 @@ spreads, and means the same for 200 statements as for 100,000.
    stays unassigned (-1). When more than ``attach_max_share`` of the units would stay out, the
    number of spreads grows until that share does: never more stay out once issues form. Each
    issue's threshold comes back with it, to place new units between re-clusterings.
+
+Cause is part of how issues form. When the caller passes ``causes`` (one row per unit: its
+ticket's category probabilities), each unit is clustered on its wording and its cause side by
+side, the cause weighing ``cause_weight`` times the wording: for unit-length parts the joined
+cosine is (cosine of wording + cause_weight² x cosine of causes) / (1 + cause_weight²). Two
+complaints about one screen, one about a redraw bug (ui) and one about a stale feed (data), then
+sit apart although their words are close. Centroids, similarities and thresholds come back in
+wording space, where new units are placed between re-clusterings.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ class ClusterParams:
     neighbor_units: int = _setting("neighbor_units")
     random_state: int = _setting("random_state")
     blas_threads: int = _setting("blas_threads")
+    cause_weight: float = _setting("cause_weight")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
@@ -258,6 +267,15 @@ def _similarity(
     return similarity
 
 
+def in_wording_space(vectors: np.ndarray, result: Clustering) -> Clustering:
+    """``result``'s issues with their centroids, similarities and thresholds computed on
+    ``vectors`` alone: every member clears its issue's threshold there too."""
+    centroids = centroids_of(vectors, result.labels)
+    similarity = _similarity(vectors, result.labels, centroids)
+    thresholds = {label: float(similarity[result.labels == label].min()) for label in centroids}
+    return Clustering(result.labels, centroids, similarity, result.method, thresholds)
+
+
 def _canonical(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters by size (largest is 0), ties by first unit, so labels do not depend
     on HDBSCAN's or the merge's internal numbering."""
@@ -287,11 +305,18 @@ class Clusterer:
         self.reducer = reducer
         self.hdbscan_model = hdbscan_model
 
-    def fit(self, vectors: np.ndarray) -> Clustering:
+    def fit(self, vectors: np.ndarray, *, causes: np.ndarray | None = None) -> Clustering:
+        """Cluster ``vectors``; with ``causes`` (a row per unit, e.g. category probabilities)
+        on wording and cause together, see the module docstring."""
         from threadpoolctl import threadpool_limits
 
+        plain = normalize(vectors)
+        weight = self.params.cause_weight
         with threadpool_limits(limits=self.params.blas_threads):
-            return self._fit(normalize(vectors))
+            if causes is None or weight == 0 or not len(plain):
+                return self._fit(plain)
+            joined = normalize(np.hstack([plain, weight * normalize(causes)]))
+            return in_wording_space(plain, self._fit(joined))
 
     def _fit(self, vectors: np.ndarray) -> Clustering:
         p = self.params

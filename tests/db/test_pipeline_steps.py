@@ -44,7 +44,7 @@ from triage.pipeline import (
     recluster_issues,
     relabel,
 )
-from triage.pipeline.diagnose import for_embedder
+from triage.pipeline.diagnose import for_embedder, judge_tickets
 from triage.pipeline.memberships import issue_of
 from triage.pipeline.tickets import aggregate
 
@@ -275,14 +275,11 @@ def test_pipeline_steps_diagnose_keeps_a_human_category_and_stores_evidence(engi
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     assert categorizer.classifier is None
     with db.session_scope(engine) as session:
-        diagnose(
-            session,
-            load_units(session, model_id=EMBEDDER.model_id),
-            issue_of(store.membership_map(session)),
-            categorizer,
-            params=DiagnoseParams.from_settings(settings),
-            now=utcnow(),
-        )
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        params = DiagnoseParams.from_settings(settings)
+        judged = judge_tickets(session, units, categorizer, params=params)
+        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
+                 params=params, now=utcnow())  # fmt: skip
     with db.session_scope(engine) as session:
         human, machine = session.get(Issue, language_issue), session.get(Issue, export_issue)
         assert human.category == "data" and human.category_confidence == 1.0
@@ -309,8 +306,10 @@ def test_pipeline_steps_every_ticket_gets_its_own_category_and_the_issue_their_m
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     with db.session_scope(engine) as session:
         units = load_units(session, model_id=EMBEDDER.model_id)
-        diagnose(session, units, issue_of(store.membership_map(session)), categorizer,
-                 params=DiagnoseParams.from_settings(settings), now=utcnow())  # fmt: skip
+        params = DiagnoseParams.from_settings(settings)
+        judged = judge_tickets(session, units, categorizer, params=params)
+        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
+                 params=params, now=utcnow())  # fmt: skip
     with db.session_scope(engine) as session:
         tickets = {row["id"]: row for row in store.export_feedback(session)}
         by_unit = {u.id: u.feedback_id for u in session.exec(select(Unit)).all()}
@@ -376,9 +375,11 @@ def test_pipeline_steps_a_long_ticket_counts_once_and_the_list_agrees_with_the_d
 
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     with db.session_scope(engine) as session:
-        diagnose(session, load_units(session, model_id=EMBEDDER.model_id),
-                 issue_of(store.membership_map(session)), categorizer,
-                 params=DiagnoseParams.from_settings(settings), now=now)  # fmt: skip
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        params = DiagnoseParams.from_settings(settings)
+        judged = judge_tickets(session, units, categorizer, params=params)
+        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
+                 params=params, now=now)  # fmt: skip
     with db.session_scope(engine) as session:
         trend = session.get(Issue, issue_id).trend
         # Six tickets after one a week, not 45 statements: still a spike, by the Poisson test.

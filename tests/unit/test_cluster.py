@@ -192,6 +192,36 @@ def test_cluster_same_topics_at_any_size_give_the_same_issues():
         assert clustering.unassigned_share <= 0.05
 
 
+def test_cluster_same_words_different_causes_are_different_issues():
+    # Three topics; in each, half the statements come from tickets confidently of one cause and
+    # half of another (one screen's redraw bug and its stale feed, in the same words).
+    vectors, topic = blobs([40, 40, 40], spread=0.3, seed=3)
+    cause_of = np.arange(len(vectors)) % 2
+    causes = np.where(cause_of[:, None] == 0, [0.9, 0.1, 0.0, 0.0], [0.1, 0.9, 0.0, 0.0])
+    truth = topic * 2 + cause_of
+
+    wording = Clusterer().fit(vectors)
+    both = Clusterer().fit(vectors, causes=causes)
+    assert adjusted_rand_score(topic, wording.labels) > 0.9  # words alone: one issue a topic
+    assert adjusted_rand_score(truth, both.labels) > 0.9  # with causes: topic and cause
+    assert len(both.centroids) == 6
+
+    # Centroids, similarities and thresholds are in wording space, where new units are placed.
+    for label, members in both.clusters.items():
+        centroid = both.centroids[label]
+        assert centroid.shape == (vectors.shape[1],)
+        np.testing.assert_allclose(centroid, normalize(vectors[members].mean(axis=0)), atol=1e-5)
+        np.testing.assert_allclose(both.similarity[members], vectors[members] @ centroid, atol=1e-5)
+        assert (both.similarity[members] >= both.thresholds[label] - 1e-6).all()
+
+
+def test_cluster_cause_weight_zero_clusters_on_wording_alone():
+    vectors, topic = blobs([40, 40, 40], spread=0.3, seed=3)
+    causes = np.eye(4)[np.arange(len(vectors)) % 2]
+    off = Clusterer(ClusterParams(cause_weight=0)).fit(vectors, causes=causes)
+    np.testing.assert_array_equal(off.labels, Clusterer().fit(vectors).labels)
+
+
 def test_cluster_every_issue_has_at_least_min_issue_size_units():
     class WithASliver:
         def fit(self, x):

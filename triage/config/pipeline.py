@@ -170,6 +170,14 @@ class PipelineSettings(BaseModel):
         "(a fixed random sample above that, which holds HDBSCAN's), bounding the cost of "
         "100k units.",
     )
+    cluster_cause_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="How much a statement's cause (its ticket's category probabilities) "
+        "weighs beside its wording when issues form: 1 weighs them the same, so two "
+        "complaints in the same words with confidently different causes end up in different "
+        "issues; 0 clusters on wording alone.",
+    )
     cluster_random_state: int = Field(default=0, description="Seed for PCA and the samples.")
     cluster_blas_threads: int = Field(
         default=1,

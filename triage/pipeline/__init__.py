@@ -1,12 +1,13 @@
 """The pipeline: ``Pipeline`` composes the stages (``pipeline``); the steps where their answers
 meet the database live one module per stage, in data-flow order: ``process`` (preprocess and
 embed a claimed batch), ``units`` (the unit matrix a refresh works on), ``memberships`` (cluster:
-assignment, stable ids, lineage), ``labels``, ``links``, ``diagnose`` (category and priority);
+assignment, stable ids, lineage), ``labels``, ``links``, ``diagnose`` (each ticket's category,
+judged before issues form, then each issue's category and priority);
 ``stats`` holds what a run reports.
 """
 
 from triage.embed import base_model, build_embedder
-from triage.pipeline.diagnose import DiagnoseParams, diagnose
+from triage.pipeline.diagnose import DiagnoseParams, Judged, diagnose, judge_tickets
 from triage.pipeline.labels import LabelParams, relabel
 from triage.pipeline.links import link_pending, output_record
 from triage.pipeline.memberships import RECEIVING, MembershipParams, assign_new, recluster_issues
@@ -18,6 +19,7 @@ from triage.pipeline.units import UnitMatrix, load_units
 __all__ = [
     "RECEIVING",
     "DiagnoseParams",
+    "Judged",
     "LabelParams",
     "MembershipParams",
     "Pipeline",
@@ -30,6 +32,7 @@ __all__ = [
     "base_model",
     "build_embedder",
     "diagnose",
+    "judge_tickets",
     "link_pending",
     "load_units",
     "log_seconds",

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlmodel import Session
 
 from triage import store
-from triage.categorize import Categorizer, CategoryDecision, lemma_docs
+from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, lemma_docs
 from triage.config import Settings
 from triage.embed import base_model
-from triage.link import OutputSignals, SignalParams, TrafficProfile, output_signals
+from triage.link import OutputRecord, OutputSignals, SignalParams, TrafficProfile, output_signals
 from triage.models import Issue, as_utc
 from triage.pipeline.links import output_record
 from triage.pipeline.tickets import aggregate, categorize_tickets
@@ -63,34 +64,68 @@ def for_embedder(categorizer: Categorizer, model_id: str) -> Categorizer:
     return categorizer
 
 
-def diagnose(
-    session: Session,
-    units: UnitMatrix,
-    issue_of: Mapping[int, int],
-    categorizer: Categorizer,
-    *,
-    params: DiagnoseParams,
-    now: datetime,
-    week_end: datetime | None = None,
-) -> None:
-    """Every processed ticket's own category; then category with evidence, linked model
-    versions, and priority with its breakdown, for every issue with units. ``issue_of``: unit
-    id -> issue id. The trend's week ends at ``week_end``: by default the last complete ISO
-    week, the one the weekly digest reports, so the issue list and the digest agree."""
-    week_end = week_end or iso_week_start(now)
+@dataclass
+class Judged:
+    """Every processed ticket's own decision and what it was decided from, loaded once per
+    refresh: the issues form with the decisions (``cluster.Clusterer.fit(causes=...)``) and
+    are then diagnosed from the same numbers."""
+
+    tickets: dict[int, CategoryDecision]  # feedback id -> its decision
+    context: Mapping[int, tuple[int, datetime, Any, Any]]  # unit id -> (feedback id, at, ...)
+    links: Mapping[int, list[int]]  # feedback id -> linked output ids
+    outputs: dict[int, OutputRecord]
+    traffic: TrafficProfile
+    docs: list[Any]  # ``lemma_docs`` of the units' texts
+
+    def causes(self, units: UnitMatrix) -> np.ndarray:
+        """One row per unit: its ticket's category probabilities, in ``CATEGORIES`` order."""
+        return np.array(
+            [
+                [self.tickets[self.context[u][0]].probabilities.get(c, 0.0) for c in CATEGORIES]
+                for u in units.ids
+            ],
+            dtype=np.float32,
+        ).reshape(len(units.ids), len(CATEGORIES))
+
+
+def judge_tickets(
+    session: Session, units: UnitMatrix, categorizer: Categorizer, *, params: DiagnoseParams
+) -> Judged:
+    """Decide and store every processed ticket's own category, in an issue or not."""
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
     # Stored outputs always have their id.
     outputs = {o.id: output_record(o) for o in store.all_model_outputs(session) if o.id is not None}
     traffic = TrafficProfile(list(outputs.values()), params.signals)
-    severity = load_severity(params.rank.severity_path)
-    rows_of = units.rows_by_issue(issue_of)
     # Parsed once for the cue and the severity lexicons, the tickets' and the issues'.
-    all_docs = lemma_docs(units.texts)
+    docs = lemma_docs(units.texts)
     tickets = categorize_tickets(
         session, units, categorizer, context=context, links=links, outputs=outputs,
-        traffic=traffic, docs=all_docs, max_evidence=params.max_evidence,
+        traffic=traffic, docs=docs, max_evidence=params.max_evidence,
     )  # fmt: skip
+    return Judged(tickets, context, links, outputs, traffic, docs)
+
+
+def diagnose(
+    session: Session,
+    units: UnitMatrix,
+    issue_of: Mapping[int, int],
+    categorizer: Categorizer,
+    judged: Judged,
+    *,
+    params: DiagnoseParams,
+    now: datetime,
+    week_end: datetime | None = None,
+) -> None:
+    """Category with evidence (the aggregate of its tickets' decisions in ``judged``), linked
+    model versions, and priority with its breakdown, for every issue with units. ``issue_of``:
+    unit id -> issue id. The trend's week ends at ``week_end``: by default the last complete
+    ISO week, the one the weekly digest reports, so the issue list and the digest agree."""
+    week_end = week_end or iso_week_start(now)
+    context, links, outputs, traffic = judged.context, judged.links, judged.outputs, judged.traffic
+    tickets, all_docs = judged.tickets, judged.docs
+    severity = load_severity(params.rank.severity_path)
+    rows_of = units.rows_by_issue(issue_of)
 
     for issue in store.active_issues(session):
         rows = rows_of.get(issue.id)  # type: ignore[arg-type]

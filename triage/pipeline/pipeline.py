@@ -4,9 +4,10 @@
 vectors (embed) → attach new units to existing issues when close enough (cluster.assign) →
 mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
 
-``refresh``: re-cluster when asked or when too much is unassigned (cluster) → keep issue ids
-stable (identity.match_issues) → keywords, titles, quotes (label) → link tickets to model outputs
-(link) → category with evidence (categorize) → priority with its breakdown (rank).
+``refresh``: link tickets to model outputs (link) → each ticket's own category with evidence
+(categorize) → re-cluster on wording and cause when asked or when too much is unassigned
+(cluster) → keep issue ids stable (identity.match_issues) → keywords, titles, quotes (label) →
+each issue's category as its tickets' aggregate, and priority with its breakdown (rank).
 
 Each step is a function of the session and its inputs in this package; this class only builds
 their parameters once from ``Settings``, loads the heavy components, and runs them in order.
@@ -29,7 +30,7 @@ from triage.embed import Embedder, build_embedder
 from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
-from triage.pipeline.diagnose import DiagnoseParams, diagnose, for_embedder
+from triage.pipeline.diagnose import DiagnoseParams, diagnose, for_embedder, judge_tickets
 from triage.pipeline.labels import LabelParams, relabel
 from triage.pipeline.links import link_pending
 from triage.pipeline.memberships import (
@@ -165,10 +166,19 @@ class Pipeline:
                 # worker assigns meanwhile are seen by the next refresh.
                 memberships = store.membership_map(session)
                 stats.unassigned_share = units.unassigned_share(memberships)
+            # Each ticket's own category first: it is part of how issues form.
+            with timed(seconds, "link"):
+                similarity = embedding_similarity(self.embedder)
+                stats.links = link_pending(session, params=self.link_params, similarity=similarity)
+            with timed(seconds, "categorize"):
+                judged = judge_tickets(
+                    session, units, self.categorizer, params=self.diagnose_params
+                )
             threshold = self.settings.cluster_recluster_unassigned_share
             if recluster or not count_open(session) or stats.unassigned_share > threshold:
                 with timed(seconds, "cluster"):
-                    result = cluster.Clusterer(self.cluster_params).fit(units.vectors)
+                    clusterer = cluster.Clusterer(self.cluster_params)
+                    result = clusterer.fit(units.vectors, causes=judged.causes(units))
                 with timed(seconds, "issues"):
                     stats.lineage = recluster_issues(
                         session, units, result, memberships, params=self.membership_params
@@ -177,11 +187,8 @@ class Pipeline:
                 stats.reclustered = True
             with timed(seconds, "label"):
                 relabel(session, units, issue_of(memberships), params=self.label_params)
-            with timed(seconds, "link"):
-                similarity = embedding_similarity(self.embedder)
-                stats.links = link_pending(session, params=self.link_params, similarity=similarity)
-            with timed(seconds, "categorize_rank"):
-                diagnose(session, units, issue_of(memberships), self.categorizer,
+            with timed(seconds, "rank"):
+                diagnose(session, units, issue_of(memberships), self.categorizer, judged,
                          params=self.diagnose_params, now=utcnow())  # fmt: skip
             stats.issues = count_open(session)
             stats.unassigned_share = units.unassigned_share(memberships)

@@ -34,8 +34,9 @@ class RefreshStats:
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    # Wall seconds per step: load, cluster, issues (identity and memberships), label, link,
-    # categorize_rank; total (logged, not stored) also counts the commit.
+    # Wall seconds per step: load, link, categorize (each ticket), cluster, issues (identity and
+    # memberships), label, rank (each issue's category and priority); total (logged, not
+    # stored) also counts the commit.
     seconds: dict[str, float] = field(default_factory=dict)
 
 
