@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from triage import db, store
 from triage.models import Feedback, FeedbackCreate, Issue, Membership, Unit
-from triage.pipeline import Pipeline
+from triage.pipeline import PHASES, Pipeline
 
 TOPICS = {
     "export": [
@@ -90,6 +90,16 @@ def test_pipeline_run_turns_tickets_into_issues(engine, pipeline):  # type: igno
         assert issue.size == sum(1 for m in store.memberships(session) if m.issue_id == issue.id)
         rows = list(store.export_feedback(session))
     assert all(row["issue_id"] is not None for row in rows)
+
+
+def test_pipeline_refresh_names_each_phase_as_it_starts(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 10) + tickets("numbers", 10))
+    seen: list[str] = []
+    pipeline.run(engine, phase=seen.append)
+    assert seen == list(PHASES)  # the first run clusters, so every phase runs, in order
+    seen.clear()
+    pipeline.refresh(engine, phase=seen.append)
+    assert seen == [p for p in PHASES if p not in ("cluster", "issues")]
 
 
 def test_pipeline_never_embeds_the_same_text_twice(engine, pipeline):  # type: ignore[no-untyped-def]

@@ -216,7 +216,7 @@ def test_cluster_same_words_different_causes_are_different_issues():
 
 
 def test_cluster_cause_weight_zero_clusters_on_wording_alone():
-    vectors, topic = blobs([40, 40, 40], spread=0.3, seed=3)
+    vectors, _ = blobs([40, 40, 40], spread=0.3, seed=3)
     causes = np.eye(4)[np.arange(len(vectors)) % 2]
     off = Clusterer(ClusterParams(cause_weight=0)).fit(vectors, causes=causes)
     np.testing.assert_array_equal(off.labels, Clusterer().fit(vectors).labels)

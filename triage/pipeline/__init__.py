@@ -11,17 +11,19 @@ from triage.pipeline.diagnose import DiagnoseParams, Judged, diagnose, judge_tic
 from triage.pipeline.labels import LabelParams, relabel
 from triage.pipeline.links import link_pending, output_record
 from triage.pipeline.memberships import RECEIVING, MembershipParams, assign_new, recluster_issues
-from triage.pipeline.pipeline import Pipeline, Progress
+from triage.pipeline.pipeline import PHASES, Phase, Pipeline, Progress
 from triage.pipeline.process import Statements
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
 from triage.pipeline.units import UnitMatrix, load_units
 
 __all__ = [
+    "PHASES",
     "RECEIVING",
     "DiagnoseParams",
     "Judged",
     "LabelParams",
     "MembershipParams",
+    "Phase",
     "Pipeline",
     "ProcessStats",
     "Progress",

@@ -15,7 +15,8 @@ their parameters once from ``Settings``, loads the heavy components, and runs th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -47,7 +48,19 @@ from triage.pipeline.units import load_units
 with without_deep_learning():  # spaCy and presidio, ~3 s sooner
     from triage.preprocess import Preprocessor, PreprocessParams
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # called with how many tickets a batch processed
+Phase = Callable[[str], None]  # called with the name of each refresh phase as it starts
+
+# The refresh's phases in order, each with what a person watching it is told.
+PHASES = {
+    "load": "loading units",
+    "link": "linking tickets to model outputs",
+    "categorize": "deciding each ticket's category",
+    "cluster": "forming issues",
+    "issues": "keeping issue ids stable",
+    "label": "titles, keywords and quotes",
+    "rank": "issue categories and priorities",
+}
 
 
 class Pipeline:
@@ -96,12 +109,13 @@ class Pipeline:
         recluster: bool = False,
         retry_failed: bool = False,
         progress: Progress | None = None,
+        phase: Phase | None = None,
     ) -> tuple[ProcessStats, RefreshStats]:
         if retry_failed:
             with db.session_scope(engine) as session:
                 store.requeue_failed(session)
         processed = self.process_pending(engine, progress=progress)
-        return processed, self.refresh(engine, recluster=recluster)
+        return processed, self.refresh(engine, recluster=recluster, phase=phase)
 
     # --- processing -------------------------------------------------------------------------
 
@@ -146,17 +160,28 @@ class Pipeline:
 
     # --- issues -----------------------------------------------------------------------------
 
-    def refresh(self, engine: Engine, *, recluster: bool = False) -> RefreshStats:
+    def refresh(
+        self, engine: Engine, *, recluster: bool = False, phase: Phase | None = None
+    ) -> RefreshStats:
         stats = RefreshStats()
         with timed(stats.seconds, "total"):
-            self._refresh(engine, stats, recluster=recluster)
+            self._refresh(engine, stats, recluster=recluster, phase=phase or (lambda _: None))
         log_seconds("refresh", stats.seconds)
         return stats
 
-    def _refresh(self, engine: Engine, stats: RefreshStats, *, recluster: bool) -> None:
+    def _refresh(
+        self, engine: Engine, stats: RefreshStats, *, recluster: bool, phase: Phase
+    ) -> None:
         seconds = stats.seconds
+
+        @contextmanager
+        def step(name: str) -> Iterator[None]:
+            phase(name)
+            with timed(seconds, name):
+                yield
+
         with db.session_scope(engine, write_lock=True) as session:
-            with timed(seconds, "load"):
+            with step("load"):
                 store.lock_issues(session)
                 units = load_units(session, model_id=self.embedder.model_id)
                 if not units.ids:
@@ -167,27 +192,27 @@ class Pipeline:
                 memberships = store.membership_map(session)
                 stats.unassigned_share = units.unassigned_share(memberships)
             # Each ticket's own category first: it is part of how issues form.
-            with timed(seconds, "link"):
+            with step("link"):
                 similarity = embedding_similarity(self.embedder)
                 stats.links = link_pending(session, params=self.link_params, similarity=similarity)
-            with timed(seconds, "categorize"):
+            with step("categorize"):
                 judged = judge_tickets(
                     session, units, self.categorizer, params=self.diagnose_params
                 )
             threshold = self.settings.cluster_recluster_unassigned_share
             if recluster or not count_open(session) or stats.unassigned_share > threshold:
-                with timed(seconds, "cluster"):
+                with step("cluster"):
                     clusterer = cluster.Clusterer(self.cluster_params)
                     result = clusterer.fit(units.vectors, causes=judged.causes(units))
-                with timed(seconds, "issues"):
+                with step("issues"):
                     stats.lineage = recluster_issues(
                         session, units, result, memberships, params=self.membership_params
                     )
                     memberships = store.membership_map(session)
                 stats.reclustered = True
-            with timed(seconds, "label"):
+            with step("label"):
                 relabel(session, units, issue_of(memberships), params=self.label_params)
-            with timed(seconds, "rank"):
+            with step("rank"):
                 diagnose(session, units, issue_of(memberships), self.categorizer, judged,
                          params=self.diagnose_params, now=utcnow())  # fmt: skip
             stats.issues = count_open(session)
