@@ -27,10 +27,16 @@ def get_digest(
     request: Request,
     settings: SettingsDep,
     _key: ReadKey,
-    week: Annotated[str, Path(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W47"])],
+    # ASCII digits only ([0-9], not \d, which also takes "٢٠٢٦" and "４７").
+    week: Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$", examples=["2026-W47"])],
     format: Annotated[Literal["html", "md"], Query()] = "html",
 ) -> Response:
-    """Made and stored the first time a complete ISO week (UTC) is asked for; the same stored
-    digest is answered ever after."""
-    stored = digest.generate(request.app.state.engine, week=week, fmt=format, settings=settings)
-    return Response(stored.content, media_type=MEDIA_TYPES[format])
+    """An ISO week's (UTC) digest. Stored once the week is closed (the schedule's moment after
+    it, Monday 08:00 UTC by default) and answered the same ever after; before that it is made
+    from the data as it is, not stored, and sent with `Cache-Control: no-store`. A week not over
+    yet, or outside 1970-W01..9998-W52, is a 422."""
+    made = digest.generate(request.app.state.engine, week=week, fmt=format, settings=settings)
+    response = Response(made.content, media_type=MEDIA_TYPES[format])
+    if made.id is None:  # the week is not closed: late tickets may still change it
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -30,6 +29,7 @@ from triage.models import (
     FeedbackStatus,
     FieldWarning,
     ItemResult,
+    UtcDateTime,
     refuse_if_strict,
     unknown_field_warnings,
 )
@@ -216,7 +216,10 @@ def list_feedback(
     redact: RedactDep,
     source: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: FeedbackStatus | None = None,
-    since: Annotated[datetime | None, Query(description="Received at or after (ISO 8601).")] = None,
+    since: Annotated[
+        UtcDateTime | None,
+        Query(description="Received at or after (ISO 8601; without an offset, UTC)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> FeedbacksPublic:

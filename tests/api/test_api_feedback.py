@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from threading import Barrier
 
 import httpx
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import select
 
 from tests.conftest import auth
+from tests.support.reliability import note
 from triage import db, store
 from triage.models import Feedback, Scope
 
@@ -212,6 +214,38 @@ def test_api_feedback_pagination_and_filters(client, make_key):  # type: ignore[
     assert client.get("/v1/feedback?limit=1001", headers=auth(read)).status_code == 422
     future = client.get("/v1/feedback?since=2999-01-01T00:00:00Z", headers=auth(read)).json()
     assert future["total"] == 0
+
+
+def test_api_feedback_since_honours_the_time_zone_offset(client, make_key, engine, record_property):  # type: ignore[no-untyped-def]
+    """Issue 14: on SQLite, since=2026-12-06T02:00:00+03:00 returned 0 of 20 tickets received
+    at 23:30 UTC the day before: the offset was dropped, not converted."""
+    note(record_property, fault="`GET /v1/feedback?since=` with a time-zone offset", tried=6,
+         checked="the offset is converted to UTC: 20 of 20 or 0 of 20 tickets as the instant "
+         "says; an out-of-range instant is a 422")  # fmt: skip
+    ingest, read = make_key(Scope.ingest), make_key(Scope.read)
+    client.post(
+        "/v1/feedback", json={"items": [ticket(i) for i in range(20)]}, headers=auth(ingest)
+    )
+    with db.session_scope(engine) as session:
+        session.execute(
+            update(Feedback).values(received_at=datetime(2026, 12, 5, 23, 30, tzinfo=UTC))
+        )
+
+    def total(since: str) -> int:
+        answer = client.get("/v1/feedback", params={"since": since}, headers=auth(read))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["total"]
+
+    assert total("2026-12-06T02:00:00+03:00") == 20  # 23:00 UTC
+    assert total("2026-12-06T02:31:00+03:00") == 0  # 23:31 UTC
+    assert total("2026-12-05T18:30:00-05:00") == 20  # 23:30 UTC, inclusive
+    assert total("2026-12-05T23:30:00") == 20  # no offset: UTC
+    assert total("2026-12-05T23:30:00.000001Z") == 0
+    # Past the last UTC instant once converted: a 422 naming the field, not a 500.
+    out = client.get(
+        "/v1/feedback", params={"since": "9999-12-31T23:00:00-05:00"}, headers=auth(read)
+    )
+    assert out.status_code == 422 and "since" in out.text
 
 
 def test_api_feedback_get_one_hides_raw_text_until_processed(client, make_key):  # type: ignore[no-untyped-def]

@@ -218,7 +218,21 @@ def test_security_audit_lists_vulnerabilities_and_fails(capsys):  # type: ignore
     assert audit.report(found) == 1
     out = capsys.readouterr().out
     assert "fastapi==0.1.0  PYSEC-0000-1  fixed in: 0.2.0" in out
-    assert "checked 2 installed releases, 1 known vulnerabilities" in out and "private-pkg" in out
+    assert "checked 2 locked releases, 1 known vulnerabilities" in out and "private-pkg" in out
+
+
+def test_security_audit_reads_every_release_of_the_lock_file():  # type: ignore[no-untyped-def]
+    """`make audit` audits requirements.lock, what `make install` installs, torch's CPU build
+    as its public release (the vulnerability database knows no +cpu)."""
+    audit = _audit_module()
+    lock = audit.LOCK.read_text(encoding="utf-8")
+    pins = audit.pins(lock)
+    assert "torch==2.13.0" in pins and "fastapi==0.165.0" in pins and "pytest==9.2.0" in pins
+    assert all("+" not in pin for pin in pins)
+    requirements = [line for line in lock.splitlines() if line[:1].isalnum()]
+    assert len(pins) == len(requirements) > 100  # every locked release, direct or not
+    sample = "torch==2.13.0+cpu \\\n    --hash=sha256:00\n    # via x\nrich==15.0.0 \\\n"
+    assert audit.pins(sample) == ["torch==2.13.0", "rich==15.0.0"]
 
 
 def test_security_audit_says_plainly_when_nothing_was_checked(capsys, monkeypatch):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import uuid
 import zlib
@@ -24,9 +25,11 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import delete
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from tests.conftest import auth
+from tests.support.reliability import note
 from triage import db, digest, store
 from triage.cli import app
 from triage.config import Settings
@@ -252,6 +255,34 @@ def test_digest_parse_week_gives_utc_monday_to_monday():
     for bad in ("2026-47", "2026-W7", "2026W47", "2025-W53", "2026-W00", "", "2026-W47 "):
         with pytest.raises(InvalidInputError):
             digest.parse_week(bad)
+
+
+# Issue 14, smaller defects: out-of-range weeks were a 500 (OverflowError) and other scripts'
+# digits named the same week again ("٢٠٢٦-W47" is int 2026), each name storing its own digest.
+NON_ASCII_WEEKS = ("٢٠٢٦-W47", "2026-W４７", "２０２６-W47", "2026-Ｗ47", "2026-W٤٧")
+OUT_OF_RANGE_WEEKS = (
+    *(f"0001-W0{n}" for n in range(1, 9)), "9999-W52", "9999-W01", "0000-W01", "1969-W52",
+    "2026-W54", "2025-W53", "2026-W00", "2026-W99",
+)  # fmt: skip
+
+
+def test_digest_parse_week_takes_ascii_digits_and_in_range_weeks_only(clean_engine, settings):  # type: ignore[no-untyped-def]
+    for bad in (*NON_ASCII_WEEKS, *OUT_OF_RANGE_WEEKS):
+        with pytest.raises(InvalidInputError) as raised:
+            digest.parse_digest_week(bad)
+        assert raised.value.details == {"field": "week"}, bad
+    for bad in (*NON_ASCII_WEEKS, "9999-W52", "2026-W54", "2025-W53"):
+        with pytest.raises(InvalidInputError):
+            digest.parse_week(bad)
+    with pytest.raises(InvalidInputError, match="out of range"):
+        digest.shift_week("0001-W08", -8)
+    assert digest.parse_digest_week("1970-W01")[0] == datetime(1969, 12, 29, tzinfo=UTC)
+    assert digest.parse_digest_week("9998-W52")[1] == datetime(9998, 12, 28, tzinfo=UTC)
+    # The first and last weeks have digests: their chart windows stay in range.
+    now = datetime(9999, 6, 1, tzinfo=UTC)
+    for week in ("1970-W01", "9998-W52"):
+        made = digest.generate(clean_engine, week=week, fmt="md", settings=settings, now=now)
+        assert made.summary["week"] == week
 
 
 def test_digest_week_of_and_last_complete_week_normalise_time_zones():
@@ -569,6 +600,73 @@ def test_digest_stored_digest_is_returned_unchanged(clean_engine, settings):  # 
         digest.generate(clean_engine, week=WEEK, fmt="pdf", settings=settings, now=AFTER)
 
 
+def test_digest_is_stored_only_once_its_week_is_closed(clean_engine, settings):  # type: ignore[no-untyped-def]
+    """Issue 14: a digest asked for while its week still took tickets was stored for good, and
+    its HTML then disagreed with the Markdown made later."""
+    seed(clean_engine)
+    _, end = digest.parse_week(WEEK)
+    closes = digest.closes_at(WEEK, settings)
+    assert closes == end + timedelta(hours=8)  # Monday 08:00 UTC, when the worker makes it
+    early = digest.generate(clean_engine, week=WEEK, fmt="md", settings=settings, now=end)
+    assert early.id is None and early.summary["headline"]["feedback"]["this_week"] == 31
+    with db.session_scope(clean_engine) as session:
+        assert store.get_digest(session, week=WEEK, fmt="md") is None
+        History(session).ticket(START + timedelta(hours=1), None, customer="late-arrival")
+    before_close = closes - timedelta(microseconds=1)
+    html = digest.generate(clean_engine, week=WEEK, fmt="html", settings=settings, now=before_close)
+    assert html.id is None and html.summary["headline"]["feedback"]["this_week"] == 32
+    # Closed: both formats are made from one reading of the data and stored together.
+    stored = digest.generate(clean_engine, week=WEEK, fmt="html", settings=settings, now=closes)
+    assert stored.id is not None
+    with db.session_scope(clean_engine) as session:
+        md = store.get_digest(session, week=WEEK, fmt="md")
+        History(session).ticket(START + timedelta(hours=2), None, customer="later-still")
+    assert md is not None and md.generated_at == stored.generated_at
+    assert md.summary == stored.summary and md.summary["headline"]["feedback"]["this_week"] == 32
+    later = digest.generate(clean_engine, week=WEEK, fmt="md", settings=settings, now=AFTER)
+    assert (later.id, later.content) == (md.id, md.content)
+
+
+def test_digest_api_refuses_non_ascii_and_out_of_range_weeks_and_stores_nothing(  # type: ignore[no-untyped-def]
+    clean_engine, client, make_key, record_property
+):
+    note(record_property, fault="digest weeks in non-ASCII digits and out of range "
+         "(0001-W01, 9999-W52, week 53 of a 52-week year, W54, W00)",
+         tried=len(NON_ASCII_WEEKS) + len(OUT_OF_RANGE_WEEKS),
+         checked="422 naming the week in both formats, never a 500; no digest row")  # fmt: skip
+    read = make_key(Scope.read)
+    for week in (*NON_ASCII_WEEKS, *OUT_OF_RANGE_WEEKS):
+        for fmt in ("html", "md"):
+            answer = client.get(f"/v1/digests/{week}?format={fmt}", headers=auth(read))
+            assert answer.status_code == 422, (week, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] in ("invalid_fields", "invalid_input"), week
+            assert "week" in json.dumps(error), week
+    with db.session_scope(clean_engine) as session:
+        assert session.exec(select(Digest)).first() is None
+
+
+def test_digest_api_answers_an_unclosed_week_unstored(
+    clean_engine, client, make_key, monkeypatch, record_property
+):  # type: ignore[no-untyped-def]
+    note(record_property, fault="a digest read before its week is closed", tried=2,
+         checked="answered with no-store and not stored; stored once closed")  # fmt: skip
+    seed(clean_engine)
+    read = make_key(Scope.read)
+    _, end = digest.parse_week(WEEK)
+    module = sys.modules["triage.digest.generate"]  # the package's `generate` is the function
+    monkeypatch.setattr(module, "utcnow", lambda: end + timedelta(hours=3))
+    page = client.get(f"/v1/digests/{WEEK}", headers=auth(read))
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    with db.session_scope(clean_engine) as session:
+        assert session.exec(select(Digest)).first() is None
+    monkeypatch.setattr(module, "utcnow", lambda: end + timedelta(hours=8))
+    page = client.get(f"/v1/digests/{WEEK}", headers=auth(read))
+    assert page.status_code == 200 and "cache-control" not in page.headers
+    with db.session_scope(clean_engine) as session:
+        assert sorted(d.format for d in session.exec(select(Digest))) == ["html", "md"]
+
+
 # --- delivery ------------------------------------------------------------------------------------
 
 # Signing and the delivery id have tests of their own in tests/db/test_digest_delivery.py.
@@ -801,6 +899,9 @@ def test_digest_cli_writes_a_file_and_prints_its_path(clean_engine, settings, tm
     assert to_stdout.stdout.startswith("<!DOCTYPE html>")
     bad = runner.invoke(app, ["digest", "--week", "2026-47"])
     assert bad.exit_code == 1 and "2026-W47" in bad.stderr
+    for week in ("٢٠٢٦-W47", "0001-W01", "9999-W52"):
+        bad = runner.invoke(app, ["digest", "--week", week])
+        assert bad.exit_code == 1 and "Traceback" not in bad.stderr and week in bad.stderr, week
 
 
 # --- a real browser ------------------------------------------------------------------------------

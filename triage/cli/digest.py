@@ -30,7 +30,7 @@ def digest(
         bool, typer.Option(help="Make it again from today's data instead of the stored one.")
     ] = False,
 ) -> None:
-    """The weekly digest (HTML or Markdown); each week's is stored once made."""
+    """The weekly digest (HTML or Markdown); each week's is stored once the week is closed."""
     from triage import digest as weekly
 
     settings = get_settings()
@@ -39,6 +39,12 @@ def digest(
         engine = _ready(settings)
         stored = weekly.generate(
             engine, week=week, fmt=format.value, settings=settings, regenerate=regenerate
+        )
+    if stored.id is None:
+        closes = weekly.closes_at(week, settings)
+        console.print(
+            f"digest {week} not stored: the week closes at {closes:%Y-%m-%d %H:%M} UTC, and "
+            "tickets for it may still arrive; it is made from today's data until then"
         )
     if out is None:
         sys.stdout.write(stored.content)

@@ -3,7 +3,6 @@ stored, and sending an issue to a tracker."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from enum import StrEnum
@@ -17,6 +16,7 @@ from rich.table import Table
 from triage import db, store
 from triage.cli.app import _errors, _ready, console, out
 from triage.config import get_settings
+from triage.csv_export import CsvDictWriter, CsvWriter
 from triage.models import (
     FEEDBACK_REDACTED_ON_READ,
     Category,
@@ -94,7 +94,7 @@ def print_issues(rows: list[dict[str, Any]], fmt: TableFormat) -> None:
         columns = ["id", "title", "category", "confidence", "priority", "size", "customers",
                    "status", "keywords", "top_evidence", "trend", "priority_breakdown",
                    "model_versions", "external_url"]  # fmt: skip
-        writer = csv.writer(sys.stdout)
+        writer = CsvWriter(sys.stdout)
         writer.writerow(columns)
         for r in rows:
             flat = {**r, "keywords": "; ".join(r["keywords"]),
@@ -243,7 +243,7 @@ def issue(
     if format is TableFormat.json:
         print(json.dumps(row, indent=2))
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
+    writer = CsvDictWriter(sys.stdout, fieldnames=list(row))
     writer.writeheader()
     writer.writerow({k: v if isinstance(v, str | int | float | None) else json.dumps(v)
                      for k, v in row.items()})  # fmt: skip
@@ -300,6 +300,6 @@ def export_feedback(
                 flat = {k: ";".join(map(str, v)) if isinstance(v, list) else v
                         for k, v in row.items()}  # fmt: skip
                 if writer is None:
-                    writer = csv.DictWriter(sys.stdout, fieldnames=list(flat))
+                    writer = CsvDictWriter(sys.stdout, fieldnames=list(flat))
                     writer.writeheader()
                 writer.writerow(flat)

@@ -5,8 +5,9 @@ exclusive), ``collect`` (one week read out of the database through ``store`` int
 dataclasses of ``model``, with ``history`` and ``top_issues`` for its two larger sections),
 ``render_html`` and ``render_markdown`` (one self-contained HTML file, or text to paste into chat,
 a wiki or an e-mail; both Jinja2 templates in ``triage/templates``, drawing with ``charts`` and
-``formatting``), ``generate`` (stores the result, so last month's digest reads the same next
-year), ``deliver`` (the webhook) and ``schedule`` (what the worker runs each round).
+``formatting``), ``generate`` (stores the result once the week is closed, so last month's
+digest reads the same next year), ``deliver`` (the webhook) and ``schedule`` (what the worker
+runs each round).
 
 A ticket belongs to the week its source says it was written (``created_at``), or to the week we
 received it when the source sent no time. Customer words come only from redacted text (units and
@@ -24,7 +25,7 @@ from triage.digest.charts import (
 )
 from triage.digest.collect import collect
 from triage.digest.deliver import deliver_webhook, digest_link, webhook_payload, write_file
-from triage.digest.generate import FORMATS, generate, summarize
+from triage.digest.generate import FORMATS, closes_at, generate, summarize
 from triage.digest.model import (
     CATEGORIES,
     CATEGORY_COLOURS,
@@ -50,6 +51,7 @@ from triage.digest.weeks import (
     WEEK,
     due_at,
     last_complete_week,
+    parse_digest_week,
     parse_week,
     shift_week,
     week_of,
@@ -83,6 +85,7 @@ __all__ = [
     "Sparkline",
     "TopIssue",
     "VersionRow",
+    "closes_at",
     "collect",
     "deliver_webhook",
     "digest_link",
@@ -91,6 +94,7 @@ __all__ = [
     "last_complete_week",
     "maybe_generate_digest",
     "md_escape",
+    "parse_digest_week",
     "parse_week",
     "redact_texts",
     "render_html",

@@ -1,5 +1,5 @@
-"""Making and storing a week's digest: stored on first use, so last month's digest reads the
-same next year."""
+"""Making and storing a week's digest: stored once its week is closed, so last month's digest
+reads the same next year."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from triage.digest.formatting import moment
 from triage.digest.model import DigestData
 from triage.digest.render_html import render_html
 from triage.digest.render_markdown import render_markdown
-from triage.digest.weeks import last_complete_week, parse_week
+from triage.digest.weeks import due_at, last_complete_week, parse_digest_week
 from triage.errors import InvalidInputError
 from triage.models import Digest, as_utc, utcnow
 
@@ -66,37 +66,58 @@ def generate(
     regenerate: bool = False,
     now: datetime | None = None,
 ) -> Digest:
-    """The stored digest of ``week`` in ``fmt`` ("html" or "md"), made and stored on first use.
+    """The digest of ``week`` in ``fmt`` ("html" or "md").
 
-    A stored digest is returned as it is, so it reads the same whenever it is asked for;
-    ``regenerate`` makes it again from today's data.
+    A week's digest is stored only once the week is closed: at the schedule's moment after it
+    (``closes_at``: ``digest_weekday`` at ``digest_hour``, UTC; Monday 08:00 by default), when
+    the worker makes it. Both formats are then made from one reading of the data and stored
+    together, so the HTML and the Markdown agree, and a stored digest reads the same whenever it
+    is asked for; ``regenerate`` makes both again from today's data. A week that is over but not
+    yet closed (tickets for it may still arrive) is made from the data as it is and returned
+    unstored (``id`` None), so a later request sees the late tickets. A week not over yet has no
+    digest.
     """
     if fmt not in FORMATS:
         raise InvalidInputError(
             f"Unknown digest format {fmt!r}; use html or md.", details={"field": "format"}
         )
-    _, end = parse_week(week)
+    _, end = parse_digest_week(week)
     now = as_utc(now) if now else utcnow()
-    with db.session_scope(engine) as session:
-        stored = store.get_digest(session, week=week, fmt=fmt)
-    if stored is not None and not regenerate:
-        return stored
     if end > now:
         raise InvalidInputError(
             f"Week {week} is not over until {moment(end)}, so its digest would be incomplete; "
             f"the last complete week is {last_complete_week(now)}.",
             details={"field": "week"},
         )
+    closed = now >= closes_at(week, settings)
+    if closed and not regenerate:
+        with db.session_scope(engine) as session:
+            stored = store.get_digest(session, week=week, fmt=fmt)
+        if stored is not None:
+            return stored
     with db.session_scope(engine) as session:
         data = collect(session, week=week, settings=settings, now=now)
-    content = render_html(data) if fmt == "html" else render_markdown(data)
+    summary = summarize(data)
+    if not closed:
+        content = render_html(data) if fmt == "html" else render_markdown(data)
+        return Digest(week=week, format=fmt, content=content, summary=summary, generated_at=now)
+    contents = {"html": render_html(data), "md": render_markdown(data)}
     with db.session_scope(engine, write_lock=True) as session:
-        return store.save_digest(
-            session,
-            week=week,
-            fmt=fmt,
-            content=content,
-            summary=summarize(data),
-            generated_at=now,
-            replace=regenerate,
-        )
+        saved = {
+            each: store.save_digest(
+                session,
+                week=week,
+                fmt=each,
+                content=content,
+                summary=dict(summary),
+                generated_at=now,
+                replace=regenerate,
+            )
+            for each, content in contents.items()
+        }
+    return saved[fmt]
+
+
+def closes_at(week: str, settings: Settings) -> datetime:
+    """When ``week`` is closed and its digest stored: the schedule's moment after it."""
+    return due_at(week, weekday=settings.digest_weekday, hour=settings.digest_hour)

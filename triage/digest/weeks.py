@@ -11,7 +11,13 @@ from triage.errors import InvalidInputError
 from triage.models import as_utc, utcnow
 
 WEEK = timedelta(days=7)
-_WEEK_RE = re.compile(r"(\d{4})-W(\d{2})")
+# ASCII digits only: ``\d`` also matches other scripts' digits ("٢٠٢٦-W47", "2026-W４７"), which
+# int() reads as 2026 and 47, so one week had several names and several stored digests.
+_WEEK_RE = re.compile(r"([0-9]{4})-W([0-9]{2})")
+# Weeks a digest can be made for (parse_digest_week). Outside these, a week or the weeks its
+# charts look back on leave datetime's range (year 1 to 9999): an OverflowError, which was a
+# 500 for 0001-W01..0001-W08 and 9999-W52. Before the Unix epoch nothing was ever logged.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 def parse_week(week: str) -> tuple[datetime, datetime]:
@@ -30,7 +36,26 @@ def parse_week(week: str) -> tuple[datetime, datetime]:
             details={"field": "week"},
         ) from e
     start = datetime.combine(monday, clock(), UTC)
-    return start, start + WEEK
+    try:
+        return start, start + WEEK
+    except OverflowError as e:  # 9999-W52 ends in year 10000
+        raise _out_of_range(week) from e
+
+
+def parse_digest_week(week: str) -> tuple[datetime, datetime]:
+    """``parse_week`` for a week a person or a client asks the digest of: from FIRST_YEAR-W01 to
+    LAST_YEAR-W52, so that the weeks its charts look back on are representable too."""
+    start, end = parse_week(week)
+    if not FIRST_YEAR <= int(week[:4]) <= LAST_YEAR:
+        raise _out_of_range(week)
+    return start, end
+
+
+def _out_of_range(week: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{week!r} is out of range; digests cover {FIRST_YEAR}-W01 to {LAST_YEAR}-W52.",
+        details={"field": "week"},
+    )
 
 
 def week_of(moment: datetime) -> str:
@@ -40,7 +65,10 @@ def week_of(moment: datetime) -> str:
 
 
 def shift_week(week: str, weeks: int) -> str:
-    return week_of(parse_week(week)[0] + weeks * WEEK)
+    try:
+        return week_of(parse_week(week)[0] + weeks * WEEK)
+    except OverflowError as e:  # a window running past year 1 or 9999
+        raise _out_of_range(week) from e
 
 
 def last_complete_week(now: datetime | None = None) -> str:

@@ -8,9 +8,10 @@ import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, overload
+from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, field_validator
 from pydantic import Field as PydanticField
-from pydantic import field_validator
 from sqlalchemy import DateTime
 from sqlmodel import SQLModel
 from sqlmodel.main import SQLModelConfig  # pydantic's ConfigDict, as SQLModel types it
@@ -51,6 +52,8 @@ class IssueStatus(StrEnum):
     resolved = "resolved"
     ignored = "ignored"
     regressed = "regressed"
+    # Folded into another issue (``merged_into`` names it); set only by a merge.
+    merged = "merged"
 
 
 class Category(StrEnum):
@@ -163,6 +166,44 @@ MAX_BATCH_ITEMS = 1000
 MAX_ID = 2**63 - 1
 # An id as a client sends it, in a body, a path or a query.
 RowId = Annotated[int, PydanticField(ge=1, le=MAX_ID)]
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError as e:  # 9999-12-31T23:00:00-05:00: past the last UTC instant
+        raise ValueError("is out of range once converted to UTC.") from e
+
+
+def http_url(value: str | None) -> str | None:
+    """A link a client gives us to show (``external_url``): http or https only.
+
+    Shown as a link in the web app, the digest and the CLI, a ``javascript:`` URL would run in
+    the reader's browser, and ``file:`` or ``data:`` ones open what the sender chose. No spaces
+    or control characters either: browsers drop those, so ``java\tscript:`` would be
+    ``javascript:``. Empty or null clears the link.
+    """
+    if not value:
+        return value
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must be an http or https URL without spaces or control characters.")
+    try:
+        parts = urlsplit(value)
+    except ValueError as e:  # e.g. an unbalanced [ in the host
+        raise ValueError(f"is not a valid URL ({e}).") from e
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an http:// or https:// URL with a host, e.g. "
+            "https://tracker.example.com/T-12; other schemes (javascript:, file:, data:, ...) "
+            "are refused."
+        )
+    return value
+
+
+# A moment a client sends in a query (``since=``), normalised to UTC where it enters: SQLite
+# keeps datetimes as text without a zone, so an offset left on the value was ignored in the
+# comparison (``since=2026-12-06T02:00:00+03:00`` read as 02:00 UTC). Without a zone it is UTC.
+UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]
 
 
 def _single_or_batch(value: Any) -> str:

@@ -20,9 +20,11 @@ from triage.models import (
     ItemResult,
     Membership,
     Unit,
+    as_utc,
     utcnow,
 )
 from triage.store._common import insert_idempotent, paginate, sha256_hex, table_of
+from triage.store.audit import record_audit
 
 # What a retry must repeat exactly besides the text (compared by its hash): a changed value is a
 # conflict, not a duplicate that silently keeps the old one.
@@ -127,7 +129,8 @@ def list_feedback(
     if status is not None:
         conditions.append(col(Feedback.status) == status)
     if since is not None:
-        conditions.append(col(Feedback.received_at) >= since)
+        # In UTC: SQLite compares datetimes as text, without their offsets.
+        conditions.append(col(Feedback.received_at) >= as_utc(since))
     return paginate(session, Feedback, conditions, (col(Feedback.id),), limit=limit, offset=offset)
 
 
@@ -195,6 +198,31 @@ def requeue_failed(session: Session) -> int:
         .values(status=FeedbackStatus.pending.value)
     )
     return int(result.rowcount or 0)
+
+
+def requeue_feedback(
+    session: Session, *, feedback_id: int, api_key_id: int | None, actor: str
+) -> bool:
+    """Put one failed ticket back in the queue, as ``triage run --retry-failed`` does for all;
+    False when it is not failed (already retried, or never failed)."""
+    result = session.exec(
+        update(Feedback)
+        .where(col(Feedback.id) == feedback_id, col(Feedback.status) == FeedbackStatus.failed.value)
+        .values(status=FeedbackStatus.pending.value)
+    )
+    if not result.rowcount:
+        return False
+    record_audit(
+        session,
+        action="feedback.retry",
+        target_type="feedback",
+        target_id=feedback_id,
+        before={"status": FeedbackStatus.failed.value},
+        after={"status": FeedbackStatus.pending.value},
+        api_key_id=api_key_id,
+        actor=actor,
+    )
+    return True
 
 
 def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
