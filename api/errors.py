@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,7 +45,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Body over the size limit",
         422: "Invalid fields, each named in details",
         429: "Rate limited; see the Retry-After header",
-        503: "Database unreachable or schema outdated; retry later",
+        503: "Database unreachable, schema outdated or every database connection busy; "
+        "retry after the Retry-After header",
     }
     return {status: {"model": ErrorResponse, "description": text[status]} for status in statuses}
 
@@ -147,6 +149,21 @@ async def _on_database_unavailable(_request: Request, exc: Exception) -> JSONRes
     )
 
 
+async def _on_pool_timeout(_request: Request, _exc: Exception) -> JSONResponse:
+    # No connection came free within TRIAGE_API_DB_WAIT_SECONDS: the server is at capacity, not
+    # broken. Requests hold a slot sized to the pool (api.deps), so this is rare: what runs
+    # outside a request's own session (the web app's viewer lookup, /readyz) ran the spare dry.
+    logger.warning("database pool exhausted")
+    return error_response(
+        503,
+        "server_busy",
+        "Every database connection of this server was busy; nothing was done. Retry after "
+        "the number of seconds in the Retry-After header.",
+        details={"retry_after_seconds": 1},
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_data_error(_request: Request, exc: DataError) -> JSONResponse:
     # The database refused a value the edge let through: a client's input, not our failure.
     # The driver's message is not echoed, since it may quote the rejected value.
@@ -181,6 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _on_database_unavailable)
     app.add_exception_handler(InterfaceError, _on_database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _on_pool_timeout)
     app.add_exception_handler(DataError, _on_data_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
 

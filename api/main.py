@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from api.deps import ConnectionGate, KeyCache
 from api.docs import install_docs
 from api.errors import BodySizeLimit, install_error_handlers
 from api.routes import digests, feedback, health, integrations, issues, model_outputs, traces
-from api.security import RateLimiter, SecurityHeaders
+from api.security import SecurityHeaders
+from api.shared_limits import build_limiter
 from api.ui import install_ui
 from triage import db
 from triage.config import Settings, get_settings
@@ -57,11 +59,22 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = db.get_engine(settings.database_url)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    app.state.auth_failures = RateLimiter(
-        settings.auth_failures_per_minute, settings.auth_failures_burst
-    )
+    # A pool that fits the threads, and slots that keep requests from waiting on it (api.deps).
+    app.state.engine = db.get_api_engine(
+        settings.database_url, threads=settings.api_threads,
+        wait_seconds=settings.api_db_wait_seconds,
+    )  # fmt: skip
+    app.state.db_gate = ConnectionGate(settings.api_threads, settings.api_db_wait_seconds)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    # Shared by every API process through Redis when TRIAGE_REDIS_URL is set, else per process.
+    app.state.rate_limiter = build_limiter(
+        settings, name="key", per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+    )  # fmt: skip
+    app.state.auth_failures = build_limiter(
+        settings, name="auth-failures", per_minute=settings.auth_failures_per_minute,
+        burst=settings.auth_failures_burst,
+    )  # fmt: skip
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it is the outermost: the 413 above gets the headers too.

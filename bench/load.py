@@ -19,6 +19,12 @@ otherwise be what gets measured.
 2. Single tickets, open loop: one ``POST /v1/feedback`` scheduled every 1/``rate`` s for
    ``seconds``, each sent from its own task and timed from its scheduled time, so a server stall
    delays no later request and shows in the percentiles (no coordinated omission).
+3. Mixed: a second new database served by ``triage serve`` *with* its worker. ``MIXED_SEED``
+   tickets go in first; once the worker has processed them and refreshed the issues, for
+   ``seconds``: single tickets arrive as in step 2, ``readers`` clients read issues and tickets
+   in a loop, and the worker processes what arrives and refreshes the issues every
+   ``MIXED_REFRESH_SECONDS``. Every answer is counted by status: a 5xx there is a bug (a busy
+   server answers 503 with Retry-After, counted apart).
 
 Why not locust or wrk: locust 2.47 installs from PyPI, but importing it monkey-patches the whole
 process with gevent (this runs inside ``make bench``, next to torch and onnxruntime), and its
@@ -43,7 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,7 +64,10 @@ from sqlalchemy.exc import OperationalError
 
 TRIAGE = str(Path(sys.executable).parent / "triage")
 PG_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL")
-BATCH_SOURCE, SINGLE_SOURCE = "load-batch", "load-single"
+BATCH_SOURCE, SINGLE_SOURCE, MIXED_SOURCE = "load-batch", "load-single", "load-mixed"
+MIXED_REFRESH_SECONDS = 5
+MIXED_SEED = 500
+READ_PATHS = ("/v1/issues?limit=20", "/v1/feedback?limit=20")
 FAILED = (aiohttp.ClientError, TimeoutError)
 
 
@@ -127,6 +137,7 @@ async def open_loop(
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors = 0
+    statuses: Counter[str] = Counter()
 
     async def send(i: int, due: float) -> None:
         nonlocal errors
@@ -134,8 +145,10 @@ async def open_loop(
             async with session.post("/v1/feedback", json=body(i)) as response:
                 await response.read()
                 ok = response.status == 202
+                statuses[str(response.status)] += 1
         except FAILED:
             ok = False
+            statuses["failed"] += 1
         if ok:
             latencies.append(loop.time() - due)
         else:
@@ -159,6 +172,40 @@ async def open_loop(
         "achieved_rps": len(latencies) / elapsed,
         **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 90, 99)},
         "max_ms": float(ms.max()),
+        "statuses": dict(statuses),
+        "server_errors": server_errors(statuses),
+    }
+
+
+def server_errors(statuses: Mapping[str, int]) -> int:
+    """Answers 500-599 but 503: a 503 (with Retry-After) is a busy server saying so."""
+    return sum(n for s, n in statuses.items() if s.isdigit() and 500 <= int(s) < 600 and s != "503")
+
+
+async def readers(
+    session: aiohttp.ClientSession, *, clients: int, seconds: float, paths: Sequence[str]
+) -> dict[str, Any]:
+    """``clients`` closed loops, each reading ``paths`` in turn for ``seconds``: counts by
+    status ("failed": no answer)."""
+    statuses: Counter[str] = Counter()
+    deadline = time.perf_counter() + seconds
+
+    async def client(first: int) -> None:
+        for i in itertools.count(first):
+            if time.perf_counter() >= deadline:
+                return
+            try:
+                async with session.get(paths[i % len(paths)]) as response:
+                    await response.read()
+                    statuses[str(response.status)] += 1
+            except FAILED:
+                statuses["failed"] += 1
+
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return {
+        "requests": sum(statuses.values()),
+        "statuses": dict(statuses),
+        "server_errors": server_errors(statuses),
     }
 
 
@@ -186,14 +233,124 @@ async def drive(  # type: ignore[no-untyped-def]
     return batches, single
 
 
+async def drive_mixed(
+    base: str, ingest_key: str, read_key: str, *, seconds: float, rate: float, clients: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Single tickets in an open loop and ``clients`` readers at once: (ingest, reads)."""
+
+    def connect(key: str) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            base_url=base,
+            headers={"Authorization": f"Bearer {key}"},
+            connector=aiohttp.TCPConnector(limit=512),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+
+    async with connect(ingest_key) as ingest, connect(read_key) as read:
+        single, reads = await asyncio.gather(
+            open_loop(
+                ingest, rate=rate, seconds=seconds, body=lambda i: ticket(MIXED_SOURCE, f"m{i}")
+            ),
+            readers(read, clients=clients, seconds=seconds, paths=READ_PATHS),
+        )
+    return single, reads
+
+
+def _count(url: str, query: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+PROCESSED = "SELECT count(*) FROM feedback WHERE status <> 'pending'"
+REFRESHES = "SELECT count(*) FROM pipeline_run WHERE kind IN ('refresh', 'recluster')"
+
+
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
-    """``triage serve --no-worker`` on a free loopback port, once /readyz answers 200: its base
-    URL and process id."""
+def mixed_database(url: str, folder: Path) -> Iterator[str]:
+    """A second new database next to ``url``'s, dropped afterwards."""
+    if make_url(url).get_backend_name() == "sqlite":
+        yield f"sqlite:///{folder / 'mixed.db'}"
+        return
+    assert PG_URL
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"triage_load_mix_{os.getpid()}"  # ends in the pid, as databases() expects
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _key(env: dict[str, str], scope: str) -> str:
+    create = [TRIAGE, "keys", "create", "--scope", scope, "--name", f"bench-{scope}"]
+    out = subprocess.run(create, env=env, check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def mixed(url: str, folder: Path, label: str, **load: Any) -> dict[str, Any]:
+    """Step 3: ``triage serve`` with its worker; the clock starts once the worker has
+    processed the seed tickets and refreshed the issues (loading the models takes a while)."""
+    env = {
+        **os.environ,
+        "TRIAGE_DATABASE_URL": url,
+        "TRIAGE_RATE_LIMIT_PER_MINUTE": "0",
+        "TRIAGE_WORKER_REFRESH_SECONDS": str(MIXED_REFRESH_SECONDS),
+    }
+    subprocess.run([TRIAGE, "db", "upgrade"], env=env, check=True, capture_output=True)
+    ingest_key, read_key = _key(env, "ingest"), _key(env, "read")
+    log_path = folder / f"serve-mixed-{label.split()[0].lower()}.log"
+    with serving(env, log_path, worker=True) as (base, _pid):
+        seed = {"items": [ticket("load-seed", f"seed{i}") for i in range(MIXED_SEED)]}
+        headers = {"Authorization": f"Bearer {ingest_key}"}
+        httpx.post(f"{base}/v1/feedback", json=seed, headers=headers, timeout=120)
+        deadline = time.monotonic() + 900
+        while _count(url, PROCESSED) < MIXED_SEED or _count(url, REFRESHES) == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not process the seed in 900 s; {log_path}")
+            time.sleep(0.5)
+        processed, refreshes = _count(url, PROCESSED), _count(url, REFRESHES)
+        single, reads = asyncio.run(
+            drive_mixed(
+                base, ingest_key, read_key, seconds=load["seconds"], rate=load["rate"],
+                clients=load["readers"],
+            )
+        )  # fmt: skip
+        worked = _count(url, PROCESSED) - processed, _count(url, REFRESHES) - refreshes
+    stored = (
+        _count(url, f"SELECT count(*) FROM feedback WHERE source = '{MIXED_SOURCE}'"),
+        _count(
+            url, f"SELECT count(DISTINCT external_id) FROM feedback WHERE source = '{MIXED_SOURCE}'"
+        ),
+    )
+    single["stored"] = stored[0]
+    return {
+        "single": single,
+        "reads": reads,
+        "processed": worked[0],
+        "refreshes": worked[1],
+        "exactly_once": stored[0] == stored[1] == single["ok"],
+    }
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], log_path: Path, *, worker: bool = False
+) -> Iterator[tuple[str, int]]:
+    """``triage serve --no-worker`` (or with its worker) on a free loopback port, once /readyz
+    answers 200: its base URL and process id."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = [TRIAGE, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"]
+    args = [TRIAGE, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args.append("--worker" if worker else "--no-worker")
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
@@ -270,14 +427,21 @@ def databases(folder: Path, log: Callable[[str], Any]) -> Iterator[list[tuple[st
         admin.dispose()
 
 
-def measure(label: str, url: str, folder: Path, **load: Any) -> dict[str, Any]:
+def measure(
+    label: str, url: str, folder: Path, *, readers: int = 4, mix: bool = True, **load: Any
+) -> dict[str, Any]:
     env = {**os.environ, "TRIAGE_DATABASE_URL": url, "TRIAGE_RATE_LIMIT_PER_MINUTE": "0"}
     subprocess.run([TRIAGE, "db", "upgrade"], env=env, check=True, capture_output=True)
     create = [TRIAGE, "keys", "create", "--scope", "ingest", "--name", "bench-load"]
     out = subprocess.run(create, env=env, check=True, capture_output=True, text=True).stdout
+    key = out.strip().splitlines()[-1]
     log_path = folder / f"serve-{label.split()[0].lower()}.log"
     with serving(env, log_path) as (base, pid):
-        batches, single = asyncio.run(drive(base, out.strip().splitlines()[-1], pid, **load))
+        batches, single = asyncio.run(drive(base, key, pid, **load))
+    mixed_run = None
+    if mix:
+        with mixed_database(url, folder) as mixed_url:
+            mixed_run = mixed(mixed_url, folder, label, readers=readers, **load)
     # What is stored, straight from the database: (rows, distinct external ids) per source.
     engine = create_engine(url)
     query = "SELECT source, count(*), count(DISTINCT external_id) FROM feedback GROUP BY source"
@@ -285,13 +449,19 @@ def measure(label: str, url: str, folder: Path, **load: Any) -> dict[str, Any]:
         rows = {source: (n, d) for source, n, d in connection.execute(text(query))}
     engine.dispose()
     batch_rows, single_rows = rows.get(BATCH_SOURCE, (0, 0)), rows.get(SINGLE_SOURCE, (0, 0))
+    exactly_once = (
+        batch_rows[0] == batch_rows[1] == batches["accepted"]
+        and batches["distinct_ids"] == batches["accepted"]
+        and single_rows[0] == single_rows[1] == single["ok"]
+    )
+    if mixed_run is not None:
+        exactly_once = exactly_once and mixed_run["exactly_once"]
     return {
         "database": label,
         "batch": {**batches, "stored": batch_rows[0]},
         "single": {**single, "stored": single_rows[0]},
-        "exactly_once": batch_rows[0] == batch_rows[1] == batches["accepted"]
-        and batches["distinct_ids"] == batches["accepted"]
-        and single_rows[0] == single_rows[1] == single["ok"],
+        "mixed": mixed_run,
+        "exactly_once": exactly_once,
     }
 
 
@@ -301,16 +471,31 @@ def run(
     rate: float = 200,
     batch: int = 100,
     clients: int = 4,
+    readers: int = 4,
+    mix: bool = True,
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     load = {"seconds": seconds, "rate": rate, "batch": batch, "clients": clients}
-    results: dict[str, Any] = {**load, "databases": []}
+    results: dict[str, Any] = {**load, "readers": readers, "databases": []}
     with tempfile.TemporaryDirectory() as tmp, databases(Path(tmp), log) as targets:
         for label, url in targets:
-            log(f"{label}: {seconds:g}s of batches, then {seconds:g}s at {rate:g} requests/s …")
-            results["databases"].append(measure(label, url, Path(tmp), **load))
-    results["passed"] = all(d["exactly_once"] for d in results["databases"])
+            log(f"{label}: {seconds:g}s of batches, then {seconds:g}s at {rate:g} requests/s"
+                + (f", then {seconds:g}s of both with {readers} readers and the worker" if mix
+                   else "") + " …")  # fmt: skip
+            results["databases"].append(
+                measure(label, url, Path(tmp), readers=readers, mix=mix, **load)
+            )
+    results["passed"] = all(
+        d["exactly_once"] and (d["mixed"] is None or _mixed_clean(d["mixed"]))
+        for d in results["databases"]
+    )
     return results
+
+
+def _mixed_clean(m: dict[str, Any]) -> bool:
+    """No 5xx but 503 in the mixed run, and no request left without an answer."""
+    answers = (m["single"]["statuses"], m["reads"]["statuses"])
+    return not any(server_errors(s) or s.get("failed") for s in answers)
 
 
 def table(results: dict[str, Any]) -> str:
@@ -333,6 +518,37 @@ def table(results: dict[str, Any]) -> str:
             f"| {s['p99_ms']:.1f} | {s['achieved_rps']:.1f} | {s['errors']} |"
         )
     lines.append("")
+    lines += [
+        f"Single POST p99 at {r['rate']:g} requests/s: "
+        + "; ".join(f"{d['database']} {d['single']['p99_ms']:.1f} ms" for d in r["databases"])
+        + " (target: 25 ms or less on both).",
+    ]
+    mixes = [d for d in r["databases"] if d["mixed"]]
+    if mixes:
+        lines += [
+            "",
+            f"Mixed, {r['seconds']:g}s, on a second new database: `triage serve` with its "
+            f"worker ({MIXED_SEED} tickets processed and the issues refreshed before the clock "
+            f"starts; then processing what arrives, refreshing every {MIXED_REFRESH_SECONDS} s), "
+            f"single POSTs at "
+            f"{r['rate']:g} requests/s and {r['readers']} clients reading "
+            f"{' and '.join(f'`{p}`' for p in READ_PATHS)} in a loop.",
+            "",
+            "| database | single POST p50 ms | p99 ms | POST answers | reads | read answers "
+            "| 5xx (not 503) | 503 | tickets processed | refreshes |",
+            "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for d in mixes:
+            m = d["mixed"]
+            s, rd = m["single"], m["reads"]
+            busy = s["statuses"].get("503", 0) + rd["statuses"].get("503", 0)
+            lines.append(
+                f"| {d['database']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} "
+                f"| {_statuses(s['statuses'])} | {rd['requests']:,} | {_statuses(rd['statuses'])} "
+                f"| {s['server_errors'] + rd['server_errors']} | {busy} | {m['processed']:,} "
+                f"| {m['refreshes']} |"
+            )
+    lines.append("")
     for d in r["databases"]:
         b, s = d["batch"], d["single"]
         lines.append(
@@ -346,14 +562,23 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _statuses(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,}× {s}" for s, n in sorted(counts.items())) or "none"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split(".")[0])
     parser.add_argument("--seconds", type=float, default=20, help="length of each phase")
     parser.add_argument("--rate", type=float, default=200, help="single POSTs a second")
     parser.add_argument("--batch", type=int, default=100, help="tickets per batch request")
     parser.add_argument("--clients", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument("--readers", type=int, default=4, help="reading clients in the mix")
+    parser.add_argument("--no-mix", action="store_true", help="skip the mixed run (step 3)")
     args = parser.parse_args(argv)
-    results = run(seconds=args.seconds, rate=args.rate, batch=args.batch, clients=args.clients)
+    results = run(
+        seconds=args.seconds, rate=args.rate, batch=args.batch, clients=args.clients,
+        readers=args.readers, mix=not args.no_mix,
+    )  # fmt: skip
     print(table(results))
     return 0 if results["passed"] else 1
 

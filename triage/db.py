@@ -7,11 +7,11 @@ on an outdated schema; ``triage db upgrade`` fixes it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,12 +19,23 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
 
 from triage.errors import ConfigError, DatabaseUnavailableError, SchemaOutdatedError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# How long SQLite waits for another connection's write lock before "database is locked".
+SQLITE_BUSY_MS = 30_000
+# Connections the API's pool holds beyond TRIAGE_API_THREADS, for what runs outside a request's
+# own session: the web app's sign-in and viewer lookups, /readyz, a key's last_used_at.
+API_SPARE_CONNECTIONS = 4
+# A pooled PostgreSQL connection idle for longer is pinged before use; one in steady use is not
+# (a ping is a round trip, and each request checks out a connection).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -42,13 +53,46 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+        options = conn.get_execution_options()
+        # A caller with its own bound on waiting for the write lock (``session_scope``'s
+        # ``lock_wait``) sets the busy timeout for this BEGIN only.
+        busy_ms = options.get("sqlite_busy_ms")
+        if busy_ms is None:
+            conn.exec_driver_sql(options.get("sqlite_begin", "BEGIN"))
+            return
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
+        try:
+            conn.exec_driver_sql(options.get("sqlite_begin", "BEGIN"))
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle: a server restart or a
+    firewall drops idle connections, and a request should not fail on one. SQLAlchemy's
+    ``pool_pre_ping`` pings at every checkout, a round trip per request."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # ``record.info`` starts empty for each new DBAPI connection: a fresh one is not pinged.
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            # The pool discards this connection and checks out another (up to three times).
+            raise DisconnectionError(f"stale pooled connection: {e}") from e
 
 
 def parse_url(url: str) -> URL:
@@ -77,35 +121,105 @@ def sqlite_file(url: str) -> Path | None:
     return Path(str(parsed.database))
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
-    """One engine per URL for the life of the process."""
+    """One engine per URL for the life of the process (the CLI and the worker)."""
+    return _engine(url, None, 30.0)
+
+
+def get_api_engine(url: str, *, threads: int, wait_seconds: float) -> Engine:
+    """The API's engine: a pool that fits its ``threads`` (TRIAGE_API_THREADS), plus
+    ``API_SPARE_CONNECTIONS``, and never grows past that. A checkout that finds every connection
+    busy for ``wait_seconds`` raises ``sqlalchemy.exc.TimeoutError``, which the API answers 503
+    with Retry-After. The in-process worker keeps its own engine (``get_engine``), so it never
+    takes a connection the API counted on."""
+    return _engine(url, threads + API_SPARE_CONNECTIONS, wait_seconds)
+
+
+@lru_cache(maxsize=16)
+def _engine(url: str, pool_size: int | None, pool_timeout: float) -> Engine:
     parsed = parse_url(url)
+    # None: SQLAlchemy's default pool for SQLite (5, overflow 10) and 10, overflow 20 for
+    # PostgreSQL, for the CLI's and the worker's few threads.
+    sized: dict[str, Any] = {"pool_timeout": pool_timeout}
+    if pool_size is not None:
+        sized.update(pool_size=pool_size, max_overflow=0)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if parsed.database in (None, "", ":memory:"):
+            sized = {}  # one connection, shared (SingletonThreadPool): nothing to size
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **sized
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, **({"pool_size": 10, "max_overflow": 20} | sized))
+    _ping_when_idle(engine)
+    return engine
 
 
 @contextmanager
-def session_scope(engine: Engine, *, write_lock: bool = False) -> Iterator[Session]:
+def session_scope(
+    engine: Engine, *, write_lock: bool = False, lock_wait: float | None = None
+) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error.
 
     ``write_lock`` takes SQLite's write lock at BEGIN, so a read-then-write claim cannot race
     another writer; on PostgreSQL row locks (``FOR UPDATE SKIP LOCKED``) do that job instead.
+    ``lock_wait`` bounds, in seconds, how long the transaction waits for a lock another
+    connection holds: on SQLite for the write lock taken at BEGIN (so with ``write_lock``), on
+    PostgreSQL for any lock (its lock_timeout). Unset, SQLite waits 30 s and PostgreSQL as long
+    as it takes.
     """
     with Session(engine, expire_on_commit=False) as session:
-        if write_lock and is_sqlite(engine):
-            session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+        if is_sqlite(engine):
+            options: dict[str, Any] = {}
+            if write_lock:
+                options["sqlite_begin"] = "BEGIN IMMEDIATE"
+            if lock_wait is not None:
+                options["sqlite_busy_ms"] = max(int(lock_wait * 1000), 1)
+            if options:
+                session.connection(execution_options=options)
+        elif lock_wait is not None:
+            # Whole milliseconds, at least one: 0 would mean no limit.
+            ms = max(int(lock_wait * 1000), 1)
+            session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+def write_retrying(engine: Engine, work: Callable[[Session], T], *, wait: float, what: str) -> T:
+    """``work(session)`` in one write transaction, retried while the database is locked or
+    unreachable, for up to ``wait`` seconds in all; then a ``DatabaseUnavailableError`` that
+    says ``what`` did not happen. For commands a person runs next to a busy server: on SQLite
+    the worker holds the write lock while it processes a batch."""
+    deadline = time.monotonic() + wait
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with session_scope(engine, write_lock=True, lock_wait=max(remaining, 0.0)) as session:
+                return work(session)
+        except OperationalError as e:
+            if time.monotonic() + 0.2 >= deadline:
+                raise DatabaseUnavailableError(
+                    f"The database stayed busy for {wait:g} s ({_reason(engine, e)}), so "
+                    f"{what}. Try again, or wait longer with --wait."
+                ) from e
+            time.sleep(0.2)
+
+
+def _reason(engine: Engine, error: OperationalError) -> str:
+    message = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    if is_sqlite(engine) and "locked" in message:
+        return (
+            "another process holds its write lock: a `triage worker`, or `triage serve` with "
+            "its worker, processing tickets"
+        )
+    return message
 
 
 def alembic_config(url: str) -> Config:

@@ -32,7 +32,16 @@ DEFAULT_TESTS = [
     "tests/reliability/test_nasty_inputs.py",
     "tests/reliability/test_fuzz.py",
     "tests/reliability/test_faults.py",
+    "tests/reliability/test_contention.py",
     "tests/api/test_api_feedback_isolation.py",
+    # Issue 14's smaller defects, one test each.
+    "tests/api/test_api_feedback.py::test_api_feedback_since_honours_the_time_zone_offset",
+    "tests/api/test_api_issues.py::test_api_issues_since_honours_the_time_zone_offset",
+    "tests/api/test_api_issues.py::test_api_issues_external_url_is_http_or_https_only",
+    "tests/cli/test_cli.py::test_cli_csv_exports_escape_formulas",
+    "tests/db/test_digest.py::test_digest_api_refuses_non_ascii_and_out_of_range_weeks_and_stores_nothing",
+    "tests/db/test_digest.py::test_digest_api_answers_an_unclosed_week_unstored",
+    "tests/db/test_pipeline.py::test_pipeline_refresh_lets_writers_in_while_it_decides",
 ]
 
 

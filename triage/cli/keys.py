@@ -63,10 +63,30 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: int) -> None:
-    """Stop a key from working, at once."""
+def keys_revoke(
+    key_id: int,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait, retrying, while another process (the worker) is writing to "
+            "the database; then an error, and the key stays valid.",
+        ),
+    ] = 60.0,
+) -> None:
+    """Stop a key from working: at once in the database; a running API process trusts a key it
+    has already looked up for TRIAGE_API_KEY_CACHE_SECONDS more."""
+    settings = get_settings()
     with _errors():
-        engine = _ready(get_settings())
-        with db.session_scope(engine) as session:
-            store.revoke_api_key(session, key_id=key_id)
-    console.print(f"key {key_id} revoked")
+        engine = _ready(settings)
+        db.write_retrying(
+            engine,
+            lambda session: store.revoke_api_key(session, key_id=key_id),
+            wait=wait,
+            what=f"key {key_id} was not revoked",
+        )
+    cached = settings.api_key_cache_seconds
+    console.print(
+        f"key {key_id} revoked"
+        + (f"; running API processes refuse it within {cached:g} s" if cached else "")
+    )

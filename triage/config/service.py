@@ -32,13 +32,27 @@ class ServiceSettings(BaseModel):
     api_key_touch_seconds: float = Field(
         default=60.0, ge=0, description="How often a key's last_used_at is refreshed."
     )
+    api_key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process trusts a key it has looked up. A key revoked in "
+        "the web app stops working at once; one revoked by `triage keys revoke` or another API "
+        "process stops within this many seconds. 0 looks the key up on every request.",
+    )
+    api_db_wait_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a request waits for one of the API's database connections (one "
+        "per TRIAGE_API_THREADS, plus 4 spare) while all are busy; then it is answered 503 "
+        "`server_busy` with Retry-After.",
+    )
 
     # --- security ---
     rate_limit_per_minute: int = Field(
         default=600,
         ge=0,
-        description="Requests a minute each API key may make on average, per API process; "
-        "0 turns rate limiting off.",
+        description="Requests a minute each API key may make on average: across every API "
+        "process when TRIAGE_REDIS_URL is set, else per API process; 0 turns rate limiting off.",
     )
     rate_limit_burst: int = Field(
         default=120,
@@ -48,12 +62,25 @@ class ServiceSettings(BaseModel):
     auth_failures_per_minute: int = Field(
         default=30,
         ge=0,
-        description="Failed authentications a client address may make a minute, per API "
-        "process, before it gets 429s; 0 turns this off. Each unknown key costs a database "
-        "lookup, and keys must not be guessable at that speed.",
+        description="Failed authentications a client address may make a minute (across every "
+        "API process when TRIAGE_REDIS_URL is set, else per process) before it gets 429s; 0 "
+        "turns this off. Each unknown key costs a database lookup, and keys must not be "
+        "guessable at that speed.",
     )
     auth_failures_burst: int = Field(
         default=10, ge=1, description="Failed authentications allowed at once, per address."
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db. Set, the rate limits above are shared by "
+        "every API process through it (a token bucket per key, updated atomically by a Lua "
+        "script); unset, each process keeps its own. While Redis cannot be reached, each process "
+        "falls back to its own limits and logs a warning.",
+    )
+    redis_key_prefix: str = Field(
+        default="triage",
+        min_length=1,
+        description="Prefix of every Redis key triage writes, so deployments can share a Redis.",
     )
     ui_secret: SecretStr | None = Field(
         default=None,
@@ -76,8 +103,18 @@ class ServiceSettings(BaseModel):
         default=60.0, gt=0, description="How often the in-process worker refreshes issues."
     )
 
-    @field_validator("ui_secret", mode="before")
+    # --- retention ---
+    output_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Model outputs linked to no ticket are deleted by `triage db prune` (and by "
+        "the worker, at most once a day) once both their created_at and their arrival are this "
+        "many days old; linked outputs stay as long as their tickets. 0 keeps everything.",
+    )
+
+    @field_validator("ui_secret", "redis_url", mode="before")
     @classmethod
     def _blank_ui_secret_is_unset(cls, value: object) -> object:
-        # A blank variable means "make one per process", never an empty key anyone can sign with.
+        # A blank variable means "make one per process", never an empty key anyone can sign
+        # with; a blank TRIAGE_REDIS_URL means no Redis.
         return None if value == "" else value
