@@ -7,7 +7,7 @@ is this new cluster?) than how clusters form.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +43,7 @@ def match_issues(
     *,
     min_overlap: float,
     min_similarity: float,
+    kept: Collection[int] = (),
 ) -> IdentityMatch:
     """Carry issue ids over to a new clustering.
 
@@ -51,7 +52,9 @@ def match_issues(
     first, one issue per cluster; a linked pair whose cluster is already taken is a merge, one
     whose issue is already taken is a split. Clusters and issues still unmatched are paired by
     centroid cosine >= ``min_similarity`` (a cluster of only new units where an old issue was).
-    Everything else is a new issue or a retired one: ids are never silently renumbered.
+    Everything else is a new issue or a retired one: ids are never silently renumbered. An
+    issue in ``kept`` keeps members whatever the clustering (a person put them there), so it is
+    never retired.
     """
     unit_issue = {unit: issue for issue, units in previous.items() for unit in units}
     shared: dict[tuple[int, int], int] = {}
@@ -125,5 +128,9 @@ def match_issues(
                 issue_for_cluster[label] = issue
                 cluster_of_issue[issue] = label
 
-    retired = {issue for issue in previous if issue not in cluster_of_issue and issue not in merged}
+    retired = {
+        issue
+        for issue in previous
+        if issue not in cluster_of_issue and issue not in merged and issue not in kept
+    }
     return IdentityMatch(issue_for_cluster=issue_for_cluster, lineage=lineage, retired=retired)

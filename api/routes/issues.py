@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -17,7 +16,7 @@ from api.deps import (
     WriteSessionDep,
 )
 from api.errors import API_ERRORS, ErrorResponse
-from triage import store
+from triage import corrections, store
 from triage.integrations.trackers import tracker_from_settings
 from triage.integrations.trackers.export import export_issue
 from triage.models import (
@@ -33,6 +32,7 @@ from triage.models import (
     IssueStatus,
     IssueUpdate,
     UnitMove,
+    UtcDateTime,
 )
 
 # A page a person or a dashboard reads at once; a sync job asks for up to the maximum.
@@ -48,7 +48,10 @@ def list_issues(
     _key: ReadKey,
     category: Category | None = None,
     status: IssueStatus | None = None,
-    since: Annotated[datetime | None, Query(description="Updated at or after.")] = None,
+    since: Annotated[
+        UtcDateTime | None,
+        Query(description="Updated at or after (ISO 8601; without an offset, UTC)."),
+    ] = None,
     sort: Annotated[str, Query(pattern="^(priority|size|updated|id)$")] = "priority",
     limit: Annotated[
         int,
@@ -113,12 +116,16 @@ def update_issue(
     session: WriteSessionDep,
     key: AdminKey,
 ) -> IssuePublic:
-    """Only the fields sent change. A field a person set is never overwritten by the machine;
-    a category set here becomes a training label for `triage train`."""
+    """Only the fields sent change. A field a person set is never overwritten by the machine.
+    A category trains `triage train` only on the statements confirmed with it in
+    `confirm_units` (unit ids of this issue, or `"all"`), never on every member of a mixed
+    issue."""
     sent = changes.model_dump(exclude_unset=True)
-    issue = store.update_issue(
-        session, issue_id=issue_id, changes=sent, api_key_id=key.id, actor=_actor(key)
-    )
+    confirm = sent.pop("confirm_units", None)
+    issue = corrections.update(
+        session, issue_id=issue_id, changes=sent, confirm_units=confirm, api_key_id=key.id,
+        actor=_actor(key),
+    )  # fmt: skip
     session.commit()
     return IssuePublic.model_validate(issue)
 
@@ -128,11 +135,15 @@ def merge_issue(
     issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: IssueMerge,
     session: WriteSessionDep,
+    settings: SettingsDep,
     key: AdminKey,
 ) -> IssuePublic:
-    target = store.merge_issues(
-        session, issue_id=issue_id, into=body.into, api_key_id=key.id, actor=_actor(key)
-    )
+    """This issue's statements join `into`, which is relabelled and ranked at once; this
+    issue becomes `merged`, with `merged_into` naming `into`."""
+    target = corrections.merge(
+        session, settings, issue_id=issue_id, into=body.into, api_key_id=key.id,
+        actor=_actor(key),
+    )  # fmt: skip
     session.commit()
     return IssuePublic.model_validate(target)
 
@@ -142,11 +153,15 @@ def split_issue(
     issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: UnitMove,
     session: WriteSessionDep,
+    settings: SettingsDep,
     key: AdminKey,
 ) -> IssuePublic:
-    new = store.split_issue(
-        session, issue_id=issue_id, unit_ids=body.unit_ids, api_key_id=key.id, actor=_actor(key)
-    )
+    """A new issue of these statements, with its own title, keywords, category and priority
+    computed from them at once (the machine's, never the parent's person-set ones)."""
+    new = corrections.split(
+        session, settings, issue_id=issue_id, unit_ids=body.unit_ids, api_key_id=key.id,
+        actor=_actor(key),
+    )  # fmt: skip
     session.commit()
     return IssuePublic.model_validate(new)
 
@@ -156,11 +171,13 @@ def move_units(
     issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: UnitMove,
     session: WriteSessionDep,
+    settings: SettingsDep,
     key: AdminKey,
 ) -> IssuePublic:
-    issue = store.move_units(
-        session, unit_ids=body.unit_ids, issue_id=issue_id, api_key_id=key.id, actor=_actor(key)
-    )
+    issue = corrections.move(
+        session, settings, unit_ids=body.unit_ids, issue_id=issue_id, api_key_id=key.id,
+        actor=_actor(key),
+    )  # fmt: skip
     session.commit()
     return IssuePublic.model_validate(issue)
 

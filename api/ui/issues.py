@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
+from api.ui.corrections import configured_trackers
 from api.ui.session import ViewerDep
 from api.ui.templating import page
 from triage import store
@@ -25,6 +26,10 @@ TREND_WEEKS = 12
 # Resolved and ignored issues are what nobody needs to look at again unless they ask.
 DEFAULT_STATUSES = [IssueStatus.open.value, IssueStatus.acknowledged.value,
                     IssueStatus.regressed.value]  # fmt: skip
+
+# Any issue a merge can go into: every status but merged.
+MERGEABLE = [s.value for s in IssueStatus if s != IssueStatus.merged]
+MERGE_CANDIDATES = 10
 
 Text = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$")]
 
@@ -87,8 +92,10 @@ def issue_page(
     issue_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     viewer: ViewerDep,
+    settings: SettingsDep,
     q: Text = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_ID // MEMBERS_PAGE_SIZE)] = 1,
+    merge_q: Text = "",
     done: Annotated[str, Query(max_length=300)] = "",
     error: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
@@ -110,6 +117,13 @@ def issue_page(
         session, issue_id=issue_id, end=now + timedelta(days=1), limit=10
     )
     audit = store.audit_entries(session, target_type="issue", target_id=str(issue_id))
+    # The merge form's search: issues whose title (or a statement) has the words, not this one.
+    candidates = []
+    if viewer.is_admin and merge_q.strip():
+        found, _ = store.search_issues(
+            session, statuses=MERGEABLE, text=merge_q.strip(), limit=MERGE_CANDIDATES + 1
+        )
+        candidates = [c for c in found if c.id != issue_id][:MERGE_CANDIDATES]
     return page(
         "issue.html",
         viewer=viewer,
@@ -124,6 +138,9 @@ def issue_page(
         trend_weeks=TREND_WEEKS,
         outputs=outputs,
         audit=audit,
+        merge_q=merge_q,
+        candidates=candidates,
+        trackers=configured_trackers(settings) if viewer.is_admin else [],
         done=done,
         error=error,
     )

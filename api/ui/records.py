@@ -27,6 +27,8 @@ def feedback_page(
     source: Annotated[str, Query(max_length=100, pattern=r"^[^\x00]*$")] = "",
     status: Annotated[FeedbackStatus | Literal[""], Query()] = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_ID // PAGE_SIZE)] = 1,
+    done: Annotated[str, Query(max_length=300)] = "",
+    error: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
     rows, total = store.search_feedback(
         session,
@@ -49,6 +51,8 @@ def feedback_page(
         page_number=page_number,
         pages=max(1, -(-total // PAGE_SIZE)),
         statuses=[s.value for s in FeedbackStatus],
+        done=done,
+        error=error,
     )
 
 

@@ -53,7 +53,8 @@ env.globals.update(
     css=CSS,
     sparkline=sparkline,
     categories=[c.value for c in Category],
-    statuses=[s.value for s in IssueStatus],
+    # What a person can set; ``merged`` comes only from a merge.
+    statuses=[s.value for s in IssueStatus if s != IssueStatus.merged],
     query=_query,
 )
 env.filters["when"] = _when

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tests.conftest import auth
+from tests.support.reliability import note
 from triage import db, store
 from triage.models import Feedback, Issue, Membership, Scope, Unit
 
@@ -52,6 +55,52 @@ def test_api_issues_list_is_ranked_and_filtered(client, make_key, engine):  # ty
     )
     one = client.get(f"/v1/issues/{ids[1]}", headers=auth(read)).json()
     assert one["title"] == "Issue 1"
+
+
+def test_api_issues_since_honours_the_time_zone_offset(client, make_key, engine, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="`GET /v1/issues?since=` with a time-zone offset", tried=4,
+         checked="the offset is converted to UTC before comparing")  # fmt: skip
+    ids, _ = seed(engine)
+    read = make_key(Scope.read)
+    with db.session_scope(engine) as session:
+        for issue_id, hour in zip(ids, (1, 3), strict=True):  # 01:00 and 03:00 UTC
+            session.get(Issue, issue_id).updated_at = datetime(2026, 12, 6, hour, tzinfo=UTC)
+
+    def found(since: str) -> list[int]:
+        answer = client.get("/v1/issues", params={"since": since}, headers=auth(read))
+        assert answer.status_code == 200, answer.text
+        return sorted(i["id"] for i in answer.json()["items"])
+
+    assert found("2026-12-06T04:00:00+03:00") == sorted(ids)  # 01:00 UTC
+    assert found("2026-12-06T05:00:00+03:00") == [ids[1]]  # 02:00 UTC
+    assert found("2026-12-05T22:00:00-05:00") == [ids[1]]  # 03:00 UTC
+    assert found("2026-12-06T03:00:01Z") == []
+
+
+def test_api_issues_external_url_is_http_or_https_only(client, make_key, engine, record_property):  # type: ignore[no-untyped-def]
+    """Issue 14: external_url took javascript: and file: URLs, which the web app shows as links."""
+    note(record_property, fault="`external_url` of javascript:, file:, data:, vbscript:, ftp: "
+         "and malformed URLs", tried=13,
+         checked="422 naming the field, nothing stored; http and https URLs are kept")  # fmt: skip
+    ids, _ = seed(engine)
+    admin = make_key(Scope.admin)
+    url = f"/v1/issues/{ids[0]}"
+    for bad in ("javascript:alert(document.cookie)", "JavaScript:alert(1)", "java\tscript:alert(1)",
+                " javascript:alert(1)", "file:///etc/passwd", "data:text/html,<script>x</script>",
+                "vbscript:msgbox(1)", "ftp://example.com/x", "//evil.example.com/x", "https://",
+                "https:///path", "tracker.example.com/T-1", "https://exa mple.com/"):  # fmt: skip
+        answer = client.patch(url, json={"external_url": bad}, headers=auth(admin))
+        assert answer.status_code == 422, bad
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_fields" and error["details"][0]["field"] == "external_url"
+        assert "http" in error["details"][0]["message"], bad
+    with db.session_scope(engine) as session:
+        assert session.get(Issue, ids[0]).external_url is None
+    for good in ("https://tracker.example.com/T-12", "HTTP://localhost:8080/browse/ENG-1?x=1#c"):
+        answer = client.patch(url, json={"external_url": good}, headers=auth(admin))
+        assert answer.status_code == 200 and answer.json()["external_url"] == good
+    cleared = client.patch(url, json={"external_url": None}, headers=auth(admin))
+    assert cleared.status_code == 200 and cleared.json()["external_url"] is None
 
 
 def test_api_issues_patch_needs_admin_and_is_audited(client, make_key, engine):  # type: ignore[no-untyped-def]

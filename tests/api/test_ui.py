@@ -8,6 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from tests.api.test_api_issues import seed
+from tests.api.test_integrations_trackers import fake, tracker_settings  # noqa: F401 (fixture)
 from tests.conftest import auth
 from triage.models import Scope
 
@@ -197,3 +198,106 @@ def test_ui_feedback_digests_and_keys_pages(client, make_key, engine):  # type: 
     revoked = client.post(f"/ui/keys/{key_id}/revoke", data={"csrf_token": token})
     assert revoked.status_code == 200 and "revoked" in revoked.text
     assert client.get("/v1/issues", headers=auth(secret)).status_code == 401
+
+
+def test_ui_merge_target_is_found_by_title_without_javascript(client, make_key, engine):  # type: ignore[no-untyped-def]
+    ids, _ = seed(engine, sizes=(3, 2, 2))
+    admin = make_key(Scope.admin)
+    token = sign_in(client, admin)
+    page = client.get(f"/ui/issues/{ids[0]}?merge_q=issue+2").text
+    assert 'name="merge_q"' in page
+    assert f'name="into" value="{ids[2]}"' in page
+    assert f'name="into" value="{ids[0]}"' not in page  # never into itself
+    assert "No other issue matches" in client.get(f"/ui/issues/{ids[0]}?merge_q=zzz").text
+    response = client.post(
+        f"/ui/issues/{ids[0]}/merge", data={"into": ids[2], "csrf_token": token},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert response.status_code == 303 and "done=Merged" in response.headers["location"]
+    merged = client.get(f"/v1/issues/{ids[0]}", headers=auth(admin)).json()
+    assert (merged["status"], merged["merged_into"]) == ("merged", ids[2])
+    page = client.get(f"/ui/issues/{ids[0]}").text
+    assert "status-merged" in page and f'href="/ui/issues/{ids[2]}">issue {ids[2]}' in page
+    # A read key sees no merge search.
+    client.cookies.clear()
+    sign_in(client, make_key(Scope.read))
+    assert 'name="merge_q"' not in client.get(f"/ui/issues/{ids[1]}").text
+
+
+def test_ui_category_trains_only_on_the_statements_ticked(client, make_key, engine):  # type: ignore[no-untyped-def]
+    from triage import db, store
+
+    ids, units = seed(engine)
+    token = sign_in(client, make_key(Scope.admin))
+
+    def post(**data: object) -> str:
+        response = client.post(
+            f"/ui/issues/{ids[0]}/category", data={**data, "csrf_token": token},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert response.status_code == 303
+        return response.headers["location"]
+
+    post(category="data")
+    with db.session_scope(engine) as session:
+        assert store.corrected_units(session) == []
+    assert "error=" in post(category="data", confirm="selected")  # nothing ticked
+    assert "training+examples" in post(category="data", confirm="selected", unit_id=units[0][:1])
+    with db.session_scope(engine) as session:
+        assert len(store.corrected_units(session)) == 1
+    post(category="model", confirm="all")
+    with db.session_scope(engine) as session:
+        assert [c for _, c in store.corrected_units(session)] == ["model"] * 3
+
+
+def test_ui_failed_ticket_has_a_retry_button(client, make_key, engine):  # type: ignore[no-untyped-def]
+    from triage import db
+    from triage.models import Feedback
+
+    seed(engine)
+    with db.session_scope(engine) as session:
+        ticket = Feedback(source="s", external_id="bad", text="x", text_sha256="1" * 64,
+                          status="failed", last_error="preprocess failed: boom")  # fmt: skip
+        session.add(ticket)
+        session.flush()
+        ticket_id = ticket.id
+    token = sign_in(client, make_key(Scope.admin))
+    page = client.get("/ui/feedback?status=failed").text
+    assert f'action="/ui/feedback/{ticket_id}/retry"' in page and "boom" in page
+    assert client.post(f"/ui/feedback/{ticket_id}/retry", data={}).status_code == 403  # no CSRF
+    response = client.post(f"/ui/feedback/{ticket_id}/retry", data={"csrf_token": token},
+                           follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303 and "done=" in response.headers["location"]
+    with db.session_scope(engine) as session:
+        assert session.get(Feedback, ticket_id).status == "pending"  # type: ignore[union-attr]
+    again = client.post(f"/ui/feedback/{ticket_id}/retry", data={"csrf_token": token})
+    assert "is not failed" in again.text
+    client.cookies.clear()
+    sign_in(client, make_key(Scope.read))
+    assert "/retry" not in client.get("/ui/feedback").text
+
+
+def test_ui_send_to_tracker_when_one_is_configured(settings, fake, make_key, engine, client):  # type: ignore[no-untyped-def]  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    ids, _ = seed(engine)
+    admin = make_key(Scope.admin)
+    sign_in(client, admin)
+    assert "Send to tracker" not in client.get(f"/ui/issues/{ids[0]}").text  # none configured
+    app = create_app(settings.model_copy(update=tracker_settings(fake)))
+    with TestClient(app) as configured:
+        token = sign_in(configured, admin)
+        page = configured.get(f"/ui/issues/{ids[0]}").text
+        assert f'action="/ui/issues/{ids[0]}/export"' in page and "Send to tracker" in page
+        response = configured.post(f"/ui/issues/{ids[0]}/export",
+                                   data={"tracker": "github", "csrf_token": token},
+                                   follow_redirects=False)  # fmt: skip
+        assert response.status_code == 303 and "done=Sent+to+github" in response.headers["location"]
+        again = configured.post(f"/ui/issues/{ids[0]}/export",
+                                data={"tracker": "github", "csrf_token": token})  # fmt: skip
+        assert "Already in github" in again.text
+        issue = configured.get(f"/v1/issues/{ids[0]}", headers=auth(admin)).json()
+        assert issue["external_url"].startswith("https://")
+    assert len(fake.requests) == 1

@@ -70,7 +70,7 @@ def test_migrations_0003_leaves_existing_api_keys_unbound(empty_url):  # type: i
                 "VALUES ('old', 'ingest', 'trg_old', 'h', CURRENT_TIMESTAMP)"
             )
         )
-    db.upgrade(empty_url)
+    db.upgrade(empty_url, "0003")
     assert db.schema_state(engine)[0] == "0003"
     with engine.connect() as connection:
         assert connection.execute(text("SELECT sources FROM api_key")).scalar_one() is None
@@ -80,3 +80,74 @@ def test_migrations_0003_leaves_existing_api_keys_unbound(empty_url):  # type: i
         )
     with db.session_scope(engine) as session:
         assert [k.sources for k in store.list_api_keys(session)] == [None, ["intercom", "zendesk"]]
+
+
+def test_migrations_0004_marks_merged_issues_and_adds_confirmed_category(empty_url):  # type: ignore[no-untyped-def]
+    """Issues merged before the `merged` status get it; no statement is labelled by itself."""
+    db.upgrade(empty_url, "0003")
+    engine = db.get_engine(empty_url)
+    columns = (
+        "title, status, keywords, quotes, human_fields, evidence, priority, priority_breakdown, "
+        "size, customers, trend, model_versions, lineage, created_at, updated_at"
+    )
+    values = "'{t}', 'open', '[]', '[]', '[]', '[]', 0, '{{}}', 0, 0, '{{}}', '[]', '[]', " + (
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            text(f"INSERT INTO issue ({columns}) VALUES ({values.format(t='kept')})")
+        )
+        connection.execute(
+            text(
+                f"INSERT INTO issue ({columns}, merged_into) VALUES ({values.format(t='gone')}, 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO feedback (source, external_id, text, text_sha256, received_at, "
+                "status, attempts) VALUES ('s', '1', 'old', 'x', CURRENT_TIMESTAMP, 'processed', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO unit (feedback_id, position, text, lemmas, text_hash, created_at) "
+                "VALUES (1, 0, 'old', 'old', 'h', CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url, "0004")
+    assert db.schema_state(engine)[0] == "0004"
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT title, status FROM issue ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("kept", "open"), ("gone", "merged")]
+        assert connection.execute(text("SELECT confirmed_category FROM unit")).scalar_one() is None
+    from alembic import command
+
+    command.downgrade(db.alembic_config(empty_url), "0003")
+    with engine.connect() as connection:
+        statuses = connection.execute(text("SELECT status FROM issue ORDER BY id")).scalars()
+        assert list(statuses) == ["open", "open"]
+
+
+def test_migrations_0005_gives_issues_an_attach_threshold_that_starts_empty(empty_url):  # type: ignore[no-untyped-def]
+    """Issues from before keep using the global threshold until their next re-clustering."""
+    db.upgrade(empty_url, "0004")
+    engine = db.get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO issue (title, status, keywords, quotes, human_fields, evidence, "
+                "priority, priority_breakdown, size, customers, trend, model_versions, lineage, "
+                "created_at, updated_at) VALUES ('old', 'open', '[]', '[]', '[]', '[]', 0, '{}', "
+                "0, 0, '{}', '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url)
+    assert db.schema_state(engine)[0] == "0005"
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT title, attach_threshold FROM issue")).one()
+        assert tuple(row) == ("old", None)
+    from alembic import command
+
+    command.downgrade(db.alembic_config(empty_url), "0004")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT title FROM issue")).scalar_one() == "old"

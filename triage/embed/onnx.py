@@ -9,10 +9,14 @@ imported only for the one-off export.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +90,24 @@ def _export_int8_onnx(folder: Path, target: Path) -> None:
     fp32.unlink()
 
 
+@contextmanager
+def _quiet_export() -> Iterator[None]:
+    """The one-off export's warnings say nothing to whoever runs triage: the tracer's
+    (TracerWarning, the aten::index note) and onnxruntime's advice to pre-process before
+    quantising. onnxruntime gives that advice through the root logger, whose first use would also
+    install a stderr handler that then prints every library's INFO lines; a handler of our own
+    on the root logger meanwhile keeps it from doing either."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.removeHandler(guard)
+
+
 def cached_onnx_model(folder: Path, *, sha256: str, cache_root: Path) -> Path:
     """The int8 model for the weights with hash ``sha256``, exported on first use.
 
@@ -108,7 +130,8 @@ def cached_onnx_model(folder: Path, *, sha256: str, cache_root: Path) -> Path:
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=cache_root))
     try:
-        _export_int8_onnx(folder, tmp)
+        with _quiet_export():
+            _export_int8_onnx(folder, tmp)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
         if not ready():  # else another process finished first; keep its export
             if final.exists():

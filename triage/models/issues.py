@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field as PydanticField
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 from sqlmodel.main import SQLModelConfig  # pydantic's ConfigDict, as SQLModel types it
 
-from triage.models.base import MAX_ID, Category, IssueStatus, RowId, _Clean, _Output, _tz, utcnow
+from triage.models.base import (
+    MAX_ID,
+    Category,
+    IssueStatus,
+    RowId,
+    _Clean,
+    _Output,
+    _tz,
+    http_url,
+    utcnow,
+)
 
 # --- units: the statements a ticket is split into -------------------------------------------
 
@@ -27,6 +37,8 @@ class Unit(SQLModel, table=True):
     text: str = Field(description="Redacted statement.")
     lemmas: str = Field(default="", description="Space-separated lemmas for keywords.")
     text_hash: str = Field(max_length=64, index=True, description="sha256 of the redacted text.")
+    # The category a person confirmed for this statement: what `triage train` learns from.
+    confirmed_category: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
 
 
@@ -80,6 +92,9 @@ class Issue(IssueBase, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     centroid: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The cosine to the centroid a new unit needs to join between re-clusterings, calibrated on
+    # the members at the last one (``cluster.Clustering.thresholds``); None: the global one.
+    attach_threshold: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     resolved_at: datetime | None = Field(default=None, sa_type=_tz())
@@ -100,6 +115,9 @@ class IssuePublic(IssueBase, _Output):
     trend: dict[str, Any]
     model_versions: list[dict[str, Any]]
     lineage: list[dict[str, Any]]
+    merged_into: int | None = PydanticField(
+        default=None, description="Set when status is `merged`: the issue that absorbed this one."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -113,6 +131,12 @@ class IssueUpdate(_Clean):
     status: IssueStatus | None = None
     assignee: str | None = Field(default=None, max_length=255)
     external_url: str | None = Field(default=None, max_length=2000)
+    confirm_units: list[RowId] | Literal["all"] | None = Field(
+        default=None,
+        description="With `category`: the statements (unit ids of this issue, or `all` of them) "
+        "a person confirms are of that category; only these become training labels for "
+        "`triage train`. Left out, the correction trains on nothing.",
+    )
 
     @field_validator("title", "status", mode="before")
     @classmethod
@@ -120,6 +144,27 @@ class IssueUpdate(_Clean):
         # Absent means "leave it"; an explicit null would erase a field that must have a value.
         if value is None:
             raise ValueError("cannot be null; leave the field out to keep its value.")
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @field_validator("status")
+    @classmethod
+    def _not_merged(cls, value: Any) -> Any:
+        if value == IssueStatus.merged:
+            raise ValueError(
+                "an issue becomes merged by POST /v1/issues/{id}/merge, not by a status."
+            )
+        return value
+
+    @field_validator("confirm_units")
+    @classmethod
+    def _confirm_needs_category(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("category") is None:
+            raise ValueError("needs the category the statements are confirmed as, in `category`.")
         return value
 
 

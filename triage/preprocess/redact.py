@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from triage.config import Settings
 
 # presidio logs each text's context words at DEBUG, personal data included; a debug log of this
-# service must never hold what redaction removes.
-logging.getLogger("presidio-analyzer").setLevel(logging.INFO)
+# service must never hold what redaction removes. Its INFO lines ("Skipping context extraction
+# due to lack of NLP artifacts", once per text it analyses) say nothing to a user either.
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
 
 class _PipelineNlpEngine(NlpEngine):

@@ -42,12 +42,14 @@ from triage.store.feedback import (
     issue_ids_by_feedback,
     list_feedback,
     requeue_failed,
+    requeue_feedback,
     update_feedback,
 )
 from triage.store.issues import (
     AUDITED_FIELDS,
     ISSUE_SORTS,
     active_issues,
+    confirm_unit_categories,
     get_issue,
     issue_centroids,
     list_issues,
@@ -74,7 +76,14 @@ from triage.store.links import (
     links_by_feedback,
     mark_linked,
 )
+from triage.store.locks import refresh_lock
 from triage.store.model_outputs import add_model_outputs, all_model_outputs, get_model_output
+from triage.store.retention import (
+    count_prunable_outputs,
+    delete_unlinked_outputs,
+    last_run_at,
+    old_output_ids,
+)
 from triage.store.runs import record_run
 from triage.store.units import (
     add_memberships,
@@ -82,6 +91,7 @@ from triage.store.units import (
     add_vectors,
     cached_vectors,
     corrected_units,
+    latest_vector_model,
     membership_map,
     memberships,
     set_memberships,
@@ -107,10 +117,13 @@ __all__ = [
     "cached_vectors",
     "claim_digest_delivery",
     "claim_pending",
+    "confirm_unit_categories",
     "conflict_error",
     "corrected_units",
     "count_feedback_by_status",
+    "count_prunable_outputs",
     "create_api_key",
+    "delete_unlinked_outputs",
     "digest_audit_entries",
     "digest_category_volumes",
     "digest_feedback_figures",
@@ -134,6 +147,8 @@ __all__ = [
     "issue_ids_by_feedback",
     "issue_members",
     "issue_weekly_counts",
+    "last_run_at",
+    "latest_vector_model",
     "link_candidates",
     "links_by_feedback",
     "list_api_keys",
@@ -146,11 +161,14 @@ __all__ = [
     "memberships",
     "merge_issues",
     "move_units",
+    "old_output_ids",
     "record_audit",
     "record_run",
     "refresh_issue_sizes",
+    "refresh_lock",
     "release_digest_delivery",
     "requeue_failed",
+    "requeue_feedback",
     "revoke_api_key",
     "save_digest",
     "search_feedback",

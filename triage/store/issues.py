@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, text, update
 from sqlmodel import Session, col, select
 
 from triage.errors import InvalidInputError, NotFoundError
-from triage.models import Feedback, Issue, Membership, Unit, utcnow
+from triage.models import Feedback, Issue, IssueStatus, Membership, Unit, as_utc, utcnow
 from triage.store._common import paginate
 from triage.store.audit import record_audit
 
@@ -38,8 +38,10 @@ def list_issues(
             f"Unknown sort {sort!r}; use one of {', '.join(ISSUE_SORTS)}.",
             details={"field": "sort"},
         )
-    # Merged issues live on only as pointers to their survivor.
-    conditions = [col(Issue.merged_into).is_(None), col(Issue.size) > 0]
+    # Merged issues live on only as pointers to their survivor, listed when asked for by status.
+    merged = IssueStatus.merged.value
+    shows_merged = status == merged or (statuses is not None and merged in statuses)
+    conditions = [] if shows_merged else [col(Issue.merged_into).is_(None), col(Issue.size) > 0]
     if category is not None:
         conditions.append(col(Issue.category) == category)
     if status is not None:
@@ -47,7 +49,8 @@ def list_issues(
     if statuses is not None:
         conditions.append(col(Issue.status).in_(list(statuses)))
     if since is not None:
-        conditions.append(col(Issue.updated_at) >= since)
+        # In UTC: SQLite compares datetimes as text, without their offsets.
+        conditions.append(col(Issue.updated_at) >= as_utc(since))
     return paginate(session, Issue, conditions, ISSUE_SORTS[sort], limit=limit, offset=offset)
 
 
@@ -67,17 +70,23 @@ def active_issues(session: Session) -> list[Issue]:
     )
 
 
-def issue_centroids(session: Session, *, statuses: Iterable[str]) -> dict[int, tuple[bytes, str]]:
-    """issue id -> (centroid, status) of every active issue in ``statuses`` with a centroid:
-    what placing a new unit needs, without loading whole issues for every batch."""
+def issue_centroids(
+    session: Session, *, statuses: Iterable[str]
+) -> dict[int, tuple[bytes, str, float | None]]:
+    """issue id -> (centroid, status, attach threshold) of every active issue in ``statuses``
+    with a centroid: what placing a new unit needs, without loading whole issues each batch."""
     rows = session.exec(
-        select(Issue.id, Issue.centroid, Issue.status).where(
+        select(Issue.id, Issue.centroid, Issue.status, Issue.attach_threshold).where(
             col(Issue.merged_into).is_(None),
             col(Issue.status).in_([str(status) for status in statuses]),
             col(Issue.centroid).is_not(None),
         )
     )
-    return {issue_id: (centroid, status) for issue_id, centroid, status in rows if centroid}  # type: ignore[misc]
+    return {
+        issue_id: (centroid, status, threshold)  # type: ignore[misc]
+        for issue_id, centroid, status, threshold in rows
+        if centroid
+    }
 
 
 def refresh_issue_sizes(session: Session) -> None:
@@ -202,6 +211,8 @@ def merge_issues(
     session.add_all(Membership(unit_id=u, issue_id=into, method="manual") for u in unit_ids)
     now = utcnow().isoformat()
     source.merged_into = into
+    source.status = IssueStatus.merged.value
+    source.updated_at = target.updated_at = utcnow()
     source.lineage = [
         *source.lineage,
         {"event": "merged_into", "other_issue_id": into, "at": now, "by": "person"},
@@ -239,9 +250,12 @@ def split_issue(
         raise InvalidInputError(
             f"Units {strangers[:20]} are not in issue {issue_id}.", details={"units": strangers}
         )
+    if issue.merged_into is not None:
+        raise InvalidInputError(f"Issue {issue_id} was merged into issue {issue.merged_into}.")
     now = utcnow().isoformat()
+    # No title or category of the parent's: a person's label of the parent says nothing about
+    # these statements. ``triage.corrections.split`` gives the machine's at once.
     new = Issue(
-        category=issue.category,
         lineage=[{"event": "split_from", "other_issue_id": issue_id, "at": now, "by": "person"}],
     )
     session.add(new)
@@ -253,3 +267,45 @@ def split_issue(
     session.add(issue)
     move_units(session, unit_ids=unit_ids, issue_id=new.id, api_key_id=api_key_id, actor=actor)  # type: ignore[arg-type]
     return new
+
+
+def confirm_unit_categories(
+    session: Session,
+    *,
+    issue_id: int,
+    category: str,
+    unit_ids: Sequence[int] | None,
+    api_key_id: int | None,
+    actor: str,
+) -> list[int]:
+    """A person confirms that statements of an issue are of ``category``: ``unit_ids`` (each a
+    member of the issue), or every member when None. Only confirmed statements become training
+    labels (``corrected_units``); returns their ids."""
+    members = set(
+        session.exec(select(Membership.unit_id).where(col(Membership.issue_id) == issue_id)).all()
+    )
+    chosen = members if unit_ids is None else set(unit_ids)
+    strangers = sorted(chosen - members)
+    if strangers:
+        raise InvalidInputError(
+            f"Units {strangers[:20]} are not in issue {issue_id}.", details={"units": strangers}
+        )
+    confirmed = sorted(chosen)
+    for start in range(0, len(confirmed), 500):
+        session.execute(
+            update(Unit)
+            .where(col(Unit.id).in_(confirmed[start : start + 500]))
+            .values(confirmed_category=category)
+            .execution_options(synchronize_session=False)
+        )
+    record_audit(
+        session,
+        action="issue.confirm_units",
+        target_type="issue",
+        target_id=issue_id,
+        before=None,
+        after={"category": category, "unit_ids": confirmed},
+        api_key_id=api_key_id,
+        actor=actor,
+    )
+    return confirmed

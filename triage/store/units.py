@@ -11,7 +11,6 @@ from sqlmodel import Session, col, select
 
 from triage.models import Embedding, Feedback, Membership, Unit
 from triage.store._common import dialect_insert, table_of
-from triage.store.issues import active_issues
 
 
 def cached_vectors(
@@ -50,9 +49,10 @@ def add_units(session: Session, *, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def unit_vectors(
-    session: Session, *, model_id: str
+    session: Session, *, model_id: str, issue_ids: Sequence[int] | None = None
 ) -> tuple[list[int], list[str], list[str], list[bytes]]:
-    """Every unit with its vector: (ids, texts, lemma strings, vectors), in id order."""
+    """Every unit with its vector: (ids, texts, lemma strings, vectors), in id order. With
+    ``issue_ids``, only the units of tickets that have a statement in one of those issues."""
     statement = (
         select(Unit.id, Unit.text, Unit.lemmas, Embedding.vector)
         .join(
@@ -62,6 +62,13 @@ def unit_vectors(
         )
         .order_by(col(Unit.id))
     )
+    if issue_ids is not None:
+        tickets = (
+            select(Unit.feedback_id)
+            .join(Membership, col(Membership.unit_id) == col(Unit.id))
+            .where(col(Membership.issue_id).in_(list(issue_ids)))
+        )
+        statement = statement.where(col(Unit.feedback_id).in_(tickets))
     ids, texts, lemmas, vectors = [], [], [], []
     for unit_id, unit_text, lemma_string, vector in session.exec(statement):
         ids.append(unit_id)
@@ -69,6 +76,13 @@ def unit_vectors(
         lemmas.append(lemma_string)
         vectors.append(vector)
     return ids, texts, lemmas, vectors  # type: ignore[return-value]
+
+
+def latest_vector_model(session: Session) -> str | None:
+    """The model id of the vectors stored last: the one the refreshes use now."""
+    return session.exec(
+        select(Embedding.model_id).order_by(col(Embedding.id).desc()).limit(1)
+    ).first()
 
 
 def memberships(session: Session) -> list[Membership]:
@@ -88,10 +102,16 @@ def add_memberships(session: Session, *, rows: Sequence[dict[str, Any]]) -> None
         session.execute(insert(Membership), list(rows))
 
 
-def set_memberships(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+def set_memberships(
+    session: Session, *, rows: Sequence[dict[str, Any]], keep: Sequence[int] = ()
+) -> None:
     """Replace the machine's memberships with ``rows`` (unit_id, issue_id, method, similarity);
-    manual ones are never touched. One bulk INSERT, not one ORM object per unit."""
-    session.execute(delete(Membership).where(col(Membership.method) != "manual"))
+    manual ones and those of the units in ``keep`` are never touched. One bulk INSERT, not one
+    ORM object per unit."""
+    stale = delete(Membership).where(col(Membership.method) != "manual")
+    if keep:
+        stale = stale.where(col(Membership.unit_id).not_in(list(keep)))
+    session.execute(stale)
     add_memberships(session, rows=rows)
 
 
@@ -110,19 +130,12 @@ def unit_context(session: Session) -> dict[int, tuple[int, datetime, str | None,
 
 
 def corrected_units(session: Session) -> list[tuple[str, str]]:
-    """(unit text, category) for every unit of an issue whose category a person set: the
-    corrections ``triage train`` learns from."""
-    issues = {
-        issue.id: issue.category
-        for issue in active_issues(session)
-        if "category" in issue.human_fields and issue.category
-    }
-    if not issues:
-        return []
+    """(unit text, category) for every statement whose category a person confirmed: the
+    corrections ``triage train`` learns from. A category set on a whole issue labels only the
+    statements the person confirmed with it, never every member of a mixed issue."""
     rows = session.exec(
-        select(Unit.text, Membership.issue_id)
-        .join(Membership, col(Membership.unit_id) == col(Unit.id))
-        .where(col(Membership.issue_id).in_(list(issues)))
+        select(Unit.text, Unit.confirmed_category)
+        .where(col(Unit.confirmed_category).is_not(None))
         .order_by(col(Unit.id))
     ).all()
-    return [(text_, issues[issue_id]) for text_, issue_id in rows]
+    return [(text_, category) for text_, category in rows if category]
