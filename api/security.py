@@ -6,7 +6,8 @@ slowapi and its ``limits`` backend key requests before the route runs (by client
 decorator on every route), while our key is only known once ``deps.require`` has authenticated
 it; thirty lines of bucket arithmetic under a lock do the job without a dependency. With several
 API processes each keeps its own buckets, so a key's real limit is the per-process limit times
-the number of processes; a shared limit would need Redis or the database.
+the number of processes, unless ``TRIAGE_REDIS_URL`` is set: then ``api.shared_limits`` keeps the
+same buckets in Redis, shared by every process.
 """
 
 from __future__ import annotations

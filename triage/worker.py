@@ -3,6 +3,12 @@ keeps the weekly digest's schedule.
 
 Run it as ``triage worker`` (one or more processes; on PostgreSQL they share the queue through
 ``FOR UPDATE SKIP LOCKED``) or inside ``triage serve`` as a background thread.
+
+Several workers, on one machine or many, refresh one at a time: the refresh runs under
+``store.refresh_lock``, taken without waiting. A worker that finds it taken skips its refresh,
+says so in its log and ``refreshes_skipped``, goes on processing tickets, and tries again at its
+next idle round, since the other worker's refresh may have started before its latest tickets.
+Once a day one of them deletes old model outputs that no ticket links to (``triage.retention``).
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ import logging
 import threading
 import time
 
-from triage import db
+from triage import db, retention, store
 from triage.config import Settings
 from triage.digest import DigestSchedule, schedule_enabled
 from triage.pipeline import Pipeline
 
 logger = logging.getLogger("triage.worker")
+
+# How often an idle worker looks up whether the daily prune is due.
+PRUNE_CHECK_SECONDS = 3600.0
 
 
 class Worker:
@@ -29,6 +38,11 @@ class Worker:
         # leaves processed units that no issue has seen, and nothing pending to mark it dirty.
         self._dirty = True
         self._last_refresh = 0.0
+        self.refreshes_skipped = 0
+        self._skip_streak = 0
+        # The prune's last run is in the database (once a day across workers and restarts); this
+        # only spaces out looking it up.
+        self._prune_checked = -float("inf")
         self.digests = DigestSchedule(self.engine, settings) if schedule_enabled(settings) else None
 
     def stop(self) -> None:
@@ -42,16 +56,56 @@ class Worker:
         self._dirty = self._dirty or stats.processed > 0
         due = time.monotonic() - self._last_refresh >= self.settings.worker_refresh_seconds
         if self._dirty and (due or done == 0):
-            self.pipeline.refresh(self.engine)
-            self._dirty = False
-            self._last_refresh = time.monotonic()
+            self._refresh()
         if done:
             logger.info("processed %d, failed %d", stats.processed, stats.failed)
         else:
             # Only with the queue empty, so the issues were just refreshed: a digest is stored for
             # good, and one made during a backlog would miss that week's late tickets forever.
-            self._run_digest_schedule()
+            # (Still dirty: this worker's refresh was skipped; the next round tries again.)
+            if not self._dirty:
+                self._run_digest_schedule()
+            self._prune_when_due()
         return done
+
+    def _refresh(self) -> None:
+        # Whether it ran or was skipped, the next try waits for worker_refresh_seconds, or for
+        # the next idle round.
+        self._last_refresh = time.monotonic()
+        with store.refresh_lock(self.engine) as held:
+            if held:
+                self.pipeline.refresh(self.engine)
+        if held:
+            self._dirty = False
+            self._skip_streak = 0
+            return
+        self.refreshes_skipped += 1
+        self._skip_streak += 1
+        # Still dirty: the refresh running elsewhere may have read the units before this
+        # worker's latest batch. Idle, it tries every poll; one line per wait, not per try.
+        logger.log(
+            logging.INFO if self._skip_streak == 1 else logging.DEBUG,
+            "refresh skipped: another worker holds the refresh lock (%d skipped so far); "
+            "processing goes on",
+            self.refreshes_skipped,
+        )
+
+    def _prune_when_due(self) -> None:
+        days = self.settings.output_retention_days
+        if days <= 0 or time.monotonic() - self._prune_checked < PRUNE_CHECK_SECONDS:
+            return
+        self._prune_checked = time.monotonic()
+        try:
+            if not retention.prune_due(self.engine):
+                return
+            # Under the refresh lock, so two workers never prune at once; one that finds it
+            # taken looks again at its next check.
+            with store.refresh_lock(self.engine) as held:
+                if held and retention.prune_due(self.engine):
+                    retention.prune_outputs(self.engine, retention_days=days)  # logs the count
+        except Exception:
+            # Like the digest: never a reason to stop processing tickets.
+            logger.exception("pruning old model outputs failed; trying again later")
 
     def _run_digest_schedule(self) -> None:
         if self.digests is None:

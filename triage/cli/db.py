@@ -1,4 +1,4 @@
-"""``triage db``: the database schema."""
+"""``triage db``: the database schema, and pruning old model outputs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from triage import db
-from triage.cli.app import _errors, console, out
+from triage.cli.app import _errors, _ready, console, out
 from triage.config import get_settings
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and retention.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
@@ -32,3 +32,35 @@ def db_current() -> None:
     with _errors():
         current, head = db.schema_state(db.get_engine(get_settings().database_url))
     out.print(f"database: {current or 'empty'}  needed: {head}")
+
+
+@db_app.command("prune")
+def db_prune(
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Retention in days; TRIAGE_OUTPUT_RETENTION_DAYS (90) by default."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count what would go; delete nothing.")] = False,
+) -> None:
+    """Delete logged model outputs linked to no ticket once older than the retention period
+    (by both created_at and arrival); outputs linked to feedback stay as long as their tickets.
+    The worker does the same at most once a day."""
+    from triage import retention
+
+    settings = get_settings()
+    keep = settings.output_retention_days if days is None else days
+    if keep == 0:
+        out.print("retention is off (0 days): nothing deleted")
+        return
+    with _errors():
+        engine = _ready(settings)
+        if dry_run:
+            count = retention.count_prunable(engine, retention_days=keep)
+            out.print(
+                f"would delete {count} model outputs linked to no ticket, older than {keep} days"
+            )
+            return
+        result = retention.prune_outputs(engine, retention_days=keep)
+    out.print(f"deleted {result.deleted} model outputs linked to no ticket, older than {keep} days")

@@ -1,0 +1,86 @@
+"""Retention: model outputs linked to no ticket are deleted once ``TRIAGE_OUTPUT_RETENTION_DAYS``
+old; outputs linked to feedback stay as long as their tickets.
+
+An LLM product logs far more outputs than it gets tickets, and only the linked ones are evidence
+row by row. ``triage db prune`` runs this, and so does the worker, at most once a day. Deleting
+goes in id ranges of ``chunk`` rows, each its own short transaction under the issues lock
+(``store.lock_issues``), so a prune of millions never holds a long transaction, never races the
+refresh that makes links, and lets ingestion in between its ranges on SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from triage import db, store
+from triage.models import utcnow
+
+logger = logging.getLogger("triage.retention")
+
+PRUNE_KIND = "prune"
+PRUNE_EVERY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    retention_days: int
+    cutoff: datetime | None  # None: retention is off (0 days)
+    deleted: int
+
+
+def cutoff_for(days: int, *, now: datetime | None = None) -> datetime:
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def prune_outputs(
+    engine: Engine,
+    *,
+    retention_days: int,
+    now: datetime | None = None,
+    chunk: int = 5000,
+    record: bool = True,
+) -> PruneResult:
+    """Delete the model outputs older than ``retention_days`` (by both their ``created_at`` and
+    their arrival) that no ticket links to or names; 0 days deletes nothing. The run is recorded
+    in ``pipeline_run`` (kind ``prune``) unless ``record`` is False."""
+    if retention_days <= 0:
+        return PruneResult(retention_days, None, 0)
+    cutoff = cutoff_for(retention_days, now=now)
+    deleted, after_id = 0, 0
+    while True:
+        with db.session_scope(engine, write_lock=True) as session:
+            store.lock_issues(session)
+            ids = store.old_output_ids(session, cutoff=cutoff, after_id=after_id, limit=chunk)
+            if ids:
+                deleted += store.delete_unlinked_outputs(
+                    session, cutoff=cutoff, first_id=ids[0], last_id=ids[-1]
+                )
+        if len(ids) < chunk:
+            break
+        after_id = ids[-1]
+    if record:
+        with db.session_scope(engine) as session:
+            store.record_run(session, kind=PRUNE_KIND, stats={
+                "retention_days": retention_days, "cutoff": cutoff.isoformat(),
+                "deleted": deleted,
+            })  # fmt: skip
+    logger.info("pruned %d model outputs older than %d days", deleted, retention_days)
+    return PruneResult(retention_days, cutoff, deleted)
+
+
+def count_prunable(engine: Engine, *, retention_days: int, now: datetime | None = None) -> int:
+    if retention_days <= 0:
+        return 0
+    with db.session_scope(engine) as session:
+        return store.count_prunable_outputs(session, cutoff=cutoff_for(retention_days, now=now))
+
+
+def prune_due(engine: Engine, *, now: datetime | None = None) -> bool:
+    """True when no prune was recorded in the last day."""
+    with db.session_scope(engine) as session:
+        last = store.last_run_at(session, kind=PRUNE_KIND)
+    return last is None or (now or utcnow()) - last >= PRUNE_EVERY

@@ -1,0 +1,77 @@
+"""Retention of logged model outputs: which are old and linked to no ticket, and deleting them in
+id ranges (``triage.retention`` runs the ranges, one short transaction each)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_
+from sqlmodel import Session, col, select
+
+from triage.models import Feedback, Link, ModelOutput, PipelineRun, as_utc
+
+
+def _old(cutoff: datetime) -> ColumnElement[bool]:
+    # Old by both clocks: a backfill of last year's outputs gets a full retention period from its
+    # arrival to be linked, instead of vanishing at the next prune.
+    return and_(
+        col(ModelOutput.received_at) < cutoff,
+        or_(col(ModelOutput.created_at).is_(None), col(ModelOutput.created_at) < cutoff),
+    )
+
+
+def _unlinked() -> ColumnElement[bool]:
+    # Linked: a link row (the refresh decided), or a ticket naming its output_id (a ticket whose
+    # links are not decided yet must still find it).
+    linked = exists().where(col(Link.model_output_id) == col(ModelOutput.id))
+    named = exists().where(col(Feedback.output_id) == col(ModelOutput.output_id))
+    return and_(~linked, ~named)
+
+
+def old_output_ids(session: Session, *, cutoff: datetime, after_id: int, limit: int) -> list[int]:
+    """Ids above ``after_id`` of outputs older than ``cutoff``, linked or not, in id order: the
+    next range to prune. Walks the primary key, so ranges cost what they cover."""
+    return list(
+        session.exec(
+            select(ModelOutput.id)
+            .where(col(ModelOutput.id) > after_id, _old(cutoff))
+            .order_by(col(ModelOutput.id))
+            .limit(limit)
+        ).all()  # type: ignore[arg-type]
+    )
+
+
+def delete_unlinked_outputs(
+    session: Session, *, cutoff: datetime, first_id: int, last_id: int
+) -> int:
+    """Delete the outputs with ids in ``[first_id, last_id]`` that are older than ``cutoff`` and
+    linked to no ticket; the number deleted. Checked in the delete itself, so a link made since
+    the ids were read keeps its output."""
+    result = session.execute(
+        delete(ModelOutput)
+        .where(
+            col(ModelOutput.id) >= first_id,
+            col(ModelOutput.id) <= last_id,
+            _old(cutoff),
+            _unlinked(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_prunable_outputs(session: Session, *, cutoff: datetime) -> int:
+    """How many outputs a prune at ``cutoff`` would delete now."""
+    return int(
+        session.exec(
+            select(func.count()).select_from(ModelOutput).where(_old(cutoff), _unlinked())
+        ).one()
+    )
+
+
+def last_run_at(session: Session, *, kind: str) -> datetime | None:
+    """When the newest recorded run of ``kind`` started, or None."""
+    started = session.exec(
+        select(func.max(PipelineRun.started_at)).where(col(PipelineRun.kind) == kind)
+    ).one()
+    return as_utc(started)
