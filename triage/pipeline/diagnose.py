@@ -24,7 +24,7 @@ from triage.embed import base_model
 from triage.link import OutputRecord, OutputSignals, SignalParams, TrafficProfile, output_signals
 from triage.models import Issue, as_utc
 from triage.pipeline.links import output_record
-from triage.pipeline.tickets import aggregate, categorize_tickets
+from triage.pipeline.tickets import aggregate, decide_tickets, store_ticket_categories
 from triage.pipeline.units import UnitMatrix
 from triage.rank import IssueStats, RankConfig, iso_week_start, load_severity, prioritize
 
@@ -91,7 +91,8 @@ class Judged:
 def judge_tickets(
     session: Session, units: UnitMatrix, categorizer: Categorizer, *, params: DiagnoseParams
 ) -> Judged:
-    """Decide and store every processed ticket's own category, in an issue or not."""
+    """Decide every processed ticket's own category, in an issue or not; only reads, so it
+    runs outside the refresh's write transaction (``diagnose`` stores the decisions)."""
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
     # Stored outputs always have their id.
@@ -99,9 +100,9 @@ def judge_tickets(
     traffic = TrafficProfile(list(outputs.values()), params.signals)
     # Parsed once for the cue and the severity lexicons, the tickets' and the issues'.
     docs = lemma_docs(units.texts)
-    tickets = categorize_tickets(
-        session, units, categorizer, context=context, links=links, outputs=outputs,
-        traffic=traffic, docs=docs, max_evidence=params.max_evidence,
+    tickets = decide_tickets(
+        units, categorizer, context=context, links=links, outputs=outputs, traffic=traffic,
+        docs=docs,
     )  # fmt: skip
     return Judged(tickets, context, links, outputs, traffic, docs)
 
@@ -117,13 +118,15 @@ def diagnose(
     now: datetime,
     week_end: datetime | None = None,
 ) -> None:
-    """Category with evidence (the aggregate of its tickets' decisions in ``judged``), linked
-    model versions, and priority with its breakdown, for every issue with units. ``issue_of``:
+    """Store every ticket's decision in ``judged``; then category with evidence (the aggregate
+    of its tickets' decisions), linked model versions, and priority with its breakdown, for
+    every issue with units. ``issue_of``:
     unit id -> issue id. The trend's week ends at ``week_end``: by default the last complete
     ISO week, the one the weekly digest reports, so the issue list and the digest agree."""
     week_end = week_end or iso_week_start(now)
     context, links, outputs, traffic = judged.context, judged.links, judged.outputs, judged.traffic
     tickets, all_docs = judged.tickets, judged.docs
+    store_ticket_categories(session, tickets, max_evidence=params.max_evidence)
     severity = load_severity(params.rank.severity_path)
     rows_of = units.rows_by_issue(issue_of)
 

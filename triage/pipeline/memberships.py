@@ -34,7 +34,7 @@ Memberships = Mapping[int, tuple[int, str]]
 
 @dataclass(frozen=True)
 class MembershipParams:
-    assign_threshold: float  # a new unit joins an issue at this cosine to its centroid
+    assign_threshold: float  # ... at this cosine to its centroid, for an issue without its own
     match_min_overlap: float  # old issue and new cluster are one when they share this much
     match_min_similarity: float  # ... or, sharing nothing, when their centroids are this close
 
@@ -63,12 +63,16 @@ def count_open(session: Session) -> int:
 def assign_new(
     session: Session, unit_ids: list[int], vectors: np.ndarray, *, threshold: float
 ) -> int:
-    """Attach fresh units to the nearest receiving issue when similar enough; returns how many."""
+    """Attach fresh units to the nearest receiving issue when similar enough (the issue's own
+    calibrated threshold, ``threshold`` for an issue without one); returns how many."""
     receiving = store.issue_centroids(session, statuses=RECEIVING)
     if not unit_ids or not receiving:
         return 0
-    centroids = {issue_id: vector_from_bytes(blob) for issue_id, (blob, _) in receiving.items()}
-    labels, similarity = cluster.assign(vectors, centroids, threshold=threshold)
+    centroids = {issue_id: vector_from_bytes(blob) for issue_id, (blob, _, _) in receiving.items()}
+    needed = {
+        issue_id: threshold if own is None else own for issue_id, (_, _, own) in receiving.items()
+    }
+    labels, similarity = cluster.assign(vectors, centroids, threshold=needed)
     rows = [
         {"unit_id": unit_id, "issue_id": int(label), "method": "assigned",
          "similarity": float(sim)}
@@ -125,6 +129,8 @@ def recluster_issues(
         {label: result.centroids[label] for label in clusters},
         min_overlap=params.match_min_overlap,
         min_similarity=params.match_min_similarity,
+        # An issue holding statements a person put there is never retired.
+        kept={issue_id for issue_id, method in memberships.values() if method == "manual"},
     )
     now = utcnow().isoformat()
     issue_for_label: dict[int, int] = {}
@@ -139,6 +145,7 @@ def recluster_issues(
             issues[matched] = issue
         issue_for_label[label] = matched
         issues[matched].centroid = vector_to_bytes(result.centroids[label])
+        issues[matched].attach_threshold = result.thresholds.get(label)
     events = _record_lineage(issues, match, issue_for_label, now)
 
     row_of = {unit_id: row for row, unit_id in enumerate(units.ids)}
@@ -152,7 +159,9 @@ def recluster_issues(
         for label, members in clusters.items()
         for unit_id in sorted(members)
     ]
-    store.set_memberships(session, rows=rows)
+    # Units placed by another worker after this refresh read its units keep their issue.
+    late = sorted(unit_id for unit_id in memberships if unit_id not in row_of)
+    store.set_memberships(session, rows=rows, keep=late)
     session.add_all(issues.values())
     store.refresh_issue_sizes(session)
     return events
@@ -182,6 +191,7 @@ def _record_lineage(
             record(event.issue_id, "merged_into", survivor, event.shared_units)
             record(survivor, "merged_from", event.issue_id, event.shared_units)  # type: ignore[arg-type]
             issues[event.issue_id].merged_into = survivor
+            issues[event.issue_id].status = IssueStatus.merged
     for issue_id in sorted(match.retired):
         record(issue_id, "retired", None, 0)
     return events

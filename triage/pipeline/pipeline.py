@@ -53,8 +53,8 @@ Phase = Callable[[str], None]  # called with the name of each refresh phase as i
 
 # The refresh's phases in order, each with what a person watching it is told.
 PHASES = {
-    "load": "loading units",
     "link": "linking tickets to model outputs",
+    "load": "loading units",
     "categorize": "deciding each ticket's category",
     "cluster": "forming issues",
     "issues": "keeping issue ids stable",
@@ -180,30 +180,40 @@ class Pipeline:
             with timed(seconds, name):
                 yield
 
-        with db.session_scope(engine, write_lock=True) as session:
+        # Short write transactions: on SQLite a write holds the database's one write lock, so
+        # reading, deciding and clustering happen outside them and ingestion never waits for
+        # more than the writes.
+        with step("link"), db.session_scope(engine, write_lock=True) as session:
+            similarity = embedding_similarity(self.embedder)
+            stats.links = link_pending(session, params=self.link_params, similarity=similarity)
+        with db.session_scope(engine) as session:
             with step("load"):
-                store.lock_issues(session)
                 units = load_units(session, model_id=self.embedder.model_id)
                 if not units.ids:
                     stats.skipped.append("no processed units yet")
                     return
-                # One picture per refresh: this session holds the issue lock, and units another
-                # worker assigns meanwhile are seen by the next refresh.
                 memberships = store.membership_map(session)
                 stats.unassigned_share = units.unassigned_share(memberships)
+                threshold = self.settings.cluster_recluster_unassigned_share
+                reclustering = (
+                    recluster or not count_open(session) or stats.unassigned_share > threshold
+                )
             # Each ticket's own category first: it is part of how issues form.
-            with step("link"):
-                similarity = embedding_similarity(self.embedder)
-                stats.links = link_pending(session, params=self.link_params, similarity=similarity)
             with step("categorize"):
                 judged = judge_tickets(
                     session, units, self.categorizer, params=self.diagnose_params
                 )
-            threshold = self.settings.cluster_recluster_unassigned_share
-            if recluster or not count_open(session) or stats.unassigned_share > threshold:
-                with step("cluster"):
-                    clusterer = cluster.Clusterer(self.cluster_params)
-                    result = clusterer.fit(units.vectors, causes=judged.causes(units))
+        result = None
+        if reclustering:
+            with step("cluster"):
+                clusterer = cluster.Clusterer(self.cluster_params)
+                result = clusterer.fit(units.vectors, causes=judged.causes(units))
+        with db.session_scope(engine, write_lock=True) as session:
+            # One refresh writes at a time; units another worker assigned since the read are
+            # kept (their memberships are read again here) or seen by the next refresh.
+            store.lock_issues(session)
+            memberships = store.membership_map(session)
+            if result is not None:
                 with step("issues"):
                     stats.lineage = recluster_issues(
                         session, units, result, memberships, params=self.membership_params

@@ -34,8 +34,7 @@ def rows_by_ticket(
     return rows
 
 
-def categorize_tickets(
-    session: Session,
+def decide_tickets(
     units: UnitMatrix,
     categorizer: Categorizer,
     *,
@@ -44,10 +43,9 @@ def categorize_tickets(
     outputs: Mapping[int, OutputRecord],
     traffic: TrafficProfile,
     docs: Sequence[Any],
-    max_evidence: int,
 ) -> dict[int, CategoryDecision]:
-    """Decide and store every processed ticket's category; feedback id -> decision.
-    ``docs``: ``lemma_docs`` of ``units.texts``."""
+    """Every processed ticket's category from its own evidence; feedback id -> decision.
+    ``docs``: ``lemma_docs`` of ``units.texts``. Reads nothing and writes nothing."""
     rows_of = rows_by_ticket(units, context)
     tickets = {
         feedback_id: TicketLinks(
@@ -58,27 +56,34 @@ def categorize_tickets(
     }
     judged = ticket_contexts(tickets, list(outputs.values()), traffic)
     decisions: dict[int, CategoryDecision] = {}
-    changes = []
     for feedback_id, rows in sorted(rows_of.items()):
         signals, ticket_context = judged[feedback_id]
-        decision = categorizer.decide(
+        decisions[feedback_id] = categorizer.decide(
             [units.texts[r] for r in rows],
             units.vectors[rows],
             signals,
             docs=[docs[r] for r in rows],
             context=ticket_context,
         )
-        decisions[feedback_id] = decision
-        changes.append(
+    return decisions
+
+
+def store_ticket_categories(
+    session: Session, decisions: Mapping[int, CategoryDecision], *, max_evidence: int
+) -> None:
+    """Write each ticket's decision: category, confidence and its first evidence lines."""
+    store.update_feedback(
+        session,
+        rows=[
             {
                 "id": feedback_id,
                 "category": decision.category,
                 "category_confidence": decision.confidence,
                 "category_evidence": [e.to_dict() for e in decision.evidence[:max_evidence]],
             }
-        )
-    store.update_feedback(session, rows=changes)
-    return decisions
+            for feedback_id, decision in sorted(decisions.items())
+        ],
+    )
 
 
 def aggregate(
