@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 from sqlmodel import select
@@ -121,6 +122,48 @@ def test_pipeline_refresh_lets_writers_in_while_it_decides(engine, pipeline, rec
     assert stored == ["load", "categorize", "cluster"] and refreshed.issues >= 2
     with db.session_scope(engine) as session:
         assert store.count_feedback_by_status(session) == {"processed": 20, "pending": 3}
+
+
+def test_pipeline_processing_lets_writers_in_and_writes_only_what_is_still_pending(
+    engine, pipeline, record_property
+):  # type: ignore[no-untyped-def]
+    note(record_property, fault="a ticket stored, and one taken by another process, while a "
+         "worker preprocesses and embeds its batch", tried=1,
+         checked="on SQLite the store goes through at once; the batch writes only the tickets "
+         "still pending as it read them, each once")  # fmt: skip
+    add(engine, tickets("export", 6))
+    with db.session_scope(engine) as session:
+        first = min(f.id for f in session.exec(select(Feedback)))
+    process = pipeline.preprocessor.process
+
+    def meanwhile(texts):  # type: ignore[no-untyped-def]
+        if not stored:  # the first batch only
+            add(engine, tickets("language", 1))  # the API storing a ticket
+            stored.append(True)
+            if db.is_sqlite(engine):  # (PostgreSQL: the worker holds this row meanwhile)
+                with db.session_scope(engine, write_lock=True) as session:  # another process
+                    taken = session.get(Feedback, first)
+                    taken.attempts, taken.status = taken.attempts + 1, "processed"
+        return process(texts)
+
+    stored: list[bool] = []
+
+    pipeline.preprocessor.process = meanwhile
+    processed = pipeline.process_pending(engine)
+    with db.session_scope(engine) as session:
+        rows = {f.id: f for f in session.exec(select(Feedback))}
+        units = session.exec(select(Unit)).all()
+    assert processed.processed >= 6 and len(rows) >= 7
+    assert stored and rows[max(rows)].status == "processed"  # the stored one, in a later batch
+    if db.is_sqlite(engine):  # read, then written: the taken ticket is left to its taker
+        assert rows[first].attempts == 1 and rows[first].redacted_text is None
+        assert first not in {u.feedback_id for u in units}
+    # Every other ticket processed exactly once, with its units written once.
+    for feedback_id, row in rows.items():
+        if feedback_id != first and row.status == "processed":
+            assert row.attempts == 1
+    per_ticket = Counter((u.feedback_id, u.position) for u in units)
+    assert set(per_ticket.values()) == {1}
 
 
 def test_pipeline_never_embeds_the_same_text_twice(engine, pipeline):  # type: ignore[no-untyped-def]

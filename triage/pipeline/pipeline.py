@@ -2,7 +2,8 @@
 
 ``process_pending``: claim a batch → redact and split (preprocess) → embed units, reusing cached
 vectors (embed) → attach new units to existing issues when close enough (cluster.assign) →
-mark processed. One transaction per batch, so a killed worker leaves nothing half-done.
+mark processed. The batch is written in one transaction, so a killed worker leaves nothing
+half-done; on SQLite it is computed before that transaction, outside the write lock.
 
 ``refresh``: link tickets to model outputs (link) → each ticket's own category with evidence
 (categorize) → re-cluster on wording and cause when asked or when too much is unassigned
@@ -20,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -41,7 +41,14 @@ from triage.pipeline.memberships import (
     issue_of,
     recluster_issues,
 )
-from triage.pipeline.process import embed_cached, preprocess, record_outcomes, unit_rows
+from triage.pipeline.process import (
+    Batch,
+    embed_cached,
+    preprocess,
+    record_outcomes,
+    unit_rows,
+    write_batch,
+)
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
 from triage.pipeline.units import load_units
 
@@ -121,42 +128,64 @@ class Pipeline:
 
     def process_pending(self, engine: Engine, *, progress: Progress | None = None) -> ProcessStats:
         stats = ProcessStats()
+        # On SQLite a write holds the database's one write lock, so a batch is read and computed
+        # outside any write, then what is still pending is written in one short transaction:
+        # ingestion waits for the writes, never for spaCy or the embedder. PostgreSQL claims the
+        # rows instead (FOR UPDATE SKIP LOCKED, which blocks no one else) for the whole batch,
+        # so several workers take disjoint batches.
+        step = self._process_then_write if db.is_sqlite(engine) else self._process_claimed
         with timed(stats.seconds, "total"):
-            while True:
-                with db.session_scope(engine, write_lock=True) as session:
-                    batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
-                    if batch:
-                        self._process_batch(session, batch, stats)
-                if not batch:
-                    break
+            while done := step(engine, stats):
                 if progress is not None:
-                    progress(len(batch))
+                    progress(done)
         log_seconds("process", stats.seconds)
         return stats
 
-    def _process_batch(self, session: Session, batch: list[Any], stats: ProcessStats) -> None:
+    def _process_claimed(self, engine: Engine, stats: ProcessStats) -> int:
+        with db.session_scope(engine, write_lock=True) as session:
+            batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+            if batch:
+                self._write(session, self._compute(session, batch, stats), stats)
+        return len(batch)
+
+    def _process_then_write(self, engine: Engine, stats: ProcessStats) -> int:
+        with db.session_scope(engine) as session:
+            batch = store.claim_pending(session, limit=self.settings.worker_batch_size)
+            if not batch:
+                return 0
+            computed = self._compute(session, batch, stats)
+        with db.session_scope(engine, write_lock=True) as session:
+            # Another process may have processed some meanwhile: only what is as it was read.
+            still = store.still_pending(session, {f.id: f.attempts for f in batch})
+            self._write(session, computed.only(still), stats)
+        return len(batch)
+
+    def _compute(self, session: Session, batch: list[Any], stats: ProcessStats) -> Batch:
+        """Preprocess and embed a batch; ``session`` is only read (the vector cache)."""
         with timed(stats.seconds, "preprocess"):
             results = preprocess(self.preprocessor, [f.text or "" for f in batch])
         changes, statements = record_outcomes(
             batch, results, stats, keep_raw_text=self.settings.keep_raw_text
         )
-        store.update_feedback(session, rows=changes)
-        units, vectors = unit_rows(
-            statements,
-            lambda texts: self._vectors(session, texts, stats),
-            join_similarity=self.preprocess_params.join_similarity,
-        )
-        unit_ids = store.add_units(session, rows=units)
-        stats.units += len(unit_ids)
-        stats.assigned += assign_new(
-            session, unit_ids, vectors, threshold=self.membership_params.assign_threshold
-        )
-
-    def _vectors(self, session: Session, texts: list[str], stats: ProcessStats) -> np.ndarray:
         with timed(stats.seconds, "embed"):
             embedder = self.embedder  # loads the model on first use
-        batch_size = self.settings.embedding_batch_size
-        return embed_cached(session, embedder, texts, stats, batch_size=batch_size)
+        pending: dict[str, bytes] = {}
+        units, vectors = unit_rows(
+            statements,
+            lambda texts: embed_cached(
+                session, embedder, texts, stats,
+                batch_size=self.settings.embedding_batch_size, pending=pending,
+            ),
+            join_similarity=self.preprocess_params.join_similarity,
+        )  # fmt: skip
+        return Batch(changes, units, vectors, pending, embedder.model_id, embedder.dim)
+
+    def _write(self, session: Session, batch: Batch, stats: ProcessStats) -> None:
+        unit_ids = write_batch(session, batch)
+        stats.units += len(unit_ids)
+        stats.assigned += assign_new(
+            session, unit_ids, batch.vectors, threshold=self.membership_params.assign_threshold
+        )
 
     # --- issues -----------------------------------------------------------------------------
 

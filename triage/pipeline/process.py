@@ -1,15 +1,16 @@
 """Processing one claimed batch: preprocess the tickets, record each outcome on its ticket, and
 turn the statements into unit rows with vectors (embedded once per text, through the cache).
 
-Between them a batch is one transaction (``Pipeline.process_pending``), so a worker killed
-halfway leaves its tickets pending, never half-processed.
+A batch is computed first (``Batch``: nothing written yet, new vectors held in memory) and then
+written in one transaction (``Pipeline.process_pending``), so a worker killed halfway leaves its
+tickets pending, never half-processed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -95,6 +96,38 @@ def record_outcomes(
     return changes, statements
 
 
+@dataclass
+class Batch:
+    """A computed batch, to be written in one transaction (``write_batch``): the change to each
+    ticket, the unit rows with their vectors, and the vectors embedded for it (``new_vectors``,
+    text hash -> bytes, for the cache)."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    units: list[dict[str, Any]] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
+    new_vectors: dict[str, bytes] = field(default_factory=dict)
+    model_id: str = ""
+    dim: int = 0
+
+    def only(self, feedback_ids: Collection[int]) -> Batch:
+        """The part of the batch about ``feedback_ids`` (the tickets still pending)."""
+        keep = [i for i, row in enumerate(self.units) if row["feedback_id"] in feedback_ids]
+        return replace(
+            self,
+            changes=[c for c in self.changes if c["id"] in feedback_ids],
+            units=[self.units[i] for i in keep],
+            vectors=self.vectors[keep] if len(self.units) else self.vectors,
+        )
+
+
+def write_batch(session: Session, batch: Batch) -> list[int]:
+    """Store a computed batch: its new vectors, each ticket's change and the unit rows; the
+    new units' ids, in order."""
+    store.add_vectors(session, vectors=batch.new_vectors, model_id=batch.model_id, dim=batch.dim)
+    store.update_feedback(session, rows=batch.changes)
+    return store.add_units(session, rows=batch.units)
+
+
 def embed_cached(
     session: Session,
     embedder: Embedder,
@@ -102,15 +135,20 @@ def embed_cached(
     stats: ProcessStats,
     *,
     batch_size: int,
+    pending: dict[str, bytes],
 ) -> np.ndarray:
-    """Vectors for ``texts``, embedding only what the cache does not hold."""
-    result = embed_with_cache(
-        embedder,
-        texts,
-        lookup=partial(store.cached_vectors, session),
-        save=partial(store.add_vectors, session),
-        batch_size=batch_size,
-    )
+    """Vectors for ``texts``, embedding only what the cache (or ``pending``, the vectors this
+    batch embedded already) does not hold; new ones go to ``pending``, for ``write_batch``."""
+
+    def lookup(*, text_hashes: Sequence[str], model_id: str) -> dict[str, bytes]:
+        found = {h: pending[h] for h in text_hashes if h in pending}
+        missing = [h for h in text_hashes if h not in found]
+        return {**store.cached_vectors(session, text_hashes=missing, model_id=model_id), **found}
+
+    def save(*, vectors: dict[str, bytes], model_id: str, dim: int) -> None:
+        pending.update(vectors)
+
+    result = embed_with_cache(embedder, texts, lookup=lookup, save=save, batch_size=batch_size)
     stats.seconds["embed"] = stats.seconds.get("embed", 0.0) + result.seconds
     stats.embedded += result.embedded
     stats.cache_hits += result.cache_hits

@@ -43,6 +43,7 @@ from triage.store.feedback import (
     list_feedback,
     requeue_failed,
     requeue_feedback,
+    still_pending,
     update_feedback,
 )
 from triage.store.issues import (
@@ -176,6 +177,7 @@ __all__ = [
     "set_memberships",
     "sha256_hex",
     "split_issue",
+    "still_pending",
     "touch_api_key",
     "unit_context",
     "unit_vectors",

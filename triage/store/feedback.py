@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -177,6 +177,20 @@ def claim_pending(session: Session, *, limit: int) -> list[Any]:
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     return list(session.exec(statement).all())
+
+
+def still_pending(session: Session, attempts: Mapping[int, int]) -> set[int]:
+    """Of the tickets in ``attempts`` (id -> attempts when read), those still pending with the
+    same count: nobody processed them since."""
+    if not attempts:
+        return set()
+    rows = session.exec(
+        select(Feedback.id, Feedback.attempts).where(
+            col(Feedback.id).in_(list(attempts)),
+            col(Feedback.status) == FeedbackStatus.pending.value,
+        )
+    )
+    return {feedback_id for feedback_id, count in rows if attempts[feedback_id] == count}  # type: ignore[index,misc]
 
 
 def update_feedback(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
