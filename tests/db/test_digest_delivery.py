@@ -352,11 +352,14 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], lo
         time.sleep(0.05)
 
 
-def stop(process: subprocess.Popen[bytes]) -> int:
+def stop(process: subprocess.Popen[bytes], log: Path | None = None) -> int:
     """Ctrl-C, as a user stops ``triage worker``; its exit status once it is gone."""
     process.send_signal(signal.SIGINT)  # nothing once it has exited
     try:
         return process.wait(60)
+    except subprocess.TimeoutExpired as e:
+        tail = log.read_text()[-3000:] if log is not None else ""
+        raise AssertionError(f"the worker ignored Ctrl-C for 60 s; its log:\n{tail}") from e
     finally:
         process.kill()  # only when it ignored Ctrl-C, and then wait() has raised
 
@@ -372,7 +375,7 @@ def test_digest_delivery_real_worker_posts_a_signed_digest(processed_database, r
         wait_for(lambda: stored(engine, week).delivered_at is not None,  # type: ignore[union-attr]
                  process, log, "the delivery to be marked", timeout=60)  # fmt: skip
     finally:
-        status = stop(process)
+        status = stop(process, log)
     assert status is not None and process.poll() is not None  # stopped, not left running
     [post] = receiver.posts
     assert post.path == f"{SECRET_PATH}?{SECRET_QUERY}"
@@ -416,7 +419,7 @@ def test_digest_delivery_survives_a_worker_killed_mid_retry(processed_database, 
         wait_for(lambda: stored(engine, week).delivered_at is not None,  # type: ignore[union-attr]
                  second, log, "the restarted worker's delivery")  # fmt: skip
     finally:
-        stop(second)
+        stop(second, log)
     assert second.poll() is not None
     assert len(receiver.posts) == 2
     keys = {assert_signed_and_keyed(post, week) for post in receiver.posts}

@@ -42,6 +42,7 @@ DEFAULT_TESTS = [
     "tests/db/test_digest.py::test_digest_api_refuses_non_ascii_and_out_of_range_weeks_and_stores_nothing",
     "tests/db/test_digest.py::test_digest_api_answers_an_unclosed_week_unstored",
     "tests/db/test_pipeline.py::test_pipeline_refresh_lets_writers_in_while_it_decides",
+    "tests/db/test_pipeline.py::test_pipeline_processing_lets_writers_in_and_writes_only_what_is_still_pending",
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import signal
 import sys
 from enum import StrEnum
 from typing import Annotated, Any
@@ -112,10 +113,11 @@ def worker() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with _errors():
         w = Worker(get_settings())
-        try:
-            w.run_forever()
-        except KeyboardInterrupt:
-            w.stop()
+        # Ctrl-C or SIGTERM (docker stop, systemd) ends the round under way, then the worker:
+        # a batch is never cut in half, and a signal that lands inside a C call is not lost.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, lambda *_: w.stop())
+        w.run_forever()
 
 
 def serve(
