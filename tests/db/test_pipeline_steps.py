@@ -138,6 +138,15 @@ def recluster(session: Session, settings, label_of: dict[int, int]) -> list[dict
     )
 
 
+def diagnose_all(session: Session, settings, categorizer, *, now) -> None:  # type: ignore[no-untyped-def]
+    """Every ticket judged, then every issue diagnosed, as a refresh does."""
+    units = load_units(session, model_id=EMBEDDER.model_id)
+    params = DiagnoseParams.from_settings(settings)
+    judged = judge_tickets(session, units, categorizer, params=params)
+    diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
+             params=params, now=now)  # fmt: skip
+
+
 def issue_of_units(session: Session, unit_ids: list[int]) -> set[int]:
     found = issue_of(store.membership_map(session))
     return {found[u] for u in unit_ids if u in found}
@@ -297,11 +306,7 @@ def test_pipeline_steps_diagnose_keeps_a_human_category_and_stores_evidence(engi
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     assert categorizer.classifier is None
     with db.session_scope(engine) as session:
-        units = load_units(session, model_id=EMBEDDER.model_id)
-        params = DiagnoseParams.from_settings(settings)
-        judged = judge_tickets(session, units, categorizer, params=params)
-        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
-                 params=params, now=utcnow())  # fmt: skip
+        diagnose_all(session, settings, categorizer, now=utcnow())
     with db.session_scope(engine) as session:
         human, machine = session.get(Issue, language_issue), session.get(Issue, export_issue)
         assert human.category == "data" and human.category_confidence == 1.0
@@ -327,11 +332,7 @@ def test_pipeline_steps_every_ticket_gets_its_own_category_and_the_issue_their_m
 
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     with db.session_scope(engine) as session:
-        units = load_units(session, model_id=EMBEDDER.model_id)
-        params = DiagnoseParams.from_settings(settings)
-        judged = judge_tickets(session, units, categorizer, params=params)
-        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
-                 params=params, now=utcnow())  # fmt: skip
+        diagnose_all(session, settings, categorizer, now=utcnow())
     with db.session_scope(engine) as session:
         tickets = {row["id"]: row for row in store.export_feedback(session)}
         by_unit = {u.id: u.feedback_id for u in session.exec(select(Unit)).all()}
@@ -397,11 +398,7 @@ def test_pipeline_steps_a_long_ticket_counts_once_and_the_list_agrees_with_the_d
 
     categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
     with db.session_scope(engine) as session:
-        units = load_units(session, model_id=EMBEDDER.model_id)
-        params = DiagnoseParams.from_settings(settings)
-        judged = judge_tickets(session, units, categorizer, params=params)
-        diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
-                 params=params, now=now)  # fmt: skip
+        diagnose_all(session, settings, categorizer, now=now)
     with db.session_scope(engine) as session:
         trend = session.get(Issue, issue_id).trend
         # Six tickets after one a week, not 45 statements: still a spike, by the Poisson test.
