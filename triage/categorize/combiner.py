@@ -5,6 +5,7 @@ The feature layout is fixed (``FEATURE_GROUPS``), one group per signal plus two 
 
 - ``classifier``: log of the classifier's probability of each category (ui, data, model,
   expectation);
+- ``words``: log of the word model's probability of each category (``words``);
 - ``examples``: the nearest-examples score of each category;
 - ``cues``: the cue-word score of each category;
 - ``outputs``: 1 when the ticket has a linked output, then ``score_outputs``' score per category;
@@ -37,6 +38,7 @@ COMBINER_CARD = "combiner.json"
 
 FEATURE_GROUPS: dict[str, list[str]] = {
     "classifier": [f"classifier_log_p_{c}" for c in CATEGORIES],
+    "words": [f"words_log_p_{c}" for c in CATEGORIES],
     "examples": [f"examples_{c}" for c in CATEGORIES],
     "cues": [f"cues_{c}" for c in CATEGORIES],
     "outputs": ["outputs_linked", *(f"outputs_{c}" for c in CATEGORIES)],
@@ -54,9 +56,9 @@ def feature_vector(scored: Mapping[str, SignalScore], context: TicketContext) ->
         score = scored.get(signal)
         return [score.scores.get(c, 0.0) if score else 0.0 for c in CATEGORIES]
 
-    classifier = per_category("classifier")
     row = [
-        *(float(np.log(p + 1e-3)) for p in classifier),
+        *(float(np.log(p + 1e-3)) for p in per_category("classifier")),
+        *(float(np.log(p + 1e-3)) for p in per_category("words")),
         *per_category("examples"),
         *per_category("cues"),
         float(context.linked),

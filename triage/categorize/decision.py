@@ -34,6 +34,7 @@ from triage.categorize.signals import (
     score_examples,
     score_outputs,
 )
+from triage.categorize.words import WORDS_FILE, WordClassifier, score_words
 from triage.config import Settings
 from triage.errors import InvalidInputError
 from triage.lexicon import MODELS_DIR, CueLexicon
@@ -122,12 +123,14 @@ class Categorizer:
         *,
         params: CategorizeParams | None = None,
         combiner: LearnedCombiner | None = None,
+        words: WordClassifier | None = None,
     ) -> None:
         self.cues = cues
         self.examples = examples
         self.classifier = classifier
         self.params = params or CategorizeParams()
         self.combiner = combiner
+        self.words = words
 
     @property
     def learned(self) -> bool:
@@ -169,6 +172,8 @@ class Categorizer:
                     dtype=np.float32,
                 ).reshape(len(texts), len(self.classifier.cue_categories))
             scored["classifier"] = score_classifier(self.classifier, vectors, cue_counts)
+        if self.words is not None:
+            scored["words"] = score_words(self.words, texts)
         return scored
 
     def decide(
@@ -312,14 +317,16 @@ def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> 
 def load_categorizer(*, settings: Settings) -> Categorizer:
     """The shipped categorizer: the cue lexicon, and the classifier, its labelled examples and
     the learned combiner from the classifier folder when they are there (Settings
-    ``categorize_*``; the ``weight_*`` settings only weigh the signals without a combiner)."""
+    ``categorize_*``; the ``weight_*`` settings only weigh the signals without a combiner), and
+    the word model the combiner weighs."""
     cues = CueLexicon.load(settings.categorize_cues_path or DEFAULT_CUES)
     folder = Path(settings.categorize_classifier_dir or DEFAULT_CLASSIFIER_DIR)
     classifier = CategoryClassifier.load(folder) if (folder / "weights.npz").exists() else None
     examples_file = folder / EXAMPLES_FILE
     examples = LabelledExamples.load(examples_file) if examples_file.exists() else None
     combiner = LearnedCombiner.load(folder) if (folder / COMBINER_FILE).exists() else None
+    words = WordClassifier.load(folder) if (folder / WORDS_FILE).exists() else None
     return Categorizer(
         cues, examples, classifier, params=CategorizeParams.from_settings(settings),
-        combiner=combiner,
+        combiner=combiner, words=words,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from triage.categorize.combiner import FEATURES, feature_vector
 from triage.categorize.context import TicketContext, TicketLinks, ticket_contexts
 from triage.categorize.decision import CategorizeParams, Categorizer
 from triage.categorize.examples import LabelledExamples
+from triage.categorize.words import train_words
 from triage.lexicon import CueLexicon, lemma_docs
 from triage.link import (
     FeedbackRecord,
@@ -136,7 +137,10 @@ def out_of_fold_features(
             corrections=corrections, cues=cues, cue_counts=fold_counts,
         )  # fmt: skip
         known = fold + corrections if corrections is not None else fold
-        categorizer = Categorizer(cues, known, classifier, params=categorize_params)
+        words = train_words(
+            fold, corrections=corrections, correction_weight=classifier_params.correction_weight
+        )
+        categorizer = Categorizer(cues, known, classifier, params=categorize_params, words=words)
         for i in test.tolist():
             signals, context = contexts[i]
             scored = categorizer.signal_scores(

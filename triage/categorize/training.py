@@ -28,6 +28,7 @@ from triage.categorize.stacking import (
     output_records,
     product_of,
 )
+from triage.categorize.words import WORDS_FILE, WordClassifier, train_words
 from triage.config import Settings
 from triage.lexicon import CueLexicon
 from triage.link import LinkParams, embedding_similarity
@@ -102,6 +103,7 @@ class TrainedCategorizer:
     metrics: dict[str, Any] | None  # from the evaluation; None without held-out rows
     folder: Path | None  # where it was saved
     combiner: LearnedCombiner | None = None  # None with fewer than two products
+    words: WordClassifier | None = None  # the word model the combiner weighs
 
 
 def train_categorizer(
@@ -161,6 +163,9 @@ def train_categorizer(
         card={"training_data": training_data, "embedding_model": embedder.model_id},
     )
 
+    words = train_words(
+        examples, corrections=corrected, correction_weight=params.classifier.correction_weight
+    )
     combiner = None
     products = [product_of(used[i]) for i in train]
     records = output_records(outputs or [])
@@ -204,7 +209,7 @@ def train_categorizer(
     metrics = None
     if heldout:
         categorizer = Categorizer(
-            cues, examples, classifier, params=params.categorize, combiner=combiner
+            cues, examples, classifier, params=params.categorize, combiner=combiner, words=words
         )
         metrics = evaluation.run(categorizer, [used[i] for i in heldout], vectors[heldout])
         classifier.card["heldout_metrics"] = {
@@ -225,6 +230,11 @@ def train_categorizer(
         + (" (redacted)" if redact is not None else "")
         + ", their vectors and labels (nearest examples)",
     }
+    if words is not None:
+        classifier.card["files"][WORDS_FILE] = (
+            f"the word model: {len(words.vocabulary)} words and word pairs, their idf and "
+            "logistic-regression coefficients"
+        )
     if combiner is not None:
         classifier.card["files"][COMBINER_FILE] = "the learned combiner's arrays"
         classifier.card["files"][COMBINER_CARD] = "its card: features, coefficients, CV macro-F1"
@@ -237,6 +247,10 @@ def train_categorizer(
         else:
             # A combiner left from an earlier training would read the new signals wrongly.
             (folder / COMBINER_FILE).unlink(missing_ok=True)
+        if words is not None:
+            words.save(folder)
+        else:
+            (folder / WORDS_FILE).unlink(missing_ok=True)
     return TrainedCategorizer(
-        classifier, saved, len(train), len(heldout), metrics, folder, combiner
+        classifier, saved, len(train), len(heldout), metrics, folder, combiner, words
     )
