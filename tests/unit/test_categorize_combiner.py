@@ -87,6 +87,25 @@ def test_combiner_gives_no_weight_to_a_group_that_does_not_help(combiner):  # ty
     assert combiner.groups == ["classifier", "reaction"]
 
 
+def test_combiner_keeps_one_of_two_signals_that_say_the_same_thing():
+    # The words repeat the classifier: removing either alone costs nothing, removing both costs
+    # everything. Groups go one at a time, so exactly one of the two stays.
+    x, labels, groups = rows()
+    for name in CATEGORIES:
+        x[:, FEATURES.index(f"words_log_p_{name}")] = x[
+            :, FEATURES.index(f"classifier_log_p_{name}")
+        ]
+    combiner = fit_combiner(x, labels, groups)
+    cv = combiner.card["cv"]
+    assert cv["macro_f1_without"]["words"] >= cv["macro_f1_all_groups"]
+    assert cv["macro_f1_without"]["classifier"] >= cv["macro_f1_all_groups"]
+    assert len({"classifier", "words"} & set(combiner.groups)) == 1
+    assert cv["macro_f1_kept"] >= cv["macro_f1_all_groups"]
+    assert [step["group"] for step in cv["backward_elimination"]] == list(
+        combiner.card["groups_without_weight"]
+    )
+
+
 def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combiner):  # type: ignore[no-untyped-def]
     neutral = {name: 0.25 for name in CATEGORIES}
     scored = {

@@ -14,8 +14,9 @@ The feature layout is fixed (``FEATURE_GROUPS``), one group per signal plus two 
   model's complaints over its share of the model's traffic (``context.ticket_contexts``);
 - ``reaction``: 1 when the ticket came within ``REACTION_MINUTES`` after the answer it is about.
 
-A group whose removal does not lower the cross-validated macro-F1 gets no weight: its features
-are dropped before the final fit, and the card says so. Saved as ``combiner.npz`` (arrays, loaded
+A group whose removal does not lower the cross-validated macro-F1 gets no weight: groups are
+removed one at a time (backward elimination: the cheapest removal first, then the rest judged
+again without it), their features dropped before the final fit, and the card says so. Saved as ``combiner.npz`` (arrays, loaded
 with ``allow_pickle=False``) and ``combiner.json`` (the card) in the classifier folder.
 """
 
@@ -173,22 +174,38 @@ def fit_combiner(
     x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float = 1.0
 ) -> LearnedCombiner:
     """Fit on the full layout ``x`` (rows of out-of-fold signal scores, ``FEATURES`` columns),
-    after dropping each feature group whose removal does not lower the macro-F1 cross-validated
-    by ``groups`` (products)."""
+    after dropping, one at a time, each feature group whose removal does not lower the macro-F1
+    cross-validated by ``groups`` (products) of the groups still kept."""
     x = np.asarray(x, dtype=np.float64)
 
     def columns(kept: Sequence[str]) -> list[int]:
         return [i for i, name in enumerate(FEATURES) if GROUP_OF[name] in kept]
 
     every = list(FEATURE_GROUPS)
-    with_all = cv_macro_f1(x, y, groups, c=c)
-    without = {
-        g: cv_macro_f1(x[:, columns([k for k in every if k != g])], y, groups, c=c) for g in every
-    }
-    kept = [g for g in every if without[g] < with_all]
-    if not kept:
-        # Nothing helps on its own; keep the single most useful group rather than guess blind.
-        kept = [min(every, key=lambda g: without[g])]
+
+    def score(kept: Sequence[str]) -> float:
+        return cv_macro_f1(x[:, columns(kept)], y, groups, c=c)
+
+    # Backward elimination, one group at a time: two signals that say the same thing (the
+    # embedding classifier and the words) each look useless next to the other, and dropping
+    # every such group at once would drop both.
+    with_all = score(every)
+    without = {g: score([k for k in every if k != g]) for g in every}
+    kept, current, trials = list(every), with_all, dict(without)
+    eliminated: list[dict[str, Any]] = []
+    while len(kept) > 1:
+        # The removal that costs least (ties: the later group in the layout goes first).
+        group = max(kept, key=lambda g: (trials[g], kept.index(g)))
+        if trials[group] < current:
+            break
+        eliminated.append(
+            {"group": group, "macro_f1_before": round(current, 4),
+             "macro_f1_after": round(trials[group], 4)}
+        )  # fmt: skip
+        kept.remove(group)
+        current = trials[group]
+        if len(kept) > 1:
+            trials = {g: score([k for k in kept if k != g]) for g in kept}
     index = columns(kept)
     with_kept = cv_macro_f1(x[:, index], y, groups, c=c)
     model, mean, scale = _fit(x[:, index], y, c)
@@ -221,14 +238,14 @@ def fit_combiner(
                 "products": len(set(groups)),
                 "macro_f1_all_groups": round(with_all, 4),
                 "macro_f1_without": {g: round(v, 4) for g, v in without.items()},
+                "backward_elimination": eliminated,
                 "macro_f1_kept": round(with_kept, 4),
             },
             "groups_kept": kept,
             "groups_without_weight": {
-                g: f"removing it gave macro-F1 {without[g]:.3f} vs {with_all:.3f} with it, so "
-                "it gets no weight until it helps"
-                for g in every
-                if g not in kept
+                step["group"]: f"removing it gave macro-F1 {step['macro_f1_after']:.3f} vs "
+                f"{step['macro_f1_before']:.3f} with it, so it gets no weight until it helps"
+                for step in eliminated
             },
         },
     )
