@@ -10,6 +10,9 @@
 6. Ingestion under load: a real `triage serve` on loopback, batch tickets/s and single-POST
    latency at a fixed offered rate, on SQLite and (with TRIAGE_TEST_POSTGRES_URL) PostgreSQL
    (bench.load).
+7. Refresh against stored traffic: a refresh with nothing pending and with 1,000 new tickets at
+   10k, 100k and 1M stored model outputs (seconds, peak memory), and ingestion with that many
+   stored, on SQLite and (with TRIAGE_TEST_POSTGRES_URL) PostgreSQL (bench.refresh).
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench import categorize, cluster, embed, history, load, user_path
+from bench import categorize, cluster, embed, history, load, refresh, user_path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
 def main() -> int:
     print(f"# triage benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
-    results = {"date": datetime.now(UTC).date().isoformat()}
+    results: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
     print("## Clustering (Banking77 test, 3,080 queries, 77 intents)")
     results["cluster"] = cluster.run()
     print(cluster.table(results["cluster"]))
@@ -42,6 +46,9 @@ def main() -> int:
     print("\n## Ingestion under load (triage serve on loopback, no worker, no rate limit)")
     results["load"] = load.run()
     print(load.table(results["load"]))
+    print("\n## Refresh against stored traffic (rollups; fake embedder)")
+    results["refresh"] = refresh.run(sizes=(10_000, 100_000, 1_000_000))
+    print(refresh.table(results["refresh"]))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nfigures written to {RESULTS}")
     return 0

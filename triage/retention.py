@@ -2,8 +2,10 @@
 old; outputs linked to feedback stay as long as their tickets.
 
 An LLM product logs far more outputs than it gets tickets, and only the linked ones are evidence
-row by row. ``triage db prune`` runs this, and so does the worker, at most once a day. Deleting
-goes in id ranges of ``chunk`` rows, each its own short transaction under the issues lock
+row by row; every output, pruned or not, still counts in traffic through the rollups
+(``triage.rollups``), which a prune brings up to date first and never deletes past.
+``triage db prune`` runs this, and so does the worker, at most once a day. Deleting goes in id
+ranges of ``chunk`` rows, each its own short transaction under the issues lock
 (``store.lock_issues``), so a prune of millions never holds a long transaction, never races the
 refresh that makes links, and lets ingestion in between its ranges on SQLite.
 """
@@ -17,7 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from triage import db, store
+from triage.link import SignalParams
 from triage.models import utcnow
+from triage.rollups import roll_up
 
 logger = logging.getLogger("triage.retention")
 
@@ -43,22 +47,30 @@ def prune_outputs(
     now: datetime | None = None,
     chunk: int = 5000,
     record: bool = True,
+    signals: SignalParams | None = None,
 ) -> PruneResult:
     """Delete the model outputs older than ``retention_days`` (by both their ``created_at`` and
-    their arrival) that no ticket links to or names; 0 days deletes nothing. The run is recorded
+    their arrival) that no ticket links to or names, once rolled up (``triage.rollups``, with
+    ``signals``: the refresh's ``SignalParams``); 0 days deletes nothing. The run is recorded
     in ``pipeline_run`` (kind ``prune``) unless ``record`` is False."""
     if retention_days <= 0:
         return PruneResult(retention_days, None, 0)
     cutoff = cutoff_for(retention_days, now=now)
+    # What is deleted lives on in the rollups: roll up first, delete only what is rolled up.
+    roll_up(engine, params=signals or SignalParams())
     deleted, after_id = 0, 0
     while True:
         with db.session_scope(engine, write_lock=True) as session:
             store.lock_issues(session)
-            ids = store.old_output_ids(session, cutoff=cutoff, after_id=after_id, limit=chunk)
+            rolled_up = store.rollup_watermark(session, for_update=True)
+            ids = store.old_output_ids(
+                session, cutoff=cutoff, after_id=after_id, limit=chunk, max_id=rolled_up
+            )
             if ids:
                 deleted += store.delete_unlinked_outputs(
                     session, cutoff=cutoff, first_id=ids[0], last_id=ids[-1]
                 )
+                store.lower_rollup_watermark(session)
         if len(ids) < chunk:
             break
         after_id = ids[-1]

@@ -141,7 +141,7 @@ def test_migrations_0005_gives_issues_an_attach_threshold_that_starts_empty(empt
                 "0, 0, '{}', '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
-    db.upgrade(empty_url)
+    db.upgrade(empty_url, "0005")
     assert db.schema_state(engine)[0] == "0005"
     with engine.connect() as connection:
         row = connection.execute(text("SELECT title, attach_threshold FROM issue")).one()
@@ -151,3 +151,30 @@ def test_migrations_0005_gives_issues_an_attach_threshold_that_starts_empty(empt
     command.downgrade(db.alembic_config(empty_url), "0004")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT title FROM issue")).scalar_one() == "old"
+
+
+def test_migrations_0006_existing_outputs_are_rolled_up_by_the_first_roll_up(empty_url):  # type: ignore[no-untyped-def]
+    """Outputs logged before the rollups existed count in traffic after the upgrade (issue 17)."""
+    from triage.link import SignalParams
+    from triage.rollups import roll_up
+
+    db.upgrade(empty_url, "0005")
+    engine = db.get_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO model_output (output_id, model, confidence, created_at, "
+                "content_sha256, received_at) VALUES ('o1', 'summarizer', 0.5, "
+                "CURRENT_TIMESTAMP, 'x', CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url)
+    assert db.schema_state(engine)[0] == "0006"
+    assert roll_up(engine, params=SignalParams()) == 1
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT sum(n) FROM output_rollup")).scalar_one() == 1
+    from alembic import command
+
+    command.downgrade(db.alembic_config(empty_url), "0005")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT output_id FROM model_output")).scalar_one() == "o1"

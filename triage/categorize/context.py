@@ -57,7 +57,7 @@ def ticket_contexts(
     traffic: TrafficProfile | None = None,
 ) -> dict[int, tuple[OutputSignals | None, TicketContext]]:
     """Each ticket's output signals (``None`` when unlinked) and context; ``outputs`` is all
-    traffic (``traffic`` its profile, when the caller built one already).
+    traffic, read only when ``traffic`` (its profile, or the rollups') is not given.
 
     The version lift counts every other linked ticket of the same model (leave-one-out, so a
     ticket never testifies for itself) against that version's share of the model's traffic.
@@ -70,8 +70,7 @@ def ticket_contexts(
             complaints[(first.model, first.model_version)] += 1
             per_model[first.model] += 1
     traffic = traffic or TrafficProfile(outputs)
-    served = Counter((o.model, o.model_version) for o in outputs)
-    served_model = Counter(o.model for o in outputs)
+    served, served_model = traffic.version_counts, traffic.group_counts["model"]
 
     result: dict[int, tuple[OutputSignals | None, TicketContext]] = {}
     for ticket_id, links in tickets.items():

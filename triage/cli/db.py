@@ -45,9 +45,11 @@ def db_prune(
     dry_run: Annotated[bool, typer.Option(help="Count what would go; delete nothing.")] = False,
 ) -> None:
     """Delete logged model outputs linked to no ticket once older than the retention period
-    (by both created_at and arrival); outputs linked to feedback stay as long as their tickets.
-    The worker does the same at most once a day."""
+    (by both created_at and arrival); outputs linked to feedback stay as long as their tickets,
+    and every output still counts in traffic through the rollups. The worker does the same at
+    most once a day."""
     from triage import retention
+    from triage.link import SignalParams
 
     settings = get_settings()
     keep = settings.output_retention_days if days is None else days
@@ -62,5 +64,7 @@ def db_prune(
                 f"would delete {count} model outputs linked to no ticket, older than {keep} days"
             )
             return
-        result = retention.prune_outputs(engine, retention_days=keep)
+        result = retention.prune_outputs(
+            engine, retention_days=keep, signals=SignalParams.from_settings(settings)
+        )
     out.print(f"deleted {result.deleted} model outputs linked to no ticket, older than {keep} days")

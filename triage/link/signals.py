@@ -199,28 +199,18 @@ def _distribution(
     value_of = VALUE_FIELDS[name]
     linked_values = np.array([v for v in map(value_of, linked) if v is not None], dtype=float)
     traffic_values = traffic.values[name]
-    if not len(linked_values) and not len(traffic_values):
+    if not len(linked_values) and not traffic_values.n:
         return None
     linked_median = float(np.median(linked_values)) if len(linked_values) else None
-    traffic_median = float(np.median(traffic_values)) if len(traffic_values) else None
+    traffic_median = traffic_values.median()
     percentile = p_lower = p_higher = None
-    if len(linked_values) and len(traffic_values):
-        below = np.mean(traffic_values < linked_median)
-        equal = np.mean(traffic_values == linked_median)
-        percentile = float(below + equal / 2)
-        if np.ptp(np.concatenate([linked_values, traffic_values])) > 0:
-            p_lower = float(
-                stats.mannwhitneyu(linked_values, traffic_values, alternative="less")[1]
-            )
-            p_higher = float(
-                stats.mannwhitneyu(linked_values, traffic_values, alternative="greater")[1]
-            )
-        else:
-            p_lower = p_higher = 1.0
+    if linked_median is not None and traffic_values.n:
+        percentile = traffic_values.percentile(linked_median)
+        p_lower, p_higher = traffic_values.mann_whitney(linked_values)
     return Distribution(
         name=name,
         linked_n=len(linked_values),
-        traffic_n=len(traffic_values),
+        traffic_n=traffic_values.n,
         linked_median=linked_median,
         traffic_median=traffic_median,
         linked_percentile=percentile,
@@ -234,8 +224,8 @@ def _freshness(
 ) -> Freshness | None:
     stale_days, stale_factor, stale_min_days = limits
     linked_sources = [traffic.judge(ages, limits) for ages in map(source_ages, linked) if ages]
-    traffic_oldest = traffic.oldest_and_stale(limits)
-    if not linked_sources and not traffic_oldest:
+    traffic_with_sources, traffic_median_age, traffic_stale_share = traffic.freshness(limits)
+    if not linked_sources and not traffic_with_sources:
         return None
     oldest = [max(ages, key=lambda a: a.age_days) for ages in linked_sources]
     stale: dict[str, SourceAge] = {}
@@ -258,11 +248,9 @@ def _freshness(
         median_age_days=statistics.median(a.age_days for a in oldest) if oldest else None,
         stale_share=_share(any(a.stale for a in ages) for ages in linked_sources),
         stale_sources=sorted(stale.values(), key=lambda a: (-overdue(a), a.source)),
-        traffic_with_sources=len(traffic_oldest),
-        traffic_median_age_days=statistics.median(age for age, _ in traffic_oldest)
-        if traffic_oldest
-        else None,
-        traffic_stale_share=_share(is_stale for _, is_stale in traffic_oldest),
+        traffic_with_sources=traffic_with_sources,
+        traffic_median_age_days=traffic_median_age,
+        traffic_stale_share=traffic_stale_share,
     )
 
 

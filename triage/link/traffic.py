@@ -8,9 +8,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from scipy import stats
 
 from triage.config import Settings
 from triage.link.linking import OutputRecord, utc
@@ -117,7 +118,7 @@ def source_ages(output: OutputRecord) -> list[tuple[str, datetime, float]]:
     return ages
 
 
-def _family(source: str) -> str:
+def source_family(source: str) -> str:
     # "sales_daily:eu" and "sales_daily:us" are one feed in two regions.
     return source.split(":", 1)[0]
 
@@ -131,7 +132,7 @@ def _typical_ages(
     for ages in traffic_ages:
         for source, _, age in ages:
             by_source[source].append(age)
-            by_family[_family(source)].append(age)
+            by_family[source_family(source)].append(age)
     typical = {s: statistics.median(a) for s, a in by_source.items() if len(a) >= baseline_min}
     typical.update(
         {
@@ -162,11 +163,63 @@ def missing_fields(output: OutputRecord) -> set[str]:
     return missing
 
 
+def judge_ages(
+    ages: list[tuple[str, datetime, float]],
+    typical_ages: dict[str, float],
+    limits: tuple[float, float, float],
+) -> list[SourceAge]:
+    """Each dated source of one output with its usual age, stale or not (see ``Freshness``)."""
+    stale_days, stale_factor, stale_min_days = limits
+    result = []
+    for source, as_of, age in ages:
+        usual = typical_ages.get(source, typical_ages.get(f"family:{source_family(source)}"))
+        overdue = usual is not None and age > max(stale_min_days, stale_factor * usual)
+        result.append(SourceAge(source, as_of.date(), age, usual, overdue or age > stale_days))
+    return result
+
+
 # --- all traffic --------------------------------------------------------------------------------
 
 
+class ExactSample:
+    """Traffic values of one field, every one of them (``rollup.BinnedSample`` is the same
+    interface over a histogram)."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+        self.n = len(values)
+
+    def median(self) -> float | None:
+        return float(np.median(self.values)) if self.n else None
+
+    def percentile(self, value: float) -> float:
+        """Share of traffic below ``value``, plus half the share equal to it."""
+        return float(np.mean(self.values < value) + np.mean(self.values == value) / 2)
+
+    def mann_whitney(self, linked: np.ndarray) -> tuple[float, float]:
+        """One-sided p-values: linked values lower than traffic, higher than traffic."""
+        if not np.ptp(np.concatenate([linked, self.values])) > 0:
+            return 1.0, 1.0
+        return (
+            float(stats.mannwhitneyu(linked, self.values, alternative="less")[1]),
+            float(stats.mannwhitneyu(linked, self.values, alternative="greater")[1]),
+        )
+
+
+class Sample(Protocol):
+    """Traffic values of one field: ``ExactSample`` or ``rollup.BinnedSample``."""
+
+    n: int
+
+    def median(self) -> float | None: ...
+    def percentile(self, value: float) -> float: ...
+    def mann_whitney(self, linked: np.ndarray) -> tuple[float, float]: ...
+
+
 class TrafficProfile:
-    """What all traffic looks like, computed once and compared with each issue's outputs."""
+    """What all traffic looks like, computed once and compared with each issue's outputs:
+    from the outputs themselves (``triage train``, tests) or from their rollups
+    (``from_rollups``, the refresh), with the same interface."""
 
     def __init__(self, outputs: Sequence[OutputRecord], params: SignalParams | None = None):
         self.params = params or SignalParams()
@@ -185,14 +238,27 @@ class TrafficProfile:
             self.period_totals[period, output.model] += 1
             for name in GROUP_FIELDS:
                 self.period_counts[period, name, group_key(output, name)] += 1
-        self.values = {
-            name: np.array([v for v in map(value_of, outputs) if v is not None], dtype=float)
+        self.version_counts = Counter((o.model, o.model_version) for o in outputs)
+        self.values: dict[str, Sample] = {
+            name: ExactSample(
+                np.array([v for v in map(value_of, outputs) if v is not None], dtype=float)
+            )
             for name, value_of in VALUE_FIELDS.items()
         }
         self.source_ages = [ages for ages in map(source_ages, outputs) if ages]
         self.typical_ages = _typical_ages(self.source_ages, self.params.stale_baseline_min)
         self.missing_counts = Counter(name for o in outputs for name in missing_fields(o))
         self._stale: dict[tuple[float, float, float], list[tuple[float, bool]]] = {}
+        # From rollups: (outputs with sources, median oldest age, stale share) as rolled up.
+        self.rolled_up_freshness: tuple[int, float | None, float | None] | None = None
+
+    @classmethod
+    def from_rollups(cls, rows: Sequence[Any], params: SignalParams) -> TrafficProfile:
+        """The profile of every output the rollups (``rollup.RollupRow``) hold: counts exact,
+        value and age statistics from histograms (see ``triage.link.rollup``)."""
+        from triage.link.rollup import profile_from_rollups  # it builds on this module
+
+        return profile_from_rollups(rows, params)
 
     def __len__(self) -> int:
         return self.n
@@ -217,15 +283,7 @@ class TrafficProfile:
     def judge(
         self, ages: list[tuple[str, datetime, float]], limits: tuple[float, float, float]
     ) -> list[SourceAge]:
-        stale_days, stale_factor, stale_min_days = limits
-        result = []
-        for source, as_of, age in ages:
-            usual = self.typical_ages.get(
-                source, self.typical_ages.get(f"family:{_family(source)}")
-            )
-            overdue = usual is not None and age > max(stale_min_days, stale_factor * usual)
-            result.append(SourceAge(source, as_of.date(), age, usual, overdue or age > stale_days))
-        return result
+        return judge_ages(ages, self.typical_ages, limits)
 
     def oldest_and_stale(self, limits: tuple[float, float, float]) -> list[tuple[float, bool]]:
         """Per traffic output with sources: its oldest source's age, and whether any is stale."""
@@ -235,3 +293,19 @@ class TrafficProfile:
                 for judged in (self.judge(ages, limits) for ages in self.source_ages)
             ]
         return self._stale[limits]
+
+    def freshness(
+        self, limits: tuple[float, float, float]
+    ) -> tuple[int, float | None, float | None]:
+        """Traffic outputs with sources, the median of their oldest source's age, and the share
+        citing at least one stale source. From rollups, stale as judged when rolled up."""
+        if self.rolled_up_freshness is not None:
+            return self.rolled_up_freshness
+        oldest = self.oldest_and_stale(limits)
+        if not oldest:
+            return 0, None, None
+        return (
+            len(oldest),
+            statistics.median(age for age, _ in oldest),
+            sum(stale for _, stale in oldest) / len(oldest),
+        )

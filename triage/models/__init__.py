@@ -75,6 +75,7 @@ from triage.models.operations import (
     Digest,
     PipelineRun,
 )
+from triage.models.rollups import OutputRollup, RollupWatermark
 
 __all__ = [
     "FEEDBACK_REDACTED_ON_READ",
@@ -124,7 +125,9 @@ __all__ = [
     "ModelOutputCreate",
     "ModelOutputPayload",
     "ModelOutputPublic",
+    "OutputRollup",
     "PipelineRun",
+    "RollupWatermark",
     "RowId",
     "Scope",
     "Tracker",

@@ -27,6 +27,7 @@ from triage.pipeline.links import output_record
 from triage.pipeline.tickets import aggregate, decide_tickets, store_ticket_categories
 from triage.pipeline.units import UnitMatrix
 from triage.rank import IssueStats, RankConfig, iso_week_start, load_severity, prioritize
+from triage.rollups import load_traffic
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,14 @@ def judge_tickets(
     runs outside the refresh's write transaction (``diagnose`` stores the decisions)."""
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
-    # Stored outputs always have their id.
-    outputs = {o.id: output_record(o) for o in store.all_model_outputs(session) if o.id is not None}
-    traffic = TrafficProfile(list(outputs.values()), params.signals)
+    # Only the outputs linked to tickets row by row; all traffic from its rollups.
+    linked_ids = {o for ids in links.values() for o in ids}
+    outputs = {
+        o.id: output_record(o)
+        for o in store.model_outputs_by_id(session, ids=linked_ids)
+        if o.id is not None
+    }
+    traffic = load_traffic(session, params=params.signals)
     # Parsed once for the cue and the severity lexicons, the tickets' and the issues'.
     docs = lemma_docs(units.texts)
     tickets = decide_tickets(

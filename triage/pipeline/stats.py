@@ -31,12 +31,13 @@ class RefreshStats:
     reclustered: bool = False
     issues: int = 0
     links: int = 0
+    rolled_up: int = 0  # model outputs merged into the traffic rollups
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    # Wall seconds per step: load, link, categorize (each ticket), cluster, issues (identity and
-    # memberships), label, rank (each issue's category and priority); total (logged, not
-    # stored) also counts the commit.
+    # Wall seconds per step: rollup, link, load, categorize (each ticket), cluster, issues
+    # (identity and memberships), label, rank (each issue's category and priority); total
+    # (logged, not stored) also counts the commit.
     seconds: dict[str, float] = field(default_factory=dict)
 
 

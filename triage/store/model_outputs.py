@@ -1,4 +1,5 @@
-"""Logged model outputs: idempotent ingestion and the full list diagnosis reads."""
+"""Logged model outputs: idempotent ingestion, and the full list (tests and tools; the refresh
+reads rollups, ``store.rollups``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlmodel import Session, col, select
 from triage.errors import ConflictError, NotFoundError
 from triage.models import ModelOutput, ModelOutputAccepted, ModelOutputCreate, utcnow
 from triage.store._common import insert_idempotent, sha256_hex, table_of
+from triage.store.rollups import lock_output_inserts
 
 
 def add_model_outputs(
@@ -28,6 +30,8 @@ def add_model_outputs(
             received_at=utcnow(),
         )
         rows.append(row)
+    # A roll-up must not read past an id an insert still in flight may commit below.
+    lock_output_inserts(session)
     answers = insert_idempotent(
         session, table=table_of(ModelOutput), rows=rows, keys=("output_id",),
         digest="content_sha256",

@@ -28,13 +28,16 @@ def _unlinked() -> ColumnElement[bool]:
     return and_(~linked, ~named)
 
 
-def old_output_ids(session: Session, *, cutoff: datetime, after_id: int, limit: int) -> list[int]:
-    """Ids above ``after_id`` of outputs older than ``cutoff``, linked or not, in id order: the
-    next range to prune. Walks the primary key, so ranges cost what they cover."""
+def old_output_ids(
+    session: Session, *, cutoff: datetime, after_id: int, limit: int, max_id: int
+) -> list[int]:
+    """Ids above ``after_id``, up to ``max_id`` (the rollups' watermark: only outputs already
+    rolled up may go), of outputs older than ``cutoff``, linked or not, in id order: the next
+    range to prune. Walks the primary key, so ranges cost what they cover."""
     return list(
         session.exec(
             select(ModelOutput.id)
-            .where(col(ModelOutput.id) > after_id, _old(cutoff))
+            .where(col(ModelOutput.id) > after_id, col(ModelOutput.id) <= max_id, _old(cutoff))
             .order_by(col(ModelOutput.id))
             .limit(limit)
         ).all()  # type: ignore[arg-type]
