@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -30,7 +30,7 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from api.errors import ApiError
-from api.security import retry_after_header
+from api.security import RateLimiter, retry_after_header
 from triage import db, store
 from triage.config import Settings
 from triage.db import is_sqlite
@@ -132,6 +132,27 @@ async def get_write_session(request: Request, _slot: DbSlot) -> AsyncIterator[Se
         await _close(session)
 
 
+@lru_cache(maxsize=16)
+def _autocommit_engine(engine: Engine) -> Engine:
+    # The same pool; each connection is put back to the default isolation level on return.
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def get_ingest_session(request: Request, _slot: DbSlot) -> AsyncIterator[Session]:
+    """For storing tickets (``POST /v1/feedback``). On PostgreSQL each statement commits on its
+    own: a new ticket is one ``INSERT ... RETURNING``, one round trip to the server instead of
+    four (BEGIN, the insert, a read-back, COMMIT), each of which waited for the CPU on a busy
+    host. Nothing there needs two statements in one transaction: a batch is one INSERT and the
+    rest only reads. On SQLite, as ``get_write_session``."""
+    engine = request.app.state.engine
+    engine = _write_engine(engine) if is_sqlite(engine) else _autocommit_engine(engine)
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        await _close(session)
+
+
 async def app_engine(request: Request, _slot: DbSlot) -> Engine:
     return request.app.state.engine
 
@@ -141,6 +162,7 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 EngineDep = Annotated[Engine, Depends(app_engine)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
+IngestSessionDep = Annotated[Session, Depends(get_ingest_session, scope="function")]
 
 
 def redactor(settings: SettingsDep) -> RedactRecords:
@@ -158,29 +180,28 @@ GRANTS: dict[str, set[Scope]] = {
 }
 
 
-def require(scope: Scope) -> Callable[..., ApiKey]:
-    def check(request: Request, settings: SettingsDep, _slot: DbSlot) -> ApiKey:
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
+    def authorize(request: Request, cached: ApiKey | None) -> ApiKey:
         # Checked before the lookup: while an address is throttled, its guesses cost nothing.
         address = request.client.host if request.client else ""
         failures = request.app.state.auth_failures
         _refuse_if_throttled(failures.peek(address), failures.per_minute)
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not secret.strip():
+        secret = _bearer_secret(request)
+        if not secret:
             raise ApiError(
                 401,
                 "unauthorized",
                 "Send an API key as 'Authorization: Bearer <key>'; `triage keys create` makes one.",
             )
         engine, cache = request.app.state.engine, request.app.state.key_cache
-        key = cache.get(secret.strip())
+        key = cached or cache.get(secret)
         if key is None:
             # Its own short session: the route's transaction must not start with this read
             # (on SQLite a write route's begins by taking the write lock).
             with Session(engine, expire_on_commit=False) as session:
-                key = store.find_api_key(session, secret=secret.strip())
+                key = store.find_api_key(session, secret=secret)
             if key is not None:
-                cache.put(secret.strip(), key)
+                cache.put(secret, key)
         if key is None:
             failures.acquire(address)
             raise ApiError(401, "unauthorized", "Unknown or revoked API key.")
@@ -202,11 +223,32 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
                 "forbidden",
                 f"This key has scope '{key.scope}'; this endpoint needs '{scope.value}'.",
             )
-        if cache.touch_due(key, settings.api_key_touch_seconds):
-            _touch(engine, key)
+        return key
+
+    async def check(request: Request, settings: SettingsDep, _slot: DbSlot) -> ApiKey:
+        # Most requests need no I/O to authorize (the key in this process's cache, the limits in
+        # its own buckets): that is done right here, in the event loop, saving each a hop to a
+        # worker thread and back. A lookup, Redis or a due last_used_at go to a thread.
+        state = request.app.state
+        cached = None
+        if all(isinstance(limiter, RateLimiter) for limiter in (state.rate_limiter,
+                                                                state.auth_failures)):  # fmt: skip
+            cached = state.key_cache.get(_bearer_secret(request))
+        if cached is not None:
+            key = authorize(request, cached)
+        else:
+            key = await anyio.to_thread.run_sync(authorize, request, None)
+        if state.key_cache.touch_due(key, settings.api_key_touch_seconds):
+            await anyio.to_thread.run_sync(_touch, state.engine, key)
         return key
 
     return check
+
+
+def _bearer_secret(request: Request) -> str:
+    """The key sent as ``Authorization: Bearer <key>``; empty when there is none."""
+    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+    return secret.strip() if kind.lower() == "bearer" else ""
 
 
 def _touch(engine: Engine, key: ApiKey) -> None:

@@ -2,7 +2,8 @@
 keeps the weekly digest's schedule.
 
 Run it as ``triage worker`` (one or more processes; on PostgreSQL they share the queue through
-``FOR UPDATE SKIP LOCKED``) or inside ``triage serve`` as a background thread.
+``FOR UPDATE SKIP LOCKED``), or let ``triage serve`` start one as its child process
+(``BackgroundWorker``).
 
 Several workers, on one machine or many, refresh one at a time: the refresh runs under
 ``store.refresh_lock``, taken without waiting. A worker that finds it taken skips its refresh,
@@ -13,25 +14,45 @@ Once a day one of them deletes old model outputs that no ticket links to (``tria
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from triage import db, retention, store
 from triage.config import Settings
 from triage.digest import DigestSchedule, schedule_enabled
-from triage.pipeline import Pipeline
+from triage.link import SignalParams
+
+if TYPE_CHECKING:
+    from triage.pipeline import Pipeline
 
 logger = logging.getLogger("triage.worker")
 
 # How often an idle worker looks up whether the daily prune is due.
 PRUNE_CHECK_SECONDS = 3600.0
+# How far below the API's CPU priority ``triage serve``'s worker runs (os.nice): on a busy host
+# the kernel then gives the API's requests the CPU first, and the worker what is left.
+SERVE_WORKER_NICENESS = 10
 
 
 class Worker:
     def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+        if pipeline is None:
+            # Imported here: it loads spaCy and the models' code, which a process that only
+            # starts a worker (``triage serve``'s API) never needs.
+            from triage.pipeline import Pipeline
+
+            pipeline = Pipeline(settings)
         self.settings = settings
-        self.pipeline = pipeline or Pipeline(settings)
+        self.pipeline = pipeline
         self.engine = db.get_engine(settings.database_url)
         self._stop = threading.Event()
         # Refresh once on start: a worker killed after its last batch but before refreshing
@@ -51,10 +72,12 @@ class Worker:
     def tick(self) -> int:
         """One round: process what is pending, refresh issues when due, and once caught up make
         and send the weekly digest when it is due. Returns tickets done."""
-        stats = self.pipeline.process_pending(self.engine)
+        stats = self.pipeline.process_pending(
+            self.engine, until=lambda: self._stop.is_set() or self._refresh_due()
+        )
         done = stats.processed + stats.failed
         self._dirty = self._dirty or stats.processed > 0
-        due = time.monotonic() - self._last_refresh >= self.settings.worker_refresh_seconds
+        due = self._refresh_due()
         if self._dirty and (due or done == 0):
             self._refresh()
         if done:
@@ -67,6 +90,9 @@ class Worker:
                 self._run_digest_schedule()
             self._prune_when_due()
         return done
+
+    def _refresh_due(self) -> bool:
+        return time.monotonic() - self._last_refresh >= self.settings.worker_refresh_seconds
 
     def _refresh(self) -> None:
         # Whether it ran or was skipped, the next try waits for worker_refresh_seconds, or for
@@ -102,7 +128,11 @@ class Worker:
             # taken looks again at its next check.
             with store.refresh_lock(self.engine) as held:
                 if held and retention.prune_due(self.engine):
-                    retention.prune_outputs(self.engine, retention_days=days)  # logs the count
+                    retention.prune_outputs(  # logs the count
+                        self.engine,
+                        retention_days=days,
+                        signals=SignalParams.from_settings(self.settings),
+                    )
         except Exception:
             # Like the digest: never a reason to stop processing tickets.
             logger.exception("pruning old model outputs failed; trying again later")
@@ -137,16 +167,68 @@ class Worker:
 
 
 class BackgroundWorker:
-    """A ``Worker`` on a daemon thread, for ``triage serve``."""
+    """``triage serve``'s worker: a ``Worker`` in a child process, ``python -m triage.worker``,
+    with the server's own ``Settings`` (sent down a pipe, so settings handed to ``create_app``
+    count, not only the environment) and a lower CPU priority (``SERVE_WORKER_NICENESS``).
+
+    In the API's process, its embedding and clustering held the GIL and one single POST waited
+    seconds behind them (issue 14). The pipe is also how the child knows the server is gone:
+    it stops when the pipe closes, on ``stop()`` or when the server dies, even by SIGKILL.
+    Like ``triage worker``, it ends the round under way first; ``stop`` kills it after
+    ``timeout`` seconds (an unfinished batch is rolled back and stays pending)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.worker = Worker(settings)
-        self.thread = threading.Thread(target=self.worker.run_forever, name="triage-worker")
-        self.thread.daemon = True
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "triage.worker"], stdin=subprocess.PIPE
+        )
+        assert self.process.stdin is not None
+        pickle.dump(self.settings, self.process.stdin)
+        self.process.stdin.flush()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.worker.stop()
-        self.thread.join(timeout)
+        process = self.process
+        if process is None:
+            return
+        with contextlib.suppress(OSError):  # the child is gone already
+            process.stdin.close()  # type: ignore[union-attr]
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("the worker did not stop within %g s; killing it", timeout)
+            process.kill()
+            process.wait()
+
+
+def _run_child() -> None:
+    """``BackgroundWorker``'s child: the settings from stdin, then work until stdin closes or
+    SIGINT/SIGTERM arrives (Ctrl-C reaches the whole process group)."""
+    # Stopped while it loads the models, there is nothing to finish.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
+    settings = pickle.load(sys.stdin.buffer)
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(SERVE_WORKER_NICENESS)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(settings)
+    # What the pipeline's import made lives as long as the process: out of the collector's way.
+    gc.freeze()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: worker.stop())
+
+    def stop_when_the_server_is_gone() -> None:
+        sys.stdin.buffer.read()  # returns at end of file: the server closed the pipe, or died
+        worker.stop()
+
+    threading.Thread(target=stop_when_the_server_is_gone, name="parent-watch", daemon=True).start()
+    worker.run_forever()
+
+
+if __name__ == "__main__":
+    # Through the package, so this runs the module everyone else imports, not a second copy.
+    from triage.worker import _run_child as run_child
+
+    run_child()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import IngestKey, ReadKey, RedactDep, SessionDep, SettingsDep, WriteSessionDep
+from api.deps import IngestKey, IngestSessionDep, ReadKey, RedactDep, SessionDep, SettingsDep
 from api.errors import API_ERRORS, ApiError, validation_details
 from triage import store
 from triage.models import (
@@ -61,7 +61,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=API_ERROR
 )
 def create_feedback(
     payload: Annotated[FeedbackPayload, Body()],
-    session: WriteSessionDep,
+    session: IngestSessionDep,
     key: IngestKey,
     settings: SettingsDep,
     strict: Annotated[bool, Query(description="Refuse unknown fields with a 422.")] = False,

@@ -292,3 +292,15 @@ def test_pipeline_reopens_a_resolved_issue_as_regressed(engine, pipeline):  # ty
         issue = session.get(Issue, export)
     assert issue.status == "regressed"
     assert issue.lineage[-1]["event"] == "regressed"
+
+
+def test_pipeline_processing_stops_after_a_batch_when_told(engine, settings):  # type: ignore[no-untyped-def]
+    # A worker whose refresh falls due while tickets keep arriving must get out of the loop:
+    # "nothing pending" may never come.
+    pipeline = Pipeline(settings.model_copy(update={"worker_batch_size": 2}))
+    add(engine, tickets("export", 5))
+    asked = []
+    first = pipeline.process_pending(engine, until=lambda: asked.append(1) or True)
+    assert first.processed + first.failed == 2 and len(asked) == 1
+    rest = pipeline.process_pending(engine, until=lambda: False)
+    assert rest.processed + rest.failed == 3

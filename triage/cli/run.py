@@ -123,18 +123,25 @@ def worker() -> None:
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    worker: Annotated[bool, typer.Option(help="Run the worker in this process.")] = True,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Run a worker too, as a child process at a lower CPU priority that stops with "
+            "the server."
+        ),
+    ] = True,
     workers: Annotated[
         int,
         typer.Option(
             min=1,
             help="API processes sharing the port (uvicorn workers). The worker, when on, runs "
-            "once, in the process that supervises them. Set TRIAGE_REDIS_URL so the rate limits "
-            "hold across them.",
+            "once, started by the process that supervises them. Set TRIAGE_REDIS_URL so the "
+            "rate limits hold across them.",
         ),
     ] = 1,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs), with an in-process worker by default."""
+    """Run the HTTP API (OpenAPI docs at /docs), with a worker as its child process by
+    default."""
     import uvicorn
 
     settings = get_settings()
@@ -152,7 +159,7 @@ def serve(
             f"{workers} x {settings.rate_limit_per_minute} requests a minute."
         )
     # uvicorn starts each API process afresh (spawn), from the same environment, by import path;
-    # the worker stays here, one per `triage serve`, instead of one per API process.
+    # the worker is started from here, one per `triage serve`, instead of one per API process.
     background = None
     if worker:
         from triage.worker import BackgroundWorker

@@ -51,6 +51,7 @@ from triage.pipeline.process import (
 )
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
 from triage.pipeline.units import load_units
+from triage.rollups import roll_up
 
 with without_deep_learning():  # spaCy and presidio, ~3 s sooner
     from triage.preprocess import Preprocessor, PreprocessParams
@@ -60,6 +61,7 @@ Phase = Callable[[str], None]  # called with the name of each refresh phase as i
 
 # The refresh's phases in order, each with what a person watching it is told.
 PHASES = {
+    "rollup": "rolling up new model outputs",
     "link": "linking tickets to model outputs",
     "load": "loading units",
     "categorize": "deciding each ticket's category",
@@ -126,7 +128,16 @@ class Pipeline:
 
     # --- processing -------------------------------------------------------------------------
 
-    def process_pending(self, engine: Engine, *, progress: Progress | None = None) -> ProcessStats:
+    def process_pending(
+        self,
+        engine: Engine,
+        *,
+        progress: Progress | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> ProcessStats:
+        """Process pending tickets batch by batch until none is left, or until ``until()`` is
+        true after a batch (a worker's refresh falls due, or it is asked to stop: while tickets
+        arrive faster than it processes them, "none left" never comes)."""
         stats = ProcessStats()
         # On SQLite a write holds the database's one write lock, so a batch is read and computed
         # outside any write, then what is still pending is written in one short transaction:
@@ -138,6 +149,8 @@ class Pipeline:
             while done := step(engine, stats):
                 if progress is not None:
                     progress(done)
+                if until is not None and until():
+                    break
         log_seconds("process", stats.seconds)
         return stats
 
@@ -209,6 +222,10 @@ class Pipeline:
             with timed(seconds, name):
                 yield
 
+        # Traffic statistics come from rollups: only outputs logged since the last refresh are
+        # read here, in short transactions of their own.
+        with step("rollup"):
+            stats.rolled_up = roll_up(engine, params=self.diagnose_params.signals)
         # Short write transactions: on SQLite a write holds the database's one write lock, so
         # reading, deciding and clustering happen outside them and ingestion never waits for
         # more than the writes.
