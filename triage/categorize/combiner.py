@@ -16,8 +16,9 @@ The feature layout is fixed (``FEATURE_GROUPS``), one group per signal plus two 
 
 A group whose removal does not lower the cross-validated macro-F1 gets no weight: groups are
 removed one at a time (backward elimination: the cheapest removal first, then the rest judged
-again without it), their features dropped before the final fit, and the card says so. Saved as ``combiner.npz`` (arrays, loaded
-with ``allow_pickle=False``) and ``combiner.json`` (the card) in the classifier folder.
+again without it), their features dropped before the final fit, and the card says so. Saved
+as ``combiner.npz`` (arrays, loaded with ``allow_pickle=False``) and ``combiner.json`` (the
+card) in the classifier folder.
 """
 
 from __future__ import annotations
