@@ -9,6 +9,7 @@ import pytest
 
 from triage.errors import InvalidInputError
 from triage.label import UNASSIGNED, class_tfidf_keywords, label_issues
+from triage.label.clauses import tidy
 from triage.label.words import FAILURE_LEMMAS
 
 EXPORT = [
@@ -338,3 +339,36 @@ def test_label_rejects_misaligned_inputs(labels, texts, lemmas, vectors, tickets
 def test_label_rejects_asking_for_no_keywords(corpus):
     with pytest.raises(InvalidInputError):
         label_issues(*corpus, n_keywords=0)
+
+
+@pytest.mark.parametrize(
+    "context",
+    ["Our finance group keeps asking", "The warehouse crew tried", "Several buyers complained"],
+)
+def test_label_title_is_never_a_report_of_asking_or_trying(context):
+    """A clause that ends on a verb of asking, saying or trying leaves out the point: even
+    alone, it is no title."""
+    found = label_issues([0], [context], lemmas_of([context]), unit_vectors([0]))
+    assert found[0].title.lower() != tidy(context).lower()
+
+
+def test_label_title_may_end_on_a_verb_that_states_the_failure():
+    text = "The label printer keeps crashing"
+    found = label_issues([0], [text], lemmas_of([text]), unit_vectors([0]))
+    assert found[0].title == "Label printer keeps crashing"
+
+
+@pytest.mark.parametrize(
+    "fragment", ["With the previous layout", "Without the footer text", "For the bigger store"]
+)
+def test_label_title_is_never_a_phrase_cut_off_its_statement(fragment):
+    """A clause that opens with a preposition and has no verb of its own is an adjunct, even
+    with a failure word in it."""
+    found = label_issues([0], [fragment], lemmas_of([fragment]), unit_vectors([0]))
+    assert found[0].title.lower() != fragment.lower()
+
+
+def test_label_title_may_open_with_a_preposition_when_it_states_something():
+    text = "In dark mode the sidebar flickers"
+    found = label_issues([0], [text], lemmas_of([text]), unit_vectors([0]))
+    assert found[0].title == text

@@ -16,9 +16,10 @@ import numpy as np
 from sklearn.preprocessing import normalize
 
 from triage.errors import InvalidInputError
-from triage.label.keywords import UNASSIGNED, class_tfidf, class_tfidf_keywords
+from triage.label.keywords import UNASSIGNED, class_tfidf, class_tfidf_keywords, term_counts
 from triage.label.quotes import pick_quotes
 from triage.label.titles import TitleContext, choose_titles
+from triage.label.wordspace import WordSpace
 
 __all__ = ["UNASSIGNED", "IssueLabel", "class_tfidf", "class_tfidf_keywords", "label_issues"]
 
@@ -61,7 +62,8 @@ def label_issues(
     clusters = sorted({int(label) for label in label_array} - {UNASSIGNED})
     if not clusters:
         return {}
-    scored = class_tfidf(label_array, lemmas, max(n_keywords, TITLE_TERMS))
+    counted = term_counts(lemmas)
+    scored = class_tfidf(label_array, lemmas, max(n_keywords, TITLE_TERMS), counted=counted)
     unit_vectors = normalize(np.asarray(vectors, dtype=np.float32))  # cheap insurance for cosines
     members = {cluster: np.flatnonzero(label_array == cluster) for cluster in clusters}
     centroids = normalize(np.stack([unit_vectors[members[c]].mean(axis=0) for c in clusters]))
@@ -82,6 +84,7 @@ def label_issues(
             central=central[: len(head)],
             closeness=closeness[head],
             margin=closeness[head] - nearest_other,
+            position=position,
         )
         quotes[cluster] = pick_quotes(
             central,
@@ -92,7 +95,11 @@ def label_issues(
             max_similarity=max_quote_similarity,
             max_overlap=max_quote_overlap,
         )
-    titles = choose_titles(contexts, texts, max_words=title_max_words, candidates=title_candidates)
+    # Every unit's words, the background's too: a word's meaning is where all its uses point.
+    words = WordSpace.build(*counted, unit_vectors, centroids) if counted else None
+    titles = choose_titles(
+        contexts, texts, max_words=title_max_words, candidates=title_candidates, words=words
+    )
     return {
         cluster: IssueLabel(
             title=titles[cluster],

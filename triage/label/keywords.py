@@ -21,20 +21,34 @@ def class_tfidf_keywords(
     return {cls: [term for term, _ in terms] for cls, terms in scored.items()}
 
 
-def class_tfidf(
-    labels: np.ndarray, lemmas: Sequence[list[str]], n_terms: int
-) -> dict[int, list[tuple[str, float]]]:
-    """Top ``n_terms`` (term, score) per class by c-TF-IDF, BERTopic's formula.
-
-    Written out rather than imported: it is four lines, and BERTopic would bring UMAP, HDBSCAN
-    and plotly along. Each unit is its own CountVectorizer document and the counts are summed
-    per class, so no bigram spans two units.
-    """
+def term_counts(lemmas: Sequence[list[str]]) -> tuple[sparse.csr_matrix, list[str]] | None:
+    """Counts of each unigram and bigram (stop words left out) per unit, and the terms; None
+    when no unit has a term at all. Each unit is its own document, so no bigram spans two."""
     vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words="english")
     try:
         counts = vectorizer.fit_transform(" ".join(unit) for unit in lemmas)
     except ValueError:  # no term at all: every unit was empty or only stop words
+        return None
+    return sparse.csr_matrix(counts), [str(t) for t in vectorizer.get_feature_names_out()]
+
+
+def class_tfidf(
+    labels: np.ndarray,
+    lemmas: Sequence[list[str]],
+    n_terms: int,
+    *,
+    counted: tuple[sparse.csr_matrix, list[str]] | None = None,
+) -> dict[int, list[tuple[str, float]]]:
+    """Top ``n_terms`` (term, score) per class by c-TF-IDF, BERTopic's formula.
+
+    Written out rather than imported: it is four lines, and BERTopic would bring UMAP, HDBSCAN
+    and plotly along. The counts per unit (``term_counts``, or ``counted`` when the caller has
+    them already) are summed per class.
+    """
+    counted = counted or term_counts(lemmas)
+    if counted is None:
         return {}
+    counts, terms = counted
     labels = np.asarray(labels)
     classes, class_of_unit = np.unique(labels, return_inverse=True)
     membership = sparse.csr_matrix(
@@ -48,14 +62,13 @@ def class_tfidf(
     average_words = max(int(class_counts.sum(axis=1).mean()), 1)
     idf = np.log(average_words / frequency + 1)
     scores = normalize(class_counts, norm="l1").multiply(idf).tocsr()
-    terms = vectorizer.get_feature_names_out()
     result = {}
     for row, cls in enumerate(classes):
         if cls == UNASSIGNED:
             continue
         row_scores = scores.getrow(row)
         # Highest score first; ties in term order, so the output never depends on hash order.
-        ranked = sorted(zip(-row_scores.data, terms[row_scores.indices], strict=True))
+        ranked = sorted(zip(-row_scores.data, [terms[i] for i in row_scores.indices], strict=True))
         result[int(cls)] = [
             (str(term), float(-negated)) for negated, term in ranked[:n_terms] if negated < 0
         ]

@@ -3,12 +3,16 @@
 Every clause (a sentence, or a run of its comma- and "because"-separated pieces, openers
 stripped) of the issue's most central distinct statements is a candidate. A candidate scores for
 being representative: its statement is close to the issue's centre and far from the other
-issues' centres, and it holds the issue's c-TF-IDF keywords. It scores for stating a problem: a
-failure word, a subject that is not a pronoun, no "works fine". A request, a pleasantry, a
-question about nothing broken or a bit of context (fewer than two content words, mostly digits,
-no verb and no failure, a dangling end) is never a candidate; what a request asks for ("dark
-theme for the editor") is, behind every statement of a problem, so an issue made only of wishes
-is named by the wish. Nothing is composed: every word of a title is a word a customer wrote.
+issues' centres, it holds the issue's c-TF-IDF keywords, and its own words point at this issue
+rather than at another (``wordspace``: a clause cut from a statement about two things is judged
+by the words it kept, so a reader comparing titles tells the issues apart). It scores for stating
+a problem: a failure word, a subject that is not a pronoun, no "works fine". A request, a
+pleasantry, a question about nothing broken or a bit of context (fewer than two content words,
+mostly digits, no verb and no failure, a dangling end, a report that someone asked or tried with
+nothing after it, a phrase opening with a preposition and no verb) is never a candidate; what a
+request asks for ("dark theme for the editor") is, behind every statement of a problem, so an
+issue made only of wishes is named by the wish. Nothing is composed: every word of a title is a
+word a customer wrote.
 
 Without a tagger (the pipeline is ``spacy.blank("en")`` with lookup lemmas), "content word" and
 "predicate" come from tokens, stop words and the project's word lists.
@@ -30,12 +34,15 @@ from triage.label.words import (
     FAILURE_LEMMAS,
     META_WORDS,
     MODAL_OPENERS,
+    OBJECT_VERBS,
     PLEASANTRY_OPENERS,
     POSITIVE_WORDS,
+    PREPOSITIONS,
     PRONOUN_SUBJECTS,
     QUESTION_OPENERS,
     REQUEST_OPENERS,
 )
+from triage.label.wordspace import WordSpace
 from triage.lexicon import lemma_docs
 from triage.preprocess.words import _GENERIC_LEMMAS, _NAMING_STOP_WORDS, _VERB_CUES
 
@@ -81,6 +88,8 @@ _REQUEST_LINK = re.compile(
 W_KEYWORDS = 2.0
 W_CENTRAL = 0.5
 W_MARGIN = 1.5
+# The margin of where a clause's own words point (``WordSpace``), a cosine difference as above.
+W_WORDS = 6.0
 W_FAILURE = 0.25
 W_POSITIVE = 1.0  # says something works and nothing fails: the contrast, not the problem
 W_PRONOUN = 0.35
@@ -99,6 +108,7 @@ class TitleContext:
     central: np.ndarray  # member rows, most central first
     closeness: np.ndarray  # cosine of each row of ``central`` to the issue's centroid
     margin: np.ndarray  # that cosine minus the row's cosine to the nearest other centroid
+    position: int = 0  # the issue's row among the centroids of ``WordSpace``
 
 
 @dataclass(frozen=True)
@@ -115,24 +125,35 @@ def choose_titles(
     *,
     max_words: int,
     candidates: int,
+    words: WordSpace | None = None,
 ) -> dict[int, str]:
     """A title per issue from the clauses of its ``candidates`` most central distinct
-    statements."""
+    statements; with ``words``, a clause whose own words point at its issue rather than at
+    another one scores higher."""
     pools = {
         issue: _pool(context, texts, max_words=max_words, candidates=candidates)
         for issue, context in contexts.items()
     }
+    every = [(issue, candidate) for issue, pool in pools.items() for candidate in pool]
     # One lemmatising pass over every candidate of every issue.
-    docs = iter(lemma_docs([c.text for pool in pools.values() for c in pool]))
-    titles = {}
-    for issue, pool in pools.items():
-        best, best_score = "", -np.inf
-        for candidate in pool:  # most central first, so it wins ties
-            score = _score(candidate, next(docs), contexts[issue])
-            if score > best_score:
-                best, best_score = candidate.text, score
-        titles[issue] = _headline(best) if best else _from_keywords(contexts[issue].keywords)
-    return titles
+    docs = lemma_docs([candidate.text for _, candidate in every])
+    scores = np.array(
+        [_score(c, doc, contexts[issue]) for (issue, c), doc in zip(every, docs, strict=True)]
+    )
+    if words is not None and every:
+        scores += W_WORDS * words.margins(
+            [{t.lemma_ for t in doc if t.is_alpha} for doc in docs],
+            [contexts[issue].position for issue, _ in every],
+        )
+    best: dict[int, tuple[float, str]] = {}
+    for (issue, candidate), score in zip(every, scores, strict=True):
+        # Most central first, so it wins ties.
+        if score > best.get(issue, (-np.inf, ""))[0]:
+            best[issue] = (float(score), candidate.text)
+    return {
+        issue: _headline(best[issue][1]) if issue in best else _from_keywords(context.keywords)
+        for issue, context in contexts.items()
+    }
 
 
 def _pool(
@@ -232,8 +253,16 @@ def _score(candidate: _Candidate, doc: Doc, context: TitleContext) -> float:
     # A bit of context, not a statement: under two content words, mostly numbers and versions,
     # or nothing said about anything (no verb, no failure: "Data engineer, writes a lot"). The
     # core of a request needs no verb: "manual merchandising rules" is the thing wanted.
-    said = candidate.request or failure or _has_predicate(tokens)
+    if opener in PREPOSITIONS:  # "Without the footer": a failure word alone says nothing here
+        said = candidate.request or _has_finite_verb(tokens)
+    else:
+        said = candidate.request or failure or _has_predicate(tokens)
     if len(content) < 2 or numeric * 3 > len(tokens) or not said:
+        return -np.inf
+    # Someone asked or tried, and what is left out is the point: "Our group keeps asking". Only
+    # a verb's form ("asking", "tried", "said"): "checks" or "the request" may be a noun.
+    last = tokens[-1]
+    if last.lemma_ in OBJECT_VERBS and last.lower_ != last.lemma_ and last.lower_[-1] != "s":
         return -np.inf
     # A question that names nothing broken ("Who the economic buyer is", "What happens is").
     asks = not candidate.request and (candidate.question or opener in QUESTION_OPENERS)
@@ -271,6 +300,20 @@ def _has_predicate(tokens: Sequence[Token]) -> bool:
             and token.lemma_ != text
             and tokens[i - 1].is_alpha
             and not tokens[i - 1].is_stop
+        ):
+            return True
+    return False
+
+
+def _has_finite_verb(tokens: Sequence[Token]) -> bool:
+    """A verb that makes a statement, not an adjective or a noun in "-ing": an auxiliary or
+    common verb form, a past form, or "-s" after a word ("in dark mode it flickers")."""
+    for i, token in enumerate(tokens):
+        text = token.lower_
+        if text in _VERB_CUES or text in _PAST_FORMS:
+            return True
+        if token.lemma_ != text and (
+            text.endswith("ed") or (i and text.endswith("s") and tokens[i - 1].is_alpha)
         ):
             return True
     return False

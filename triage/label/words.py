@@ -108,6 +108,21 @@ REPORTING_VERBS = frozenset(
      "feel", "feels", "found", "realised", "realized", "confirm", "confirms", "confirmed",
      "claim", "claims", "claimed"}
 )  # fmt: skip
+# Prepositions: a clause opening with one and saying nothing with a verb ("With the previous
+# layout", "Without the footer text") is an adjunct cut off from its statement.
+PREPOSITIONS = frozenset(
+    {"with", "without", "for", "in", "on", "at", "from", "by", "about", "after", "before",
+     "during", "since", "into", "onto", "under", "over", "between", "through", "via", "per",
+     "like", "than", "until", "till", "of", "to", "as"}
+)  # fmt: skip
+# Verbs (lemmas) that say nothing without what follows them: a clause ending on one ("Our
+# finance group keeps asking", "We tried", "Several buyers complained") reports that something
+# was said, asked or tried, not what went wrong.
+OBJECT_VERBS = frozenset(
+    {"ask", "try", "say", "tell", "wonder", "complain", "report", "mention", "notice", "explain",
+     "confirm", "suggest", "request", "want", "need", "expect", "hope", "wish", "wait", "check",
+     "test", "attempt", "reach", "call", "email", "write", "escalate", "inquire", "enquire"}
+)  # fmt: skip
 # A statement that something works ("The preview is indented fine") is the contrast to a
 # problem, not the problem, unless it also names a failure.
 POSITIVE_WORDS = frozenset(
