@@ -78,3 +78,18 @@ def test_categorizer_scores_words_into_the_combiners_layout(examples):  # type: 
     p = scored["words"].scores
     for name in CATEGORIES:
         assert row[FEATURES.index(f"words_log_p_{name}")] == pytest.approx(np.log(p[name] + 1e-3))
+
+
+def test_words_scores_many_tickets_in_one_pass_as_one_at_a_time(examples):  # type: ignore[no-untyped-def]
+    words = train_words(examples)
+    assert words is not None
+    tickets = [["The menu hides the button."], ["It is stale.", "An old feed."], ["  "], ["the"]]
+    categorizer = Categorizer(CueLexicon.load(DEFAULT_CUES), words=words)
+    batch = categorizer.words_scores(tickets)
+    for texts, scored in zip(tickets, batch, strict=True):
+        alone = score_words(words, texts)
+        assert scored is not None and scored.reasons == alone.reasons
+        assert scored.scores == pytest.approx(alone.scores)
+    # Stop words weigh in the model but are never given as a reason.
+    assert all("'the'" not in reason for reason in batch[3].reasons.values())
+    assert Categorizer(CueLexicon.load(DEFAULT_CUES)).words_scores(tickets) == [None] * 4

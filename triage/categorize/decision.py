@@ -34,7 +34,7 @@ from triage.categorize.signals import (
     score_examples,
     score_outputs,
 )
-from triage.categorize.words import WORDS_FILE, WordClassifier, score_words
+from triage.categorize.words import WORDS_FILE, WordClassifier, score_words, score_words_many
 from triage.config import Settings
 from triage.errors import InvalidInputError
 from triage.lexicon import MODELS_DIR, CueLexicon
@@ -156,7 +156,10 @@ class Categorizer:
         signals: OutputSignals | None,
         *,
         docs: Sequence[Any] | None = None,
+        words: SignalScore | None = None,
     ) -> dict[str, SignalScore]:
+        """Every signal's score; ``words``: the words signal already scored for these texts
+        (``words_scores``, many tickets at once)."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         matches = self.cues.match(texts, docs=docs)
         scored = {"cues": score_cues(matches, saturation=self.params.cue_saturation)}
@@ -172,9 +175,18 @@ class Categorizer:
                     dtype=np.float32,
                 ).reshape(len(texts), len(self.classifier.cue_categories))
             scored["classifier"] = score_classifier(self.classifier, vectors, cue_counts)
-        if self.words is not None:
+        if words is not None:
+            scored["words"] = words
+        elif self.words is not None:
             scored["words"] = score_words(self.words, texts)
         return scored
+
+    def words_scores(self, tickets: Sequence[Sequence[str]]) -> list[SignalScore | None]:
+        """The words signal of each ticket (its texts), in one pass; None without a word
+        model."""
+        if self.words is None:
+            return [None] * len(tickets)
+        return list(score_words_many(self.words, tickets))
 
     def decide(
         self,
@@ -184,12 +196,14 @@ class Categorizer:
         *,
         docs: Sequence[Any] | None = None,
         context: TicketContext | None = None,
+        words: SignalScore | None = None,
     ) -> CategoryDecision:
         """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already;
-        ``context``: the ticket's (``context.ticket_contexts``), read by the learned combiner."""
+        ``context``: the ticket's (``context.ticket_contexts``), read by the learned combiner;
+        ``words``: its words signal, when the caller scored many tickets at once."""
         if not texts:
             raise InvalidInputError("An issue needs at least one text to be categorised.")
-        scored = self.signal_scores(texts, vectors, signals, docs=docs)
+        scored = self.signal_scores(texts, vectors, signals, docs=docs, words=words)
         if self.learned:
             assert self.combiner is not None
             return decide_learned(self.combiner, scored, context or TicketContext())

@@ -19,7 +19,7 @@ sublinear-tf, idf and L2 steps, which is what ``TfidfVectorizer.transform`` comp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +46,38 @@ class WordClassifier:
     idf: np.ndarray
     coef: np.ndarray  # (n_classes, n_terms); (1, n_terms) for two classes
     intercept: np.ndarray
+    # Built once: a CountVectorizer checks its whole vocabulary on its first transform.
+    _counter: Any = field(default=None, init=False, repr=False, compare=False)
+    _said: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def said(self) -> np.ndarray:
+        """Per term, whether it says something a person can check: "the" or "it is" may weigh
+        in the model, but are never shown as a reason."""
+        if self._said is None:
+            from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+            self._said = np.array(
+                [not all(t in ENGLISH_STOP_WORDS for t in term.split()) for term in self.vocabulary]
+            )
+        return self._said
 
     def features(self, texts: Sequence[str]) -> Any:
         from sklearn.preprocessing import normalize
 
-        counts = (
-            _counter({term: i for i, term in enumerate(self.vocabulary)})
-            .transform(list(texts))
-            .astype(np.float64)
-        )
-        counts.data = 1.0 + np.log(counts.data)  # sublinear tf
-        return normalize(counts.multiply(self.idf).tocsr())
+        if self._counter is None:
+            self._counter = _counter({term: i for i, term in enumerate(self.vocabulary)})
+        counts = self._counter.transform(list(texts)).astype(np.float64).tocsr()
+        # Sublinear tf times idf, on the stored entries only.
+        counts.data = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
+        return normalize(counts)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), len(classes))`` probabilities."""
-        logits = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        return self.proba_of(self.features(texts))
+
+    def proba_of(self, features: Any) -> np.ndarray:
+        """Probabilities from ``features(texts)``."""
+        logits = np.asarray(features @ self.coef.T) + self.intercept
         if self.coef.shape[0] == 1:
             positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             return np.column_stack([1.0 - positive, positive])
@@ -128,29 +145,47 @@ def train_words(
 
 
 def score_words(words: WordClassifier, texts: Sequence[str], *, top: int = 3) -> Any:
-    """The ``words`` signal for one ticket: its statements read as one text. Each category's
-    reason names the ticket's words that lean most towards it."""
+    """The ``words`` signal for one ticket: its statements read as one text."""
+    return score_words_many(words, [texts], top=top)[0]
+
+
+def score_words_many(
+    words: WordClassifier, tickets: Sequence[Sequence[str]], *, top: int = 3
+) -> list[Any]:
+    """The ``words`` signal for each ticket (its statements read as one text), in one pass over
+    all of them. Each category's reason names the ticket's words that lean most towards it."""
     from triage.categorize.examples import CATEGORIES
     from triage.categorize.signals import SignalScore
 
-    text = " ".join(texts)
-    if not text.strip():
-        return SignalScore({}, {})
-    row = words.features([text])
-    proba = words.predict_proba([text])[0]
-    scores = {name: 0.0 for name in CATEGORIES}
-    for name, p in zip(words.classes, proba, strict=True):
-        scores[name] = float(p)
+    texts = [" ".join(statements) for statements in tickets]
+    rows = words.features(texts)
+    probabilities = words.proba_of(rows)
     coef = words.coef if words.coef.shape[0] > 1 else np.vstack([-words.coef, words.coef])
-    reasons, leaning = {}, {}
-    for k, name in enumerate(words.classes):
-        weights = row.multiply(coef[k]).tocoo()
-        order = np.argsort(-weights.data)[:top]
-        terms = [words.vocabulary[weights.col[i]] for i in order if weights.data[i] > 0]
-        leaning[name] = terms
-        reasons[name] = (
-            f"its words ({', '.join(repr(t) for t in terms)}) lean {name}: {scores[name]:.2f}"
-            if terms
-            else f"word model gives {name} {scores[name]:.2f}"
+    said_mask = words.said()
+    result = []
+    for r, text in enumerate(texts):
+        if not text.strip():
+            result.append(SignalScore({}, {}))
+            continue
+        span = slice(rows.indptr[r], rows.indptr[r + 1])
+        indices, values = rows.indices[span], rows.data[span]
+        scores = {name: 0.0 for name in CATEGORIES}
+        for name, p in zip(words.classes, probabilities[r], strict=True):
+            scores[name] = float(p)
+        reasons, leaning = {}, {}
+        keep = said_mask[indices]  # the ticket's terms worth showing
+        said = indices[keep]
+        weights = coef[:, said] * values[keep]  # (classes, terms): each term towards each class
+        for k, name in enumerate(words.classes):
+            order = np.argsort(-weights[k])[:top]
+            terms = [words.vocabulary[said[i]] for i in order if weights[k, i] > 0]
+            leaning[name] = terms
+            reasons[name] = (
+                f"its words ({', '.join(repr(t) for t in terms)}) lean {name}: {scores[name]:.2f}"
+                if terms
+                else f"word model gives {name} {scores[name]:.2f}"
+            )
+        result.append(
+            SignalScore(scores, reasons, {"probabilities": scores, "leaning_terms": leaning})
         )
-    return SignalScore(scores, reasons, {"probabilities": scores, "leaning_terms": leaning})
+    return result

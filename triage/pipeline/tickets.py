@@ -55,8 +55,11 @@ def decide_tickets(
         for feedback_id, rows in rows_of.items()
     }
     judged = ticket_contexts(tickets, list(outputs.values()), traffic)
+    ordered = sorted(rows_of.items())
+    # The word model reads every ticket in one pass (one vectorizer call, one product).
+    words = categorizer.words_scores([[units.texts[r] for r in rows] for _, rows in ordered])
     decisions: dict[int, CategoryDecision] = {}
-    for feedback_id, rows in sorted(rows_of.items()):
+    for (feedback_id, rows), ticket_words in zip(ordered, words, strict=True):
         signals, ticket_context = judged[feedback_id]
         decisions[feedback_id] = categorizer.decide(
             [units.texts[r] for r in rows],
@@ -64,6 +67,7 @@ def decide_tickets(
             signals,
             docs=[docs[r] for r in rows],
             context=ticket_context,
+            words=ticket_words,
         )
     return decisions
 
