@@ -21,7 +21,7 @@ class _Pipeline:
         self.pending = pending
         self.refreshes = 0
 
-    def process_pending(self, engine):  # type: ignore[no-untyped-def]
+    def process_pending(self, engine, *, until=None):  # type: ignore[no-untyped-def]
         done, self.pending = self.pending, 0
         return SimpleNamespace(processed=done, failed=0)
 

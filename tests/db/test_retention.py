@@ -142,7 +142,7 @@ class _IdlePipeline:
     def __init__(self) -> None:
         self.refreshes = 0
 
-    def process_pending(self, engine):  # type: ignore[no-untyped-def]
+    def process_pending(self, engine, *, until=None):  # type: ignore[no-untyped-def]
         return SimpleNamespace(processed=0, failed=0)
 
     def refresh(self, engine) -> None:  # type: ignore[no-untyped-def]
