@@ -34,6 +34,8 @@ DEFAULT_TESTS = [
     "tests/reliability/test_faults.py",
     "tests/reliability/test_contention.py",
     "tests/api/test_api_feedback_isolation.py",
+    "tests/api/test_api_feedback_statements.py",
+    "tests/reliability/test_serve_worker.py",
     # Issue 14's smaller defects, one test each.
     "tests/api/test_api_feedback.py::test_api_feedback_since_honours_the_time_zone_offset",
     "tests/api/test_api_issues.py::test_api_issues_since_honours_the_time_zone_offset",
