@@ -13,6 +13,8 @@
 7. Refresh against stored traffic: a refresh with nothing pending and with 1,000 new tickets at
    10k, 100k and 1M stored model outputs (seconds, peak memory), and ingestion with that many
    stored, on SQLite and (with TRIAGE_TEST_POSTGRES_URL) PostgreSQL (bench.refresh).
+8. Two API processes behind one port on PostgreSQL at 400 single POSTs/s, and the rate limit
+   holding across both through Redis (bench.replicas; with TRIAGE_TEST_POSTGRES_URL and Redis).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import categorize, cluster, embed, history, load, refresh, user_path
+from bench import categorize, cluster, embed, history, load, refresh, replicas, user_path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -46,6 +48,9 @@ def main() -> int:
     print("\n## Ingestion under load (triage serve on loopback, no worker, no rate limit)")
     results["load"] = load.run()
     print(load.table(results["load"]))
+    print("\n## Two API processes behind one port (PostgreSQL, Redis for the limits)")
+    results["replicas"] = replicas.run()
+    print(replicas.table(results["replicas"]))
     print("\n## Refresh against stored traffic (rollups; fake embedder)")
     results["refresh"] = refresh.run(sizes=(10_000, 100_000, 1_000_000))
     print(refresh.table(results["refresh"]))

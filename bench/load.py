@@ -342,15 +342,15 @@ def mixed(url: str, folder: Path, label: str, **load: Any) -> dict[str, Any]:
 
 @contextmanager
 def serving(
-    env: dict[str, str], log_path: Path, *, worker: bool = False
+    env: dict[str, str], log_path: Path, *, worker: bool = False, extra: Sequence[str] = ()
 ) -> Iterator[tuple[str, int]]:
-    """``triage serve --no-worker`` (or with its worker) on a free loopback port, once /readyz
-    answers 200: its base URL and process id."""
+    """``triage serve --no-worker`` (or with its worker; ``extra`` arguments too) on a free
+    loopback port, once /readyz answers 200: its base URL and process id."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = [TRIAGE, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    args.append("--worker" if worker else "--no-worker")
+    args += ["--worker" if worker else "--no-worker", *extra]
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
