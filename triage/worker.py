@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from triage import db, retention, store
 from triage.config import Settings
@@ -186,7 +188,13 @@ class BackgroundWorker:
             [sys.executable, "-m", "triage.worker"], stdin=subprocess.PIPE
         )
         assert self.process.stdin is not None
-        pickle.dump(self.settings, self.process.stdin)
+        # One line of JSON, never a pickle; the secrets in clear (the pipe is the child's own).
+        values = self.settings.model_dump(mode="json")
+        for name, value in self.settings:
+            if isinstance(value, SecretStr):
+                values[name] = value.get_secret_value()
+        line = json.dumps(values)
+        self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -209,7 +217,7 @@ def _run_child() -> None:
     # Stopped while it loads the models, there is nothing to finish.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda *_: sys.exit(0))
-    settings = pickle.load(sys.stdin.buffer)
+    settings = Settings.model_validate_json(sys.stdin.buffer.readline())
     if hasattr(os, "nice"):  # not on Windows
         os.nice(SERVE_WORKER_NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
