@@ -63,7 +63,7 @@ def postgres_url() -> Iterator[str]:
 
 TABLES = (
     "digest, audit_log, api_key, pipeline_run, link, membership, unit, embedding, issue, "
-    "model_output, feedback, output_rollup, rollup_watermark"
+    "model_output, model_output_key, feedback, output_rollup, rollup_watermark"
 )
 
 

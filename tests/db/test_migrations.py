@@ -168,7 +168,7 @@ def test_migrations_0006_existing_outputs_are_rolled_up_by_the_first_roll_up(emp
                 "CURRENT_TIMESTAMP, 'x', CURRENT_TIMESTAMP)"
             )
         )
-    db.upgrade(empty_url)
+    db.upgrade(empty_url, "0006")
     assert db.schema_state(engine)[0] == "0006"
     assert roll_up(engine, params=SignalParams()) == 1
     with engine.connect() as connection:
@@ -178,3 +178,86 @@ def test_migrations_0006_existing_outputs_are_rolled_up_by_the_first_roll_up(emp
     command.downgrade(db.alembic_config(empty_url), "0005")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT output_id FROM model_output")).scalar_one() == "o1"
+
+
+def test_migrations_0007_partitions_outputs_by_month_and_downgrades_to_the_plain_table(empty_url):  # type: ignore[no-untyped-def]
+    """On PostgreSQL, outputs already stored move to their month's partition with their ids, the
+    link to one still holds, output_id stays unique; the downgrade restores the plain table with
+    every output. SQLite keeps its table (issue 17)."""
+    from alembic import command
+
+    from triage import store
+    from triage.errors import ConflictError
+    from triage.models import ModelOutputCreate
+
+    db.upgrade(empty_url, "0006")
+    engine = db.get_engine(empty_url)
+    postgres = engine.dialect.name == "postgresql"
+    long_ago = (
+        "CURRENT_TIMESTAMP - INTERVAL '100 days'" if postgres else "datetime('now', '-100 days')"
+    )
+    with engine.begin() as connection:
+        for output_id, received in (("o-old", long_ago), ("o-new", "CURRENT_TIMESTAMP")):
+            connection.execute(
+                text(
+                    "INSERT INTO model_output (output_id, model, content_sha256, received_at) "
+                    f"VALUES ('{output_id}', 'summarizer', 'x', {received})"
+                )
+            )
+        connection.execute(
+            text(
+                "INSERT INTO feedback (source, external_id, text, text_sha256, received_at, "
+                "status, attempts) VALUES ('s', '1', 'wrong', 'x', CURRENT_TIMESTAMP, "
+                "'processed', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO link (feedback_id, model_output_id, method, confidence, created_at) "
+                "VALUES (1, 1, 'explicit', 1.0, CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url, "0007")
+    assert db.schema_state(engine)[0] == "0007"
+    where = "SELECT output_id, id FROM model_output ORDER BY id"
+    with engine.connect() as connection:
+        assert [tuple(r) for r in connection.execute(text(where))] == [("o-old", 1), ("o-new", 2)]
+        if postgres:
+            tables = connection.execute(
+                text("SELECT tableoid::regclass::text FROM model_output ORDER BY id")
+            ).scalars()
+            assert [t.rsplit("_", 2)[0] for t in tables] == ["model_output_live"] * 2
+            assert (
+                connection.execute(
+                    text("SELECT count(*) FROM pg_partition_tree('model_output_live') WHERE isleaf")
+                ).scalar_one()
+                >= 5
+            )  # 100 days back to two months ahead, and the default
+            fk = "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = :name"
+            linked = connection.execute(text(fk), {"name": "link_model_output_id_fkey"})
+            assert linked.scalar_one() == "model_output_key"
+    with pytest.raises(ConflictError) as refused, db.session_scope(engine) as session:
+        store.add_model_outputs(session, items=[ModelOutputCreate(output_id="o-old", model="m")])
+    assert refused.value.details["conflicts"] == [{"output_id": "o-old", "id": 1}]
+    with db.session_scope(engine) as session:
+        [added] = store.add_model_outputs(session, items=[
+            ModelOutputCreate(output_id="o-3", model="summarizer")])  # fmt: skip
+    assert added.id > 2 and not added.duplicate  # a refused claim may have spent an id
+    new_id = added.id
+
+    command.downgrade(db.alembic_config(empty_url), "0006")
+    with engine.connect() as connection:
+        rows = [tuple(r) for r in connection.execute(text(where))]
+        assert rows == [("o-old", 1), ("o-new", 2), ("o-3", new_id)]
+        assert connection.execute(text("SELECT model_output_id FROM link")).scalar_one() == 1
+        if postgres:
+            kind = "SELECT relkind FROM pg_class WHERE relname = 'model_output'"
+            assert connection.execute(text(kind)).scalar_one() == "r"
+    insert = (
+        "INSERT INTO model_output (output_id, model, content_sha256, received_at) "
+        "VALUES (:o, 'summarizer', 'x', CURRENT_TIMESTAMP) RETURNING id"
+    )
+    with pytest.raises(Exception, match=r"uq_model_output_output_id|UNIQUE"), engine.begin() as c:
+        c.execute(text(insert), {"o": "o-3"})
+    with engine.begin() as connection:  # the id sequence went on from where it was
+        assert connection.execute(text(insert), {"o": "o-4"}).scalar_one() > new_id

@@ -68,3 +68,5 @@ def db_prune(
             engine, retention_days=keep, signals=SignalParams.from_settings(settings)
         )
     out.print(f"deleted {result.deleted} model outputs linked to no ticket, older than {keep} days")
+    if result.partitions_dropped is not None:
+        out.print(f"{result.partitions_dropped} monthly partitions dropped (counted above)")

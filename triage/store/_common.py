@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, tuple_
+from sqlalchemy import ARRAY, Table, cast, func, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, select
 
@@ -66,6 +66,24 @@ def _same(sent: Any, stored: Any) -> bool:
     return bool(sent == stored)
 
 
+def _claim(
+    session: Session, claims: Table, *, rows: list[dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Claim the rows' keys in ``claims``: the first row of each key it had not, with its id."""
+    # One array parameter, not one per row: the statement is the same text for every batch.
+    # Sorted, so two batches sharing keys wait for each other in one order, never deadlock.
+    wanted = sorted({row[key] for row in rows})
+    sent = select(func.unnest(cast(wanted, ARRAY(claims.c[key].type))))
+    claimed = session.execute(
+        postgresql.insert(claims)
+        .from_select([key], sent)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(claims.c[key], claims.c.id)
+    )
+    ids = dict(claimed.tuples().all())
+    return [{**row, "id": ids.pop(row[key])} for row in rows if row[key] in ids]
+
+
 def insert_idempotent(
     session: Session,
     *,
@@ -74,6 +92,7 @@ def insert_idempotent(
     keys: tuple[str, ...],
     digest: str,
     compare: tuple[str, ...] = (),
+    claim_in: Table | None = None,
 ) -> list[Stored]:
     """Insert the rows whose ``keys`` are new, and read back those that were there already; one
     answer per row.
@@ -86,18 +105,32 @@ def insert_idempotent(
 
     RETURNING carries everything an answer needs, so new rows (the common case) cost one
     statement: on PostgreSQL a single new ticket is then one round trip, not two.
+
+    ``claim_in`` (PostgreSQL): a table of the keys and ids that keeps the keys unique where
+    ``table`` cannot (a partitioned table's unique constraints must hold its partition keys);
+    the keys are claimed there first, the same way, and only the rows whose keys it returns
+    are inserted, with the ids it gave them. One statement more, still one per table.
     """
     key_columns = [table.c[k] for k in keys]
     # Not the whole row: a batch of long texts would be read back for nothing.
     read_back = [*key_columns, table.c.id, table.c[digest], *(table.c[c] for c in compare)]
     if "status" in table.c:
         read_back.append(table.c.status)
-    statement = (
-        dialect_insert(session, table)
-        .on_conflict_do_nothing(index_elements=list(keys))
-        .returning(*read_back)
-    )
-    inserted = {tuple(r[k] for k in keys): r for r in session.execute(statement, rows).mappings()}
+    if claim_in is None:
+        statement = (
+            dialect_insert(session, table)
+            .on_conflict_do_nothing(index_elements=list(keys))
+            .returning(*read_back)
+        )
+        written = list(session.execute(statement, rows).mappings())
+    else:
+        [claimed] = keys
+        new_rows = _claim(session, claim_in, rows=rows, key=claimed)
+        written = []
+        if new_rows:
+            statement = postgresql.insert(table).returning(*read_back)
+            written = list(session.execute(statement, new_rows).mappings())
+    inserted = {tuple(r[k] for k in keys): r for r in written}
     stored = dict(inserted)
     missing = [k for k in dict.fromkeys(tuple(row[k] for k in keys) for row in rows)
                if k not in inserted]  # fmt: skip

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from triage.errors import ConflictError, NotFoundError
 from triage.models import ModelOutput, ModelOutputAccepted, ModelOutputCreate, utcnow
 from triage.store._common import insert_idempotent, sha256_hex, table_of
+from triage.store.partitions import OUTPUT_KEY
 from triage.store.rollups import lock_output_inserts
 
 
@@ -32,9 +33,11 @@ def add_model_outputs(
         rows.append(row)
     # A roll-up must not read past an id an insert still in flight may commit below.
     lock_output_inserts(session)
+    # PostgreSQL's partitioned table cannot hold UNIQUE(output_id): its key table does.
+    postgres = session.get_bind().dialect.name == "postgresql"
     answers = insert_idempotent(
         session, table=table_of(ModelOutput), rows=rows, keys=("output_id",),
-        digest="content_sha256",
+        digest="content_sha256", claim_in=OUTPUT_KEY if postgres else None,
     )  # fmt: skip
     conflicts = [
         # Only ids stored before this request: the caller rolls it back.

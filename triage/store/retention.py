@@ -1,5 +1,6 @@
 """Retention of logged model outputs: which are old and linked to no ticket, and deleting them in
-id ranges (``triage.retention`` runs the ranges, one short transaction each)."""
+id ranges (``triage.retention`` runs the ranges, one short transaction each), or on PostgreSQL
+a whole month at a time (``store.partitions``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_
 from sqlmodel import Session, col, select
 
 from triage.models import Feedback, Link, ModelOutput, PipelineRun, as_utc
+from triage.store.partitions import Month, drop_month, forget_keys, highest_id, keep_rows
 
 
 def _old(cutoff: datetime) -> ColumnElement[bool]:
@@ -26,6 +28,18 @@ def _unlinked() -> ColumnElement[bool]:
     linked = exists().where(col(Link.model_output_id) == col(ModelOutput.id))
     named = exists().where(col(Feedback.output_id) == col(ModelOutput.output_id))
     return and_(~linked, ~named)
+
+
+def _stays(cutoff: datetime) -> ColumnElement[bool]:
+    # For outputs that arrived before ``cutoff``, not (old and unlinked) as above, written as
+    # uncorrelated subqueries the planner hashes once: a month of millions is one scan.
+    return or_(
+        col(ModelOutput.created_at) >= cutoff,
+        col(ModelOutput.id).in_(select(Link.model_output_id)),
+        col(ModelOutput.output_id).in_(
+            select(Feedback.output_id).where(col(Feedback.output_id).is_not(None))
+        ),
+    )
 
 
 def old_output_ids(
@@ -50,7 +64,7 @@ def delete_unlinked_outputs(
     """Delete the outputs with ids in ``[first_id, last_id]`` that are older than ``cutoff`` and
     linked to no ticket; the number deleted. Checked in the delete itself, so a link made since
     the ids were read keeps its output."""
-    result = session.execute(
+    deleted = session.execute(
         delete(ModelOutput)
         .where(
             col(ModelOutput.id) >= first_id,
@@ -58,9 +72,24 @@ def delete_unlinked_outputs(
             _old(cutoff),
             _unlinked(),
         )
+        .returning(col(ModelOutput.id))
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    ids = list(deleted.scalars())
+    forget_keys(session, ids=ids)
+    return len(ids)
+
+
+def prune_month(session: Session, *, month: Month, cutoff: datetime, max_id: int) -> int | None:
+    """PostgreSQL: drop ``month``'s partition (wholly older than ``cutoff``) once the outputs
+    that must stay (linked, named by a ticket, or created since ``cutoff``) are moved to the
+    kept partition; how many outputs went, or None if some are not rolled up to ``max_id``
+    yet. Call it under the issues lock; a link made meanwhile to an output being dropped fails
+    it (the link's foreign key), and nothing is dropped."""
+    if highest_id(session, month=month) > max_id:
+        return None
+    keep_rows(session, month=month, where=_stays(cutoff))
+    return drop_month(session, month=month)
 
 
 def count_prunable_outputs(session: Session, *, cutoff: datetime) -> int:
