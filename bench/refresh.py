@@ -179,6 +179,7 @@ def child(what: str) -> None:
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_mb": round(usage.ru_maxrss / 1024),
         "rolled_up": stats.rolled_up, "phases": {k: round(v, 2) for k, v in stats.seconds.items()},
+        "decided": stats.decided, "issues_redone": stats.issues_redone,
     }))  # fmt: skip
 
 
@@ -223,10 +224,11 @@ def run(
     *,
     sizes: tuple[int, ...] = (10_000, 100_000),
     embedder: str = "fake",
+    databases: tuple[str, ...] = ("sqlite", "postgresql"),
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    kinds = ["sqlite"] + (["postgresql"] if PG_URL else [])
-    if not PG_URL:
+    kinds = [k for k in databases if k == "sqlite" or PG_URL]
+    if "postgresql" in databases and not PG_URL:
         log("PostgreSQL skipped: set TRIAGE_TEST_POSTGRES_URL to measure it too")
     results: dict[str, Any] = {"embedder": embedder, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,12 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--embedder", choices=["fake", "default"], default="fake")
+    parser.add_argument(
+        "--databases", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
     parser.add_argument("--child", choices=["refresh", "run"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child)
         return 0
-    results = run(sizes=tuple(args.sizes), embedder=args.embedder)
+    results = run(sizes=tuple(args.sizes), embedder=args.embedder, databases=tuple(args.databases))
     print(table(results))
     print(json.dumps(results, indent=2))
     return 0

@@ -83,7 +83,7 @@ def refresh_issues(
     if units is not None:
         categorizer = for_embedder(load_categorizer(settings=settings), model_id)
         params = DiagnoseParams.from_settings(settings)
-        judged = judge_tickets(session, units, categorizer, params=params)
+        judged = judge_tickets(session, units, categorizer, params=params, model_id=model_id)
         diagnose(session, units, issue_of, categorizer, judged, params=params, now=utcnow())
     session.flush()
 

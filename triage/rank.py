@@ -225,6 +225,21 @@ def severity(
     return sum(worst.values()) / len(worst), terms
 
 
+def recency_of(last: datetime, now: datetime, config: RankConfig) -> float:
+    """1 for an issue whose newest ticket is from ``now``, halving every half-life."""
+    days = max(0.0, (_utc(now) - _utc(last)) / timedelta(days=1))
+    return float(0.5 ** (days / config.recency_half_life_days))
+
+
+def with_recency(
+    breakdown: Mapping[str, float], last: datetime, now: datetime, config: RankConfig
+) -> dict[str, float]:
+    """A stored priority ``breakdown`` with its recency term as of ``now`` (the issue's newest
+    ticket written at ``last``): the one term that moves when nothing about the issue does."""
+    recency = config.weights["recency"] * recency_of(last, now, config)
+    return {**breakdown, "recency": round(recency, 6)}
+
+
 def prioritize(
     issue: IssueStats,
     *,
@@ -248,11 +263,9 @@ def prioritize(
         / (issue_trend.trailing_mean + config.trend_pseudocount)
     )
     severity_score, terms = severity(issue.texts, lexicon, docs=docs, tickets=issue.text_tickets)
-    if issue.timestamps:
-        days = max(0.0, (now - max(_utc(t) for t in issue.timestamps)) / timedelta(days=1))
-        recency = 0.5 ** (days / config.recency_half_life_days)
-    else:
-        recency = 0.0
+    recency = (
+        recency_of(max(_utc(t) for t in issue.timestamps), now, config) if issue.timestamps else 0.0
+    )
     components = {
         "reach": min(1.0, math.log1p(weighted_customers) / math.log1p(config.reach_saturation)),
         "volume": min(

@@ -11,6 +11,7 @@ once even if a roll-up dies half way or two run at once. It never reads past
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -42,7 +43,12 @@ def _record(row: Any) -> OutputRecord:
 
 
 def roll_up(
-    engine: Engine, *, params: SignalParams, batch: int = 5000, lock_wait: float = 5.0
+    engine: Engine,
+    *,
+    params: SignalParams,
+    batch: int = 5000,
+    lock_wait: float = 5.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Merge every committed output not rolled up yet into the rollups; returns how many.
 
@@ -50,7 +56,16 @@ def roll_up(
     the sketching), then merged in a short write transaction that first checks the watermark has
     not moved; if another roll-up moved it, the range is read again from the new watermark.
     On PostgreSQL, waiting more than ``lock_wait`` seconds for inserts in flight skips the
-    roll-up (new inserts wait behind it): ``load_traffic`` still reads what is not rolled up."""
+    roll-up (new inserts wait behind it): ``load_traffic`` still reads what is not rolled up.
+    ``progress(done, total)`` after each range: outputs rolled up, and of about how many (the
+    id range: ids above the watermark are dense but for failed inserts)."""
+    try:
+        with db.session_scope(engine, lock_wait=lock_wait) as session:
+            # PostgreSQL's coming months' partitions (``store.partitions``), made here so that
+            # no insert ever has to.
+            store.ensure_partitions(session)
+    except OperationalError:
+        logger.warning("partitions not made: inserts of model outputs held them up; next time")
     try:
         with db.session_scope(engine, lock_wait=lock_wait) as session:
             until = store.committed_output_id(session)
@@ -58,12 +73,13 @@ def roll_up(
         logger.warning("roll-up skipped: inserts of model outputs held it up; next refresh")
         return 0
     sources: dict[str, Histogram] | None = None  # all rollups' source ages, read once
-    rolled = 0
+    rolled, total = 0, None
     while True:
         with db.session_scope(engine) as session:
             after = store.rollup_watermark(session)
             if after >= until:  # nothing new (no write, no write lock), or all done
                 break
+            total = until - after if total is None else total
             rows = store.outputs_to_roll_up(session, after_id=after, until_id=until, limit=batch)
             if sources is None:
                 sources = Sketch.merged(
@@ -77,6 +93,8 @@ def roll_up(
             _merge(session, sketched)
             store.set_rollup_watermark(session, last_output_id=last)
         sources, rolled = merged, rolled + len(rows)
+        if progress is not None and total:
+            progress(min(rolled, total), total)
     if rolled:
         logger.info("rolled up %d model outputs", rolled)
     return rolled

@@ -142,7 +142,7 @@ def diagnose_all(session: Session, settings, categorizer, *, now) -> None:  # ty
     """Every ticket judged, then every issue diagnosed, as a refresh does."""
     units = load_units(session, model_id=EMBEDDER.model_id)
     params = DiagnoseParams.from_settings(settings)
-    judged = judge_tickets(session, units, categorizer, params=params)
+    judged = judge_tickets(session, units, categorizer, params=params, model_id=EMBEDDER.model_id)
     diagnose(session, units, issue_of(store.membership_map(session)), categorizer, judged,
              params=params, now=now)  # fmt: skip
 

@@ -287,3 +287,15 @@ def test_link_signals_a_traffic_profile_keeps_its_params():
     strict = TrafficProfile(traffic, SignalParams(min_count=50))
     assert output_signals(linked, strict).version_concentration is None
     assert output_signals(linked, strict, SignalParams()).version_concentration is not None
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 40, 1000])
+@pytest.mark.parametrize("p", [0.001, 0.1, 0.5, 0.9, 1.0])
+def test_binomial_greater_is_scipys_one_sided_binomial_test(n, p):  # type: ignore[no-untyped-def]
+    from scipy import stats
+
+    from triage.link.signals import binomial_greater
+
+    for k in sorted({1, min(2, n), n // 2 or 1, n}):
+        expected = stats.binomtest(k, n, p, alternative="greater").pvalue
+        assert binomial_greater(k, n, p) == pytest.approx(expected, rel=1e-9, abs=1e-12)

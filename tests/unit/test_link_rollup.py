@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,15 @@ import pytest
 from scipy import stats
 
 from triage.categorize.signals import OutputThresholds, score_outputs
+from triage.categorize.stacking import output_records
 from triage.link import OutputRecord, SignalParams, TrafficProfile, output_signals
 from triage.link.rollup import (
     BinnedSample,
     Histogram,
+    RankedCounts,
     Sketch,
     log_bins,
     log_values,
-    mann_whitney_binned,
     rollup_outputs,
     unit_bins,
     unit_values,
@@ -27,29 +27,14 @@ from triage.link.rollup import (
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
+def mann_whitney_binned(x: Histogram, y: Histogram) -> tuple[float, float]:
+    """Mann-Whitney of ``x`` against ``y`` from bin counts, ``y`` ranked once."""
+    return RankedCounts(y).mann_whitney(x)
+
+
 def _fixture_outputs() -> list[OutputRecord]:
-    outputs = []
     with (FIXTURES / "model_outputs.jsonl").open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            row = json.loads(line)
-            outputs.append(
-                OutputRecord(
-                    id=number,
-                    output_id=row["output_id"],
-                    created_at=datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")),
-                    model=row["model"],
-                    model_version=row.get("model_version"),
-                    feature=row.get("feature"),
-                    input=row.get("input"),
-                    output=row.get("output"),
-                    confidence=row.get("confidence"),
-                    latency_ms=row.get("latency_ms"),
-                    user_id=row.get("user_id"),
-                    session_id=row.get("session_id"),
-                    meta=row.get("metadata"),
-                )
-            )
-    return outputs
+        return output_records([json.loads(line) for line in f])
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -77,6 +62,20 @@ def test_link_rollup_mann_whitney_with_heavy_ties_and_one_bin():  # type: ignore
     )
     same = Histogram.of(np.array([3, 3]))
     assert mann_whitney_binned(same, Histogram.of(np.array([3]))) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [[0], [50], [0, 0, 50], [7], [1, 7, 12], [12, 12], [4, 5, 6, 7], [3]],
+)
+def test_link_rollup_mann_whitney_bins_below_between_and_above_traffic(x):  # type: ignore[no-untyped-def]
+    # The traffic histogram is ranked once; a ticket's values may fall outside or between its
+    # bins, where the midranks come from counting, not from a merged histogram.
+    y = np.array([1, 1, 3, 3, 3, 5, 9, 9, 11])
+    p_lower, p_higher = mann_whitney_binned(Histogram.of(np.array(x)), Histogram.of(y))
+    for alternative, p in (("less", p_lower), ("greater", p_higher)):
+        expected = stats.mannwhitneyu(x, y, alternative=alternative, method="asymptotic").pvalue
+        assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from triage.categorize.examples import LabelledExamples
 from triage.config import Settings
@@ -19,6 +20,16 @@ from triage.errors import InvalidInputError, ModelNotFoundError
 from triage.lexicon import MODELS_DIR, CueLexicon
 
 DEFAULT_CLASSIFIER_DIR = MODELS_DIR / "category-classifier"
+
+
+def logistic_proba(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from a fitted ``LogisticRegression``'s decision values, as its
+    ``predict_proba`` gives them: one column of logits is the second of two classes."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape[1] == 1:
+        positive = special.expit(logits[:, 0])
+        return np.column_stack([1.0 - positive, positive])
+    return special.softmax(logits, axis=1)
 
 
 @dataclass(frozen=True)
@@ -69,13 +80,7 @@ class CategoryClassifier:
         self, vectors: np.ndarray, cue_counts: np.ndarray | None = None
     ) -> np.ndarray:
         """``(n, len(classes))`` probabilities."""
-        logits = self.features(vectors, cue_counts) @ self.coef.T + self.intercept
-        if self.coef.shape[0] == 1:
-            positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-            return np.column_stack([1.0 - positive, positive])
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return logistic_proba(self.features(vectors, cue_counts) @ self.coef.T + self.intercept)
 
     def save(self, folder: str | Path = DEFAULT_CLASSIFIER_DIR) -> Path:
         folder = Path(folder)

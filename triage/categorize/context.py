@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,17 +51,10 @@ def _percentile_low(distribution: object) -> float:
     return 1.0 - value if value is not None else 0.5
 
 
-def ticket_contexts(
+def complaint_counts(
     tickets: Mapping[int, TicketLinks],
-    outputs: Sequence[OutputRecord],
-    traffic: TrafficProfile | None = None,
-) -> dict[int, tuple[OutputSignals | None, TicketContext]]:
-    """Each ticket's output signals (``None`` when unlinked) and context; ``outputs`` is all
-    traffic, read only when ``traffic`` (its profile, or the rollups') is not given.
-
-    The version lift counts every other linked ticket of the same model (leave-one-out, so a
-    ticket never testifies for itself) against that version's share of the model's traffic.
-    """
+) -> tuple[Counter[tuple[str, str | None]], Counter[str]]:
+    """Linked tickets per (model, version) and per model, each counted by its first output."""
     complaints: Counter[tuple[str, str | None]] = Counter()
     per_model: Counter[str] = Counter()
     for links in tickets.values():
@@ -69,11 +62,31 @@ def ticket_contexts(
             first = links.outputs[0]
             complaints[(first.model, first.model_version)] += 1
             per_model[first.model] += 1
+    return complaints, per_model
+
+
+def ticket_contexts(
+    tickets: Mapping[int, TicketLinks],
+    outputs: Sequence[OutputRecord],
+    traffic: TrafficProfile | None = None,
+    *,
+    only: Collection[int] | None = None,
+) -> dict[int, tuple[OutputSignals | None, TicketContext]]:
+    """Each ticket's output signals (``None`` when unlinked) and context (of the tickets in
+    ``only``, counting all for the lift); ``outputs`` is all traffic, read only when
+    ``traffic`` (its profile, or the rollups') is not given.
+
+    The version lift counts every other linked ticket of the same model (leave-one-out, so a
+    ticket never testifies for itself) against that version's share of the model's traffic.
+    """
+    complaints, per_model = complaint_counts(tickets)
     traffic = traffic or TrafficProfile(outputs)
     served, served_model = traffic.version_counts, traffic.group_counts["model"]
 
     result: dict[int, tuple[OutputSignals | None, TicketContext]] = {}
     for ticket_id, links in tickets.items():
+        if only is not None and ticket_id not in only:
+            continue
         if not links.outputs:
             result[ticket_id] = (None, TicketContext())
             continue

@@ -14,6 +14,7 @@ share of all totals. Every signal adds one piece of evidence with a sentence a p
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,9 @@ class Categorizer:
         self.params = params or CategorizeParams()
         self.combiner = combiner
         self.words = words
+        # What it was loaded from (``load_categorizer``); None: unknown, so a refresh decides
+        # every ticket again rather than trust a decision stored by another categorizer.
+        self.fingerprint: str | None = None
 
     @property
     def learned(self) -> bool:
@@ -184,7 +188,7 @@ class Categorizer:
     def words_scores(self, tickets: Sequence[Sequence[str]]) -> list[SignalScore | None]:
         """The words signal of each ticket (its texts), in one pass; None without a word
         model."""
-        if self.words is None:
+        if self.words is None or not tickets:
             return [None] * len(tickets)
         return list(score_words_many(self.words, tickets))
 
@@ -333,14 +337,29 @@ def load_categorizer(*, settings: Settings) -> Categorizer:
     the learned combiner from the classifier folder when they are there (Settings
     ``categorize_*``; the ``weight_*`` settings only weigh the signals without a combiner), and
     the word model the combiner weighs."""
-    cues = CueLexicon.load(settings.categorize_cues_path or DEFAULT_CUES)
+    cues_path = Path(settings.categorize_cues_path or DEFAULT_CUES)
+    cues = CueLexicon.load(cues_path)
     folder = Path(settings.categorize_classifier_dir or DEFAULT_CLASSIFIER_DIR)
     classifier = CategoryClassifier.load(folder) if (folder / "weights.npz").exists() else None
     examples_file = folder / EXAMPLES_FILE
     examples = LabelledExamples.load(examples_file) if examples_file.exists() else None
     combiner = LearnedCombiner.load(folder) if (folder / COMBINER_FILE).exists() else None
     words = WordClassifier.load(folder) if (folder / WORDS_FILE).exists() else None
-    return Categorizer(
-        cues, examples, classifier, params=CategorizeParams.from_settings(settings),
-        combiner=combiner, words=words,
-    )  # fmt: skip
+    params = CategorizeParams.from_settings(settings)
+    categorizer = Categorizer(
+        cues, examples, classifier, params=params, combiner=combiner, words=words
+    )
+    categorizer.fingerprint = files_digest([cues_path, *sorted(folder.glob("*"))], repr(params))
+    return categorizer
+
+
+def files_digest(paths: Sequence[Path], *extra: str) -> str:
+    """SHA-256 over the files' names and bytes and ``extra``: what a categorizer was loaded
+    from, so a refresh knows a stored decision came from the same one."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()

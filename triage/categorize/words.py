@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from triage.categorize.classifier import logistic_proba
 from triage.categorize.examples import LabelledExamples
 
 WORDS_FILE = "words.npz"
@@ -77,13 +78,7 @@ class WordClassifier:
 
     def proba_of(self, features: Any) -> np.ndarray:
         """Probabilities from ``features(texts)``."""
-        logits = np.asarray(features @ self.coef.T) + self.intercept
-        if self.coef.shape[0] == 1:
-            positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-            return np.column_stack([1.0 - positive, positive])
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return logistic_proba(np.asarray(features @ self.coef.T) + self.intercept)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / WORDS_FILE

@@ -54,19 +54,27 @@ def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
             description = f"refreshing issues: {PHASES[name]}"
             progress.update(refresh, completed=done, description=description, visible=True)
 
+        def within(done: int, total: int) -> None:
+            # A first refresh after a backfill rolls up millions of outputs: say how far.
+            description = f"refreshing issues: {PHASES['rollup']} ({done:,} of {total:,})"
+            progress.update(refresh, description=description)
+
         processed, refreshed = Pipeline(settings).run(
             engine,
             recluster=recluster,
             retry_failed=retry_failed,
             progress=lambda n: progress.advance(task, n),
             phase=phase,
+            within=within,
         )
         progress.update(refresh, completed=len(PHASES), description="refreshing issues: done")
     console.print(
         f"processed {processed.processed}, failed {processed.failed}, units {processed.units} "
         f"(embedded {processed.embedded}, from cache {processed.cache_hits}); "
         f"{refreshed.issues} issues{' after a re-cluster' if refreshed.reclustered else ''}, "
-        f"{refreshed.unassigned_share:.0%} of units unassigned"
+        f"{refreshed.unassigned_share:.0%} of units unassigned; "
+        f"{refreshed.decided} tickets and {refreshed.issues_redone} issues decided again, "
+        "the rest unchanged"
     )
     if refreshed.skipped:
         console.print(f"skipped: {', '.join(refreshed.skipped)}")

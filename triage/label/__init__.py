@@ -9,7 +9,7 @@ near-duplicates (``quotes``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +51,11 @@ def label_issues(
     max_quote_overlap: float = 0.85,
     title_max_words: int = 12,
     title_candidates: int = 20,
+    only: Collection[int] | None = None,
 ) -> dict[int, IssueLabel]:
-    """Label every cluster in ``labels``; ``UNASSIGNED`` units only serve as background.
+    """Label every cluster in ``labels`` (or those in ``only``, the others then serving as the
+    background their words and titles are told apart from); ``UNASSIGNED`` units only serve as
+    background.
 
     ``texts``, ``lemmas``, ``tickets`` (the ticket each unit comes from, so one ticket gives at
     most one quote) and the rows of ``vectors`` are aligned with ``labels``; texts must already
@@ -60,7 +63,7 @@ def label_issues(
     """
     label_array = _check_inputs(labels, texts, lemmas, vectors, tickets, n_keywords, n_quotes)
     clusters = sorted({int(label) for label in label_array} - {UNASSIGNED})
-    if not clusters:
+    if not clusters or (only is not None and not set(only) & set(clusters)):
         return {}
     counted = term_counts(lemmas)
     scored = class_tfidf(label_array, lemmas, max(n_keywords, TITLE_TERMS), counted=counted)
@@ -69,6 +72,8 @@ def label_issues(
     centroids = normalize(np.stack([unit_vectors[members[c]].mean(axis=0) for c in clusters]))
     contexts, quotes = {}, {}
     for position, cluster in enumerate(clusters):
+        if only is not None and cluster not in only:
+            continue
         rows = members[cluster]
         closeness = unit_vectors[rows] @ centroids[position]
         order = np.argsort(-closeness, kind="stable")  # ties keep input order
@@ -106,7 +111,7 @@ def label_issues(
             keywords=[term for term, _ in scored.get(cluster, [])[:n_keywords]],
             quotes=quotes[cluster],
         )
-        for cluster in clusters
+        for cluster in contexts
     }
 
 

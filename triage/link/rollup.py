@@ -118,49 +118,72 @@ def histogram_median(histogram: Histogram, to_value: Callable[[np.ndarray], np.n
 
 
 class BinnedSample:
-    """Traffic values of one field as a histogram; answers what ``signals`` asks of them."""
+    """Traffic values of one field as a histogram; answers what ``signals`` asks of them. The
+    traffic side of every answer is prepared once: a refresh asks it for every linked ticket."""
 
     def __init__(self, name: str, histogram: Histogram):
         self.to_bins, self.to_values = BINNING[name]
         self.histogram = histogram
         self.n = histogram.n
+        self.ranked = RankedCounts(histogram)
+        self._values = self.to_values(histogram.bins)
+        self._median = histogram_median(histogram, self.to_values) if self.n else None
 
     def __len__(self) -> int:
         return self.n
 
     def median(self) -> float | None:
-        return histogram_median(self.histogram, self.to_values) if self.n else None
+        return self._median
 
     def percentile(self, value: float) -> float:
         """Share of traffic below ``value``, plus half the share equal to it."""
-        values = self.to_values(self.histogram.bins)
         counts = self.histogram.counts
-        below = counts[values < value].sum()
-        equal = counts[values == value].sum()
+        below = counts[self._values < value].sum()
+        equal = counts[self._values == value].sum()
         return float((below + equal / 2) / self.n)
 
     def mann_whitney(self, linked: np.ndarray) -> tuple[float, float]:
-        """One-sided p-values (linked lower, linked higher) of ``mann_whitney_binned``."""
-        return mann_whitney_binned(Histogram.of(self.to_bins(linked)), self.histogram)
+        """One-sided p-values (linked lower, linked higher) of ``RankedCounts.mann_whitney``."""
+        return self.ranked.mann_whitney(Histogram.of(self.to_bins(linked)))
 
 
-def mann_whitney_binned(x: Histogram, y: Histogram) -> tuple[float, float]:
-    """Mann-Whitney U of ``x`` against ``y`` from their bin counts, as
-    ``scipy.stats.mannwhitneyu(..., method="asymptotic")`` computes it on the binned values
-    (midranks, tie-corrected variance, continuity correction): p for x lower, p for x higher.
-    1.0 for both when every value falls in one bin."""
-    merged = Histogram.merged([x, y])
-    if len(merged.bins) < 2:
-        return 1.0, 1.0
-    n1, n2 = x.n, y.n
+class RankedCounts:
+    """One histogram ready to be ranked against many small ones: its counts before each bin and
+    its tie term, so a test against a ticket's few values costs O(its bins x log(bins)).
+
+    ``mann_whitney(x)`` is the Mann-Whitney U of ``x`` against this histogram from their bin
+    counts, as ``scipy.stats.mannwhitneyu(..., method="asymptotic")`` computes it on the binned
+    values (midranks, tie-corrected variance, continuity correction): p for x lower, p for x
+    higher; 1.0 for both when every value falls in one bin."""
+
+    def __init__(self, histogram: Histogram):
+        self.bins = histogram.bins
+        self.counts = histogram.counts.astype(float)
+        self.before = np.cumsum(self.counts) - self.counts
+        self.n = float(self.counts.sum())
+        self.ties = float((self.counts**3 - self.counts).sum())
+
+    def mann_whitney(self, x: Histogram) -> tuple[float, float]:
+        at = np.searchsorted(self.bins, x.bins)
+        shared = at < len(self.bins)
+        shared[shared] = self.bins[at[shared]] == x.bins[shared]
+        if len(self.bins) + int((~shared).sum()) < 2:
+            return 1.0, 1.0
+        x_counts = x.counts.astype(float)
+        y_at = np.where(shared, self.counts[np.minimum(at, len(self.bins) - 1)], 0.0)
+        y_below = np.append(self.before, self.n)[at]  # at == len: every y is below
+        x_below = np.cumsum(x_counts) - x_counts
+        tied = y_at + x_counts
+        midrank = y_below + x_below + (tied + 1) / 2
+        n1, n2 = float(x_counts.sum()), self.n
+        u1 = float((x_counts * midrank).sum()) - n1 * (n1 + 1) / 2
+        ties = self.ties - float((y_at**3 - y_at).sum()) + float((tied**3 - tied).sum())
+        return _u_test(u1, n1, n2, ties)
+
+
+def _u_test(u1: float, n1: float, n2: float, ties: float) -> tuple[float, float]:
     n = n1 + n2
-    ranks_before = np.cumsum(merged.counts) - merged.counts
-    midrank = ranks_before + (merged.counts + 1) / 2
-    in_x = np.zeros(len(merged.bins))
-    in_x[np.searchsorted(merged.bins, x.bins)] = x.counts
-    u1 = float((in_x * midrank).sum()) - n1 * (n1 + 1) / 2
-    ties = merged.counts.astype(float)
-    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1))))
+    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))))
     mu = n1 * n2 / 2
 
     def p_of(u: float) -> float:

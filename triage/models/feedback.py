@@ -85,6 +85,10 @@ class Feedback(FeedbackBase, table=True):
         default_factory=list,
         sa_column=Column(JSON, nullable=False, server_default=sql_text("'[]'")),
     )
+    # What that decision was made from (a digest) and its probabilities: a refresh keeps the
+    # decision of a ticket whose inputs did not change (``pipeline.tickets``).
+    category_key: str | None = Field(default=None, max_length=64)
+    category_probabilities: dict[str, float] | None = Field(default=None, sa_type=JSON)
 
 
 # What a client sent besides the text, stored as sent (linking needs the real ids), and the

@@ -95,6 +95,9 @@ class Issue(IssueBase, table=True):
     # The cosine to the centroid a new unit needs to join between re-clusterings, calibrated on
     # the members at the last one (``cluster.Clustering.thresholds``); None: the global one.
     attach_threshold: float | None = None
+    # A digest of what its labels, category and priority were last computed from: a refresh
+    # redoes an issue only when it changed (``pipeline.diagnose``).
+    refresh_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
     resolved_at: datetime | None = Field(default=None, sa_type=_tz())
@@ -251,6 +254,8 @@ class Link(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     feedback_id: int = Field(foreign_key="feedback.id", index=True, ondelete="CASCADE")
+    # On PostgreSQL the key references model_output_key.id (0007): a partitioned table's ids
+    # cannot be referenced.
     model_output_id: int = Field(foreign_key="model_output.id", index=True)
     method: str = Field(max_length=16, description="explicit, user, session or content")
     confidence: float

@@ -18,15 +18,29 @@ import numpy as np
 from sqlmodel import Session
 
 from triage import store
-from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, lemma_docs
+from triage.categorize import CATEGORIES, Categorizer, CategoryDecision
 from triage.config import Settings
 from triage.embed import base_model
 from triage.link import OutputRecord, OutputSignals, SignalParams, TrafficProfile, output_signals
 from triage.models import Issue, as_utc
+from triage.pipeline.keys import issue_key
 from triage.pipeline.links import output_record
-from triage.pipeline.tickets import aggregate, decide_tickets, store_ticket_categories
-from triage.pipeline.units import UnitMatrix
-from triage.rank import IssueStats, RankConfig, iso_week_start, load_severity, prioritize
+from triage.pipeline.tickets import (
+    StoredDecision,
+    TicketDecisions,
+    aggregate,
+    decide_tickets,
+    store_ticket_categories,
+)
+from triage.pipeline.units import ParsedTexts, UnitMatrix
+from triage.rank import (
+    IssueStats,
+    RankConfig,
+    iso_week_start,
+    load_severity,
+    prioritize,
+    with_recency,
+)
 from triage.rollups import load_traffic
 
 logger = logging.getLogger(__name__)
@@ -62,6 +76,8 @@ def for_embedder(categorizer: Categorizer, model_id: str) -> Categorizer:
             "classifier was trained on %s vectors; using cues and outputs only", trained_on
         )
         categorizer.classifier = categorizer.examples = categorizer.combiner = None
+        if categorizer.fingerprint:
+            categorizer.fingerprint += ":without-classifier"
     return categorizer
 
 
@@ -71,12 +87,16 @@ class Judged:
     refresh: the issues form with the decisions (``cluster.Clusterer.fit(causes=...)``) and
     are then diagnosed from the same numbers."""
 
-    tickets: dict[int, CategoryDecision]  # feedback id -> its decision
+    decided: TicketDecisions
     context: Mapping[int, tuple[int, datetime, Any, Any]]  # unit id -> (feedback id, at, ...)
     links: Mapping[int, list[int]]  # feedback id -> linked output ids
     outputs: dict[int, OutputRecord]
     traffic: TrafficProfile
-    docs: list[Any]  # ``lemma_docs`` of the units' texts
+    docs: ParsedTexts  # the units' texts as the lexicons match them, parsed on demand
+
+    @property
+    def tickets(self) -> dict[int, CategoryDecision]:
+        return self.decided.decisions
 
     def causes(self, units: UnitMatrix) -> np.ndarray:
         """One row per unit: its ticket's category probabilities, in ``CATEGORIES`` order."""
@@ -90,10 +110,16 @@ class Judged:
 
 
 def judge_tickets(
-    session: Session, units: UnitMatrix, categorizer: Categorizer, *, params: DiagnoseParams
+    session: Session,
+    units: UnitMatrix,
+    categorizer: Categorizer,
+    *,
+    params: DiagnoseParams,
+    model_id: str,
 ) -> Judged:
-    """Decide every processed ticket's own category, in an issue or not; only reads, so it
-    runs outside the refresh's write transaction (``diagnose`` stores the decisions)."""
+    """Every processed ticket's own category, in an issue or not: kept from the last refresh
+    when nothing it was decided from changed, else decided. Only reads, so it runs outside the
+    refresh's write transaction (``diagnose`` stores the decisions)."""
     context = store.unit_context(session)
     links = store.links_by_feedback(session)
     # Only the outputs linked to tickets row by row; all traffic from its rollups.
@@ -104,13 +130,60 @@ def judge_tickets(
         if o.id is not None
     }
     traffic = load_traffic(session, params=params.signals)
-    # Parsed once for the cue and the severity lexicons, the tickets' and the issues'.
-    docs = lemma_docs(units.texts)
-    tickets = decide_tickets(
+    stored = {
+        feedback_id: StoredDecision(key, category, confidence, probabilities, evidence or [])
+        for feedback_id, key, category, confidence, probabilities, evidence
+        in store.stored_decisions(session)
+        if category is not None and probabilities
+    }  # fmt: skip
+    docs = ParsedTexts(units.texts)
+    decided = decide_tickets(
         units, categorizer, context=context, links=links, outputs=outputs, traffic=traffic,
-        docs=docs,
+        docs=docs, model_id=model_id, stored=stored,
     )  # fmt: skip
-    return Judged(tickets, context, links, outputs, traffic, docs)
+    return Judged(decided, context, links, outputs, traffic, docs)
+
+
+def issue_keys(
+    units: UnitMatrix,
+    rows_of: Mapping[int, list[int]],
+    judged: Judged,
+    issues: Mapping[int, Issue],
+    *,
+    week_end: datetime,
+    params: str,
+) -> dict[int, str | None]:
+    """issue id -> what its labels, category and priority are computed from (``keys``), for
+    each of ``issues`` (by id) with units."""
+    keys: dict[int, str | None] = {}
+    for issue_id, issue in issues.items():
+        rows = rows_of.get(issue_id)
+        if not rows:
+            continue
+        members = {}
+        for r in rows:
+            feedback_id, at, customer, value = judged.context[units.ids[r]]
+            members[feedback_id] = (judged.decided.keys.get(feedback_id), at, customer, value)
+        person = {f: getattr(issue, f) for f in sorted(issue.human_fields)}
+        keys[issue_id] = issue_key(
+            unit_ids=[units.ids[r] for r in rows],
+            tickets=members,
+            linked_ids=sorted({o for f in members for o in judged.links.get(f, [])}),
+            traffic_n=judged.traffic.n,
+            week_end=week_end,
+            person={"fields": person, "status": issue.status},
+            params=params,
+        )
+    return keys
+
+
+def changed_issues(session: Session, keys: Mapping[int, str | None]) -> set[int]:
+    """The issues whose key differs from the one stored (or is unknown)."""
+    return {
+        issue_id
+        for issue_id, issue in store.active_issues_by_id(session).items()
+        if issue_id in keys and (keys[issue_id] is None or keys[issue_id] != issue.refresh_key)
+    }
 
 
 def diagnose(
@@ -123,25 +196,41 @@ def diagnose(
     params: DiagnoseParams,
     now: datetime,
     week_end: datetime | None = None,
+    keys: Mapping[int, str | None] | None = None,
 ) -> None:
-    """Store every ticket's decision in ``judged``; then category with evidence (the aggregate
-    of its tickets' decisions), linked model versions, and priority with its breakdown, for
-    every issue with units. ``issue_of``:
-    unit id -> issue id. The trend's week ends at ``week_end``: by default the last complete
-    ISO week, the one the weekly digest reports, so the issue list and the digest agree."""
+    """Store every ticket decided in ``judged``; then category with evidence (the aggregate of
+    its tickets' decisions), linked model versions, and priority with its breakdown, for every
+    issue with units. ``issue_of``: unit id -> issue id. The trend's week ends at ``week_end``:
+    by default the last complete ISO week, the one the weekly digest reports, so the issue list
+    and the digest agree. With ``keys`` (``issue_keys``), an issue whose stored key is the same
+    only has its recency, the part of its priority the clock moves, brought up to date."""
     week_end = week_end or iso_week_start(now)
     context, links, outputs, traffic = judged.context, judged.links, judged.outputs, judged.traffic
-    tickets, all_docs = judged.tickets, judged.docs
-    store_ticket_categories(session, tickets, max_evidence=params.max_evidence)
+    tickets = judged.tickets
+    store_ticket_categories(session, judged.decided, max_evidence=params.max_evidence)
     severity = load_severity(params.rank.severity_path)
     rows_of = units.rows_by_issue(issue_of)
-
-    for issue in store.active_issues(session):
-        rows = rows_of.get(issue.id)  # type: ignore[arg-type]
-        if not rows:
+    keys = keys or {}
+    issues = [
+        (issue, rows_of[issue_id])
+        for issue_id, issue in store.active_issues_by_id(session).items()
+        if issue_id in rows_of
+    ]
+    changed = []
+    for issue, rows in issues:
+        key = keys.get(issue.id or 0)
+        if key is None or key != issue.refresh_key:
+            changed.append((issue, rows))
             continue
+        last = max(as_utc(context[units.ids[r]][1]) for r in rows)
+        issue.priority_breakdown = with_recency(issue.priority_breakdown, last, now, params.rank)
+        issue.priority = round(sum(issue.priority_breakdown.values()), 6)
+        session.add(issue)
+    # The changed issues' texts parsed in one pass (most were parsed to decide their tickets).
+    judged.docs.rows([r for _, rows in changed for r in rows])
+    for issue, rows in changed:
         texts = [units.texts[r] for r in rows]
-        docs = [all_docs[r] for r in rows]
+        docs = judged.docs.rows(rows)
         feedback_ids = sorted({context[units.ids[r]][0] for r in rows})
         linked_ids = sorted({o for f in feedback_ids for o in links.get(f, [])})
         linked = [outputs[o] for o in linked_ids if o in outputs]
@@ -175,6 +264,7 @@ def diagnose(
         issue.priority = round(priority.score, 6)
         issue.priority_breakdown = {k: round(v, 6) for k, v in priority.breakdown.items()}
         issue.trend = priority.trend.to_dict()
+        issue.refresh_key = keys.get(issue.id or 0)
         session.add(issue)
 
 

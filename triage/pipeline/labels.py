@@ -5,7 +5,7 @@ A title a person set (``human_fields``) is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +41,15 @@ class LabelParams:
 
 
 def relabel(
-    session: Session, units: UnitMatrix, issue_of: Mapping[int, int], *, params: LabelParams
+    session: Session,
+    units: UnitMatrix,
+    issue_of: Mapping[int, int],
+    *,
+    params: LabelParams,
+    only: Collection[int] | None = None,
 ) -> None:
-    """Keywords, quotes, centroid and (unless a person set it) title of every issue.
-    ``issue_of``: unit id -> issue id."""
+    """Keywords, quotes, centroid and (unless a person set it) title of every issue, or of the
+    issues in ``only`` (told apart from all the others). ``issue_of``: unit id -> issue id."""
     labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
     # The ticket of each unit, so one long ticket cannot fill an issue's quotes on its own.
     ticket_of = store.unit_context(session)
@@ -60,6 +65,7 @@ def relabel(
         max_quote_overlap=params.quote_max_overlap,
         title_max_words=params.title_max_words,
         title_candidates=params.title_candidates,
+        only=only,
     )
     for issue in store.active_issues(session):
         if issue.id not in found:

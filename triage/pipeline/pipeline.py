@@ -31,7 +31,14 @@ from triage.embed import Embedder, build_embedder
 from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
-from triage.pipeline.diagnose import DiagnoseParams, diagnose, for_embedder, judge_tickets
+from triage.pipeline.diagnose import (
+    DiagnoseParams,
+    changed_issues,
+    diagnose,
+    for_embedder,
+    issue_keys,
+    judge_tickets,
+)
 from triage.pipeline.labels import LabelParams, relabel
 from triage.pipeline.links import link_pending
 from triage.pipeline.memberships import (
@@ -51,6 +58,7 @@ from triage.pipeline.process import (
 )
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
 from triage.pipeline.units import load_units
+from triage.rank import iso_week_start
 from triage.rollups import roll_up
 
 with without_deep_learning():  # spaCy and presidio, ~3 s sooner
@@ -58,6 +66,7 @@ with without_deep_learning():  # spaCy and presidio, ~3 s sooner
 
 Progress = Callable[[int], None]  # called with how many tickets a batch processed
 Phase = Callable[[str], None]  # called with the name of each refresh phase as it starts
+Within = Callable[[int, int], None]  # (done, of about how many) within a long phase
 
 # The refresh's phases in order, each with what a person watching it is told.
 PHASES = {
@@ -90,6 +99,8 @@ class Pipeline:
         self._preprocessor = preprocessor
         self._embedder = embedder
         self._categorizer: Categorizer | None = None
+        # Part of every issue's key: changed settings redo every issue.
+        self._params = repr((self.label_params, self.diagnose_params))
 
     # Heavy components load on first use, so `triage issues` never waits for torch.
     @property
@@ -119,12 +130,13 @@ class Pipeline:
         retry_failed: bool = False,
         progress: Progress | None = None,
         phase: Phase | None = None,
+        within: Within | None = None,
     ) -> tuple[ProcessStats, RefreshStats]:
         if retry_failed:
             with db.session_scope(engine) as session:
                 store.requeue_failed(session)
         processed = self.process_pending(engine, progress=progress)
-        return processed, self.refresh(engine, recluster=recluster, phase=phase)
+        return processed, self.refresh(engine, recluster=recluster, phase=phase, within=within)
 
     # --- processing -------------------------------------------------------------------------
 
@@ -203,16 +215,31 @@ class Pipeline:
     # --- issues -----------------------------------------------------------------------------
 
     def refresh(
-        self, engine: Engine, *, recluster: bool = False, phase: Phase | None = None
+        self,
+        engine: Engine,
+        *,
+        recluster: bool = False,
+        phase: Phase | None = None,
+        within: Within | None = None,
     ) -> RefreshStats:
+        """``phase``: told each phase's name as it starts; ``within``: how far a long phase is
+        (rolling up a backfill of model outputs)."""
         stats = RefreshStats()
         with timed(stats.seconds, "total"):
-            self._refresh(engine, stats, recluster=recluster, phase=phase or (lambda _: None))
+            self._refresh(
+                engine, stats, recluster=recluster, phase=phase or (lambda _: None), within=within
+            )
         log_seconds("refresh", stats.seconds)
         return stats
 
     def _refresh(
-        self, engine: Engine, stats: RefreshStats, *, recluster: bool, phase: Phase
+        self,
+        engine: Engine,
+        stats: RefreshStats,
+        *,
+        recluster: bool,
+        phase: Phase,
+        within: Within | None,
     ) -> None:
         seconds = stats.seconds
 
@@ -225,11 +252,14 @@ class Pipeline:
         # Traffic statistics come from rollups: only outputs logged since the last refresh are
         # read here, in short transactions of their own.
         with step("rollup"):
-            stats.rolled_up = roll_up(engine, params=self.diagnose_params.signals)
+            stats.rolled_up = roll_up(engine, params=self.diagnose_params.signals, progress=within)
         # Short write transactions: on SQLite a write holds the database's one write lock, so
         # reading, deciding and clustering happen outside them and ingestion never waits for
         # more than the writes.
         with step("link"), db.session_scope(engine, write_lock=True) as session:
+            # Under the issues lock, as a prune's ranges and partition drops are: an output is
+            # never linked while a prune is deleting it.
+            store.lock_issues(session)
             similarity = embedding_similarity(self.embedder)
             stats.links = link_pending(session, params=self.link_params, similarity=similarity)
         with db.session_scope(engine) as session:
@@ -247,8 +277,10 @@ class Pipeline:
             # Each ticket's own category first: it is part of how issues form.
             with step("categorize"):
                 judged = judge_tickets(
-                    session, units, self.categorizer, params=self.diagnose_params
-                )
+                    session, units, self.categorizer, params=self.diagnose_params,
+                    model_id=self.embedder.model_id,
+                )  # fmt: skip
+                stats.decided = len(judged.decided.decided)
         result = None
         if reclustering:
             with step("cluster"):
@@ -266,11 +298,22 @@ class Pipeline:
                     )
                     memberships = store.membership_map(session)
                 stats.reclustered = True
+            now = utcnow()
+            # Only the issues whose members, their decisions, links or traffic changed are
+            # labelled and diagnosed again (``keys``); the others only have their recency moved.
+            keys = issue_keys(
+                units, units.rows_by_issue(issue_of(memberships)), judged,
+                store.active_issues_by_id(session), week_end=iso_week_start(now),
+                params=self._params,
+            )  # fmt: skip
+            changed = changed_issues(session, keys)
+            stats.issues_redone = len(changed)
             with step("label"):
-                relabel(session, units, issue_of(memberships), params=self.label_params)
+                relabel(session, units, issue_of(memberships), params=self.label_params,
+                        only=changed)  # fmt: skip
             with step("rank"):
                 diagnose(session, units, issue_of(memberships), self.categorizer, judged,
-                         params=self.diagnose_params, now=utcnow())  # fmt: skip
+                         params=self.diagnose_params, now=now, keys=keys)  # fmt: skip
             stats.issues = count_open(session)
             stats.unassigned_share = units.unassigned_share(memberships)
             store.record_run(session, kind="recluster" if stats.reclustered else "refresh",

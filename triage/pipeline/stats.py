@@ -32,6 +32,8 @@ class RefreshStats:
     issues: int = 0
     links: int = 0
     rolled_up: int = 0  # model outputs merged into the traffic rollups
+    decided: int = 0  # tickets decided; the others kept the decision of an earlier refresh
+    issues_redone: int = 0  # issues labelled and diagnosed; the others only had recency moved
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)

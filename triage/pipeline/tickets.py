@@ -5,11 +5,15 @@ texts and vectors), its own linked outputs and their context (``categorize.ticke
 the same numbers ``triage train`` learned from). An issue's category is then the mean of its
 members' probabilities, with the issue's own output evidence beside it: the issue never
 overwrites a member's category.
+
+A ticket whose inputs did not change since the last refresh (``pipeline.keys``) keeps the
+decision stored then: a refresh decides only new tickets and those whose evidence moved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +22,11 @@ from sqlmodel import Session
 
 from triage import store
 from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, Evidence, score_outputs
-from triage.categorize.context import TicketLinks, ticket_contexts
+from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
-from triage.pipeline.units import UnitMatrix
+from triage.pipeline.keys import ticket_key
+from triage.pipeline.units import ParsedTexts, UnitMatrix
 
 
 def rows_by_ticket(
@@ -34,6 +39,37 @@ def rows_by_ticket(
     return rows
 
 
+@dataclass(frozen=True)
+class StoredDecision:
+    """A ticket's decision as the last refresh stored it, with what it was decided from."""
+
+    key: str
+    category: str
+    confidence: float
+    probabilities: dict[str, float]
+    evidence: list[dict[str, Any]]
+
+    def decision(self) -> CategoryDecision:
+        probabilities = {name: float(self.probabilities.get(name, 0.0)) for name in CATEGORIES}
+        ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
+        return CategoryDecision(
+            category=self.category,
+            confidence=self.confidence,
+            runner_up=next((n for n in ranked if n != self.category), None),
+            evidence=[Evidence(**e) for e in self.evidence],
+            contributions={},
+            totals=probabilities,
+            probabilities=probabilities,
+        )
+
+
+@dataclass
+class TicketDecisions:
+    decisions: dict[int, CategoryDecision]  # feedback id -> its decision
+    keys: dict[int, str | None]  # feedback id -> what it was decided from (``keys``)
+    decided: set[int]  # decided in this refresh; the others kept their stored decision
+
+
 def decide_tickets(
     units: UnitMatrix,
     categorizer: Categorizer,
@@ -42,10 +78,14 @@ def decide_tickets(
     links: Mapping[int, list[int]],
     outputs: Mapping[int, OutputRecord],
     traffic: TrafficProfile,
-    docs: Sequence[Any],
-) -> dict[int, CategoryDecision]:
-    """Every processed ticket's category from its own evidence; feedback id -> decision.
-    ``docs``: ``lemma_docs`` of ``units.texts``. Reads nothing and writes nothing."""
+    docs: ParsedTexts,
+    model_id: str,
+    stored: Mapping[int, StoredDecision] | None = None,
+) -> TicketDecisions:
+    """Every processed ticket's category from its own evidence. A ticket whose key matches its
+    ``stored`` decision keeps it; the others are decided (their texts parsed, their words scored,
+    in one pass each). Reads nothing and writes nothing."""
+    stored = stored or {}
     rows_of = rows_by_ticket(units, context)
     tickets = {
         feedback_id: TicketLinks(
@@ -54,28 +94,42 @@ def decide_tickets(
         )
         for feedback_id, rows in rows_of.items()
     }
-    judged = ticket_contexts(tickets, list(outputs.values()), traffic)
-    ordered = sorted(rows_of.items())
-    # The word model reads every ticket in one pass (one vectorizer call, one product).
-    words = categorizer.words_scores([[units.texts[r] for r in rows] for _, rows in ordered])
+    complaints = complaint_counts(tickets)
+    keys: dict[int, str | None] = {}
     decisions: dict[int, CategoryDecision] = {}
-    for (feedback_id, rows), ticket_words in zip(ordered, words, strict=True):
+    for feedback_id, rows in rows_of.items():
+        key = ticket_key(
+            categorizer.fingerprint, model_id, [units.ids[r] for r in rows],
+            tickets[feedback_id], traffic=traffic, complaints=complaints,
+        )  # fmt: skip
+        keys[feedback_id] = key
+        kept = stored.get(feedback_id)
+        if key is not None and kept is not None and kept.key == key:
+            decisions[feedback_id] = kept.decision()
+    todo = sorted(f for f in rows_of if f not in decisions)
+    judged = ticket_contexts(tickets, list(outputs.values()), traffic, only=set(todo))
+    docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
+    # The word model reads every ticket in one pass (one vectorizer call, one product).
+    words = categorizer.words_scores([[units.texts[r] for r in rows_of[f]] for f in todo])
+    for feedback_id, ticket_words in zip(todo, words, strict=True):
+        rows = rows_of[feedback_id]
         signals, ticket_context = judged[feedback_id]
         decisions[feedback_id] = categorizer.decide(
             [units.texts[r] for r in rows],
             units.vectors[rows],
             signals,
-            docs=[docs[r] for r in rows],
+            docs=docs.rows(rows),
             context=ticket_context,
             words=ticket_words,
         )
-    return decisions
+    return TicketDecisions(decisions, keys, set(todo))
 
 
 def store_ticket_categories(
-    session: Session, decisions: Mapping[int, CategoryDecision], *, max_evidence: int
+    session: Session, judged: TicketDecisions, *, max_evidence: int
 ) -> None:
-    """Write each ticket's decision: category, confidence and its first evidence lines."""
+    """Write each ticket decided in this refresh: category, confidence, its first evidence
+    lines, its probabilities and what it was decided from."""
     store.update_feedback(
         session,
         rows=[
@@ -84,8 +138,11 @@ def store_ticket_categories(
                 "category": decision.category,
                 "category_confidence": decision.confidence,
                 "category_evidence": [e.to_dict() for e in decision.evidence[:max_evidence]],
+                "category_probabilities": decision.probabilities,
+                "category_key": judged.keys.get(feedback_id),
             }
-            for feedback_id, decision in sorted(decisions.items())
+            for feedback_id, decision in sorted(judged.decisions.items())
+            if feedback_id in judged.decided
         ],
     )
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlmodel import Session
 
 from triage import store
 from triage.embed import vector_from_bytes
+from triage.lexicon import lemma_docs
 
 
 @dataclass
@@ -44,3 +46,20 @@ def load_units(session: Session, *, model_id: str) -> UnitMatrix:
         else np.empty((0, 0), dtype=np.float32)
     )
     return UnitMatrix(ids, texts, [s.split() for s in lemmas], vectors)
+
+
+class ParsedTexts:
+    """``lemma_docs`` of the units' texts, parsed when first asked for and kept: a refresh that
+    keeps most decisions parses only the statements of what it decides again."""
+
+    def __init__(self, texts: Sequence[str]):
+        self.texts = texts
+        self._docs: dict[int, Any] = {}
+
+    def rows(self, rows: Sequence[int]) -> list[Any]:
+        """The parsed texts of ``rows``; those not parsed yet in one pass."""
+        missing = [r for r in dict.fromkeys(rows) if r not in self._docs]
+        if not missing:  # nothing to parse: not even spaCy loads
+            return [self._docs[r] for r in rows]
+        self._docs.update(zip(missing, lemma_docs([self.texts[r] for r in missing]), strict=True))
+        return [self._docs[r] for r in rows]

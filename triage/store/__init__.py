@@ -44,12 +44,14 @@ from triage.store.feedback import (
     requeue_failed,
     requeue_feedback,
     still_pending,
+    stored_decisions,
     update_feedback,
 )
 from triage.store.issues import (
     AUDITED_FIELDS,
     ISSUE_SORTS,
     active_issues,
+    active_issues_by_id,
     confirm_unit_categories,
     get_issue,
     issue_centroids,
@@ -79,11 +81,13 @@ from triage.store.links import (
 )
 from triage.store.locks import refresh_lock
 from triage.store.model_outputs import add_model_outputs, all_model_outputs, get_model_output
+from triage.store.partitions import ensure_partitions, months_before, partitioned
 from triage.store.retention import (
     count_prunable_outputs,
     delete_unlinked_outputs,
     last_run_at,
     old_output_ids,
+    prune_month,
 )
 from triage.store.rollups import (
     committed_output_id,
@@ -117,6 +121,7 @@ __all__ = [
     "ISSUE_SORTS",
     "KEY_PREFIX",
     "active_issues",
+    "active_issues_by_id",
     "add_feedback",
     "add_feedback_items",
     "add_links",
@@ -147,6 +152,7 @@ __all__ = [
     "digest_model_complaints",
     "digest_model_traffic",
     "digest_recent_unit_texts",
+    "ensure_partitions",
     "export_feedback",
     "feedback_time",
     "feedback_to_link",
@@ -176,10 +182,13 @@ __all__ = [
     "memberships",
     "merge_issues",
     "model_outputs_by_id",
+    "months_before",
     "move_units",
     "old_output_ids",
     "output_rollups",
     "outputs_to_roll_up",
+    "partitioned",
+    "prune_month",
     "record_audit",
     "record_run",
     "refresh_issue_sizes",
@@ -198,6 +207,7 @@ __all__ = [
     "sha256_hex",
     "split_issue",
     "still_pending",
+    "stored_decisions",
     "touch_api_key",
     "unit_context",
     "unit_vectors",

@@ -200,6 +200,23 @@ def update_feedback(session: Session, *, rows: Sequence[dict[str, Any]]) -> None
         session.execute(update(Feedback), list(rows))
 
 
+def stored_decisions(session: Session) -> list[tuple[Any, ...]]:
+    """(feedback id, key, category, confidence, probabilities, evidence) of every ticket a
+    refresh decided, with what it decided from (``category_key``)."""
+    return list(
+        session.exec(
+            select(  # type: ignore[call-overload, misc]
+                Feedback.id,
+                Feedback.category_key,
+                Feedback.category,
+                Feedback.category_confidence,
+                Feedback.category_probabilities,
+                Feedback.category_evidence,
+            ).where(col(Feedback.category_key).is_not(None))
+        ).all()
+    )
+
+
 def count_feedback_by_status(session: Session) -> dict[str, int]:
     rows = session.exec(select(Feedback.status, func.count()).group_by(col(Feedback.status)))
     return {status: int(count) for status, count in rows}

@@ -70,6 +70,11 @@ def active_issues(session: Session) -> list[Issue]:
     )
 
 
+def active_issues_by_id(session: Session) -> dict[int, Issue]:
+    """``active_issues`` by id."""
+    return {issue.id: issue for issue in active_issues(session) if issue.id is not None}
+
+
 def issue_centroids(
     session: Session, *, statuses: Iterable[str]
 ) -> dict[int, tuple[bytes, str, float | None]]:

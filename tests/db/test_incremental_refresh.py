@@ -1,0 +1,159 @@
+"""A refresh redoes only what changed (issue 17): tickets whose inputs are the same keep their
+decision, issues whose members, decisions, links and traffic are the same keep their labels,
+category and evidence, and only their recency moves; the result is the one a full refresh
+gives."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from tests.db.test_pipeline import add, tickets
+from triage import db, store
+from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate
+from triage.pipeline import Pipeline
+
+
+@pytest.fixture
+def pipeline(settings):  # type: ignore[no-untyped-def]
+    return Pipeline(settings)
+
+
+def snapshot(engine) -> tuple[list[Any], list[Any]]:  # type: ignore[no-untyped-def]
+    """Every ticket's decision and every issue's labels, category, evidence and priority terms
+    but recency (which moves with the clock between two refreshes)."""
+
+    def dumped(value: Any) -> str:
+        return json.dumps(value, sort_keys=True)
+
+    with db.session_scope(engine) as session:
+        decisions = [
+            (f.id, f.category, f.category_confidence, dumped(f.category_probabilities),
+             dumped(f.category_evidence))
+            for f in session.exec(select(Feedback).order_by(Feedback.id))
+        ]  # fmt: skip
+        issues = [
+            (i.id, i.title, i.category, i.category_confidence, i.keywords, i.quotes,
+             dumped(i.evidence), dumped(i.model_versions), dumped(i.trend),
+             dumped({k: v for k, v in i.priority_breakdown.items() if k != "recency"}))
+            for i in session.exec(select(Issue).order_by(Issue.id))
+        ]  # fmt: skip
+    return decisions, issues
+
+
+def outputs(prefix: str, n: int, *, version: str, start: datetime) -> list[ModelOutputCreate]:
+    return [
+        ModelOutputCreate(
+            output_id=f"{prefix}-{i}", model="forecaster", model_version=version,
+            output=f"Forecast {i}.", confidence=0.3 + 0.05 * (i % 10),
+            created_at=start + timedelta(minutes=i), session_id=f"{prefix}-s{i}",
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def linked_tickets(prefix: str, n: int) -> list[FeedbackCreate]:
+    return [
+        FeedbackCreate(
+            source="test", external_id=f"numbers-linked-{prefix}-{i}", output_id=f"{prefix}-{i}",
+            text="The forecast numbers for last month are wrong compared to our sales ledger.",
+            customer_id=f"l{i}",
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def add_outputs(engine, items: list[ModelOutputCreate]) -> None:  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        store.add_model_outputs(session, items=items)
+
+
+def forget_keys(engine) -> None:  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        session.exec(update(Feedback).values(category_key=None))  # type: ignore[call-overload]
+        session.exec(update(Issue).values(refresh_key=None))  # type: ignore[call-overload]
+
+
+def test_incremental_refresh_with_nothing_new_decides_nothing_and_matches_a_full_one(
+    engine, pipeline
+):  # type: ignore[no-untyped-def]
+    start = datetime.now(UTC) - timedelta(days=3)
+    add_outputs(engine, outputs("o", 8, version="v1", start=start))
+    add(engine, tickets("export", 12) + tickets("numbers", 12) + linked_tickets("o", 4))
+    _, first = pipeline.run(engine)
+    assert first.decided == 28
+    decided = snapshot(engine)
+
+    again = pipeline.refresh(engine)
+    assert (again.decided, again.issues_redone) == (0, 0)
+    assert snapshot(engine) == decided
+
+    # The same refresh, knowing nothing of the last one, decides everything to the same end.
+    forget_keys(engine)
+    full = pipeline.refresh(engine)
+    assert full.decided == 28 and full.issues_redone == full.issues > 0
+    assert snapshot(engine) == decided
+
+
+def test_incremental_refresh_redoes_the_issue_a_new_ticket_joins_and_no_other(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    with db.session_scope(engine) as session:
+        before = {i.id: (i.refresh_key, i.size) for i in store.active_issues(session)}
+
+    add(engine, tickets("numbers", 2, customer="new"))
+    _, stats = pipeline.run(engine)
+    assert stats.decided == 2  # the two new tickets, unlinked: nothing else moved
+    with db.session_scope(engine) as session:
+        after = {i.id: (i.refresh_key, i.size) for i in store.active_issues(session)}
+    grown = {i for i in after if after[i][1] != before.get(i, (None, 0))[1]}
+    rekeyed = {i for i in after if after[i][0] != before.get(i, (None, 0))[0]}
+    assert len(grown) == 1 and rekeyed == grown
+    assert stats.issues_redone == 1
+
+    # What was kept is what a full refresh gives.
+    kept = snapshot(engine)
+    forget_keys(engine)
+    pipeline.refresh(engine)
+    assert snapshot(engine) == kept
+
+
+def test_incremental_refresh_decides_linked_tickets_again_when_traffic_moves(engine, pipeline):  # type: ignore[no-untyped-def]
+    start = datetime.now(UTC) - timedelta(days=3)
+    add_outputs(engine, outputs("o", 8, version="v1", start=start))
+    add(engine, tickets("export", 12) + linked_tickets("o", 4) + tickets("numbers", 8))
+    pipeline.run(engine)
+
+    # New traffic of another version: the linked tickets' evidence is compared with it.
+    add_outputs(engine, outputs("p", 30, version="v2", start=start + timedelta(days=1)))
+    stats = pipeline.refresh(engine)
+    assert stats.rolled_up == 30
+    assert stats.decided == 4  # the linked ones; the export tickets' inputs did not move
+
+    kept = snapshot(engine)
+    forget_keys(engine)
+    pipeline.refresh(engine)
+    assert snapshot(engine) == kept
+
+
+def test_incremental_refresh_decides_everything_with_another_categorizer(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    pipeline.run(engine)
+    # As after `triage train` wrote a new classifier: the stored decisions are not its own.
+    pipeline.categorizer.fingerprint = "another"
+    stats = pipeline.refresh(engine)
+    assert stats.decided == 24 and stats.issues_redone == stats.issues
+
+
+def test_refresh_says_how_far_rolling_up_a_backfill_is(engine, pipeline):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12))
+    pipeline.run(engine)
+    add_outputs(engine, outputs("b", 30, version="v1", start=datetime.now(UTC) - timedelta(days=1)))
+    seen: list[tuple[int, int]] = []
+    stats = pipeline.refresh(engine, within=lambda done, total: seen.append((done, total)))
+    assert stats.rolled_up == 30 and seen and seen[-1] == (30, 30)
