@@ -4,7 +4,7 @@ vectors and clusterings written by hand, so each test shows what one step does t
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -290,6 +290,39 @@ def test_pipeline_steps_link_pending_links_an_explicit_output_id(engine, setting
         links = store.links_by_feedback(session)
         assert list(links.values()) == [[stored.id]]
         assert link_pending(session, params=params, similarity=None) == 0  # each ticket once
+
+
+def test_pipeline_steps_link_pending_reads_each_ticket_s_window_across_a_long_batch(
+    engine, settings
+):  # type: ignore[no-untyped-def]
+    # 120 tickets over two months, more than one lookup's worth: each links to its user's
+    # answer of an hour before, never to that user's answer of three days before.
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    tickets, answers = [], []
+    for i in range(120):
+        at = start + timedelta(hours=12 * i)
+        answers += [
+            ModelOutputCreate(output_id=f"seen-{i}", model="m", output="The answer.",
+                              user_id=f"u{i}", created_at=at - timedelta(hours=1)),
+            ModelOutputCreate(output_id=f"old-{i}", model="m", output="An older answer.",
+                              user_id=f"u{i}", created_at=at - timedelta(days=3)),
+        ]  # fmt: skip
+        tickets.append(FeedbackCreate(source="test", external_id=f"w-{i}", text="Wrong answer.",
+                                      user_id=f"u{i}", created_at=at))  # fmt: skip
+    with db.session_scope(engine) as session:
+        stored = {a.output_id: a.id for a in store.add_model_outputs(session, items=answers)}
+        accepted = store.add_feedback(session, items=tickets)
+        store.update_feedback(session, rows=[
+            {"id": a.id, "status": "processed", "redacted_text": "Wrong answer.",
+             "processed_at": utcnow()}
+            for a in accepted
+        ])  # fmt: skip
+    with db.session_scope(engine) as session:
+        assert link_pending(session, params=LinkParams.from_settings(settings), similarity=None)
+        links = store.links_by_feedback(session)
+    assert {f: sorted(o) for f, o in links.items()} == {
+        a.id: [stored[f"seen-{i}"]] for i, a in enumerate(accepted)
+    }
 
 
 def test_pipeline_steps_diagnose_keeps_a_human_category_and_stores_evidence(engine, settings):  # type: ignore[no-untyped-def]

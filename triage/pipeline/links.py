@@ -9,6 +9,9 @@ from triage import store
 from triage.link import FeedbackRecord, LinkParams, OutputRecord, Similarity, link_feedback
 from triage.models import ModelOutput, as_utc
 
+# Tickets whose candidate outputs are looked up together (see ``link_pending``).
+CANDIDATE_CHUNK = 50
+
 
 def output_record(output: ModelOutput) -> OutputRecord:
     return OutputRecord(
@@ -46,16 +49,27 @@ def link_pending(session: Session, *, params: LinkParams, similarity: Similarity
         )
         for f in feedback
     ]
-    candidates = store.link_candidates(
-        session,
-        output_ids=[r.output_id for r in records if r.output_id],
-        user_ids=[r.user_id for r in records if r.user_id],
-        session_ids=[r.session_id for r in records if r.session_id],
-        since=min(r.created_at for r in records) - params.window,
-        until=max(r.created_at for r in records),
-    )
+    # Tickets in time order, a few at a time: each lookup reads a user's or session's outputs
+    # in the window of those tickets only. One window over a batch spread across weeks would
+    # read every output of every user in it, which grows with traffic, not with feedback.
+    candidates: dict[int, ModelOutput] = {}
+    ordered = sorted(records, key=lambda r: r.created_at)
+    for start in range(0, len(ordered), CANDIDATE_CHUNK):
+        part = ordered[start : start + CANDIDATE_CHUNK]
+        for output in store.link_candidates(
+            session,
+            output_ids=[r.output_id for r in part if r.output_id],
+            user_ids=[r.user_id for r in part if r.user_id],
+            session_ids=[r.session_id for r in part if r.session_id],
+            since=part[0].created_at - params.window,
+            until=part[-1].created_at,
+        ):
+            candidates[output.id] = output  # type: ignore[index]
     decisions = link_feedback(
-        records, [output_record(o) for o in candidates], params, similarity=similarity
+        records,
+        [output_record(candidates[k]) for k in sorted(candidates)],
+        params,
+        similarity=similarity,
     )
     store.add_links(session, rows=[vars(d) for d in decisions])
     store.mark_linked(session, feedback_ids=[r.id for r in records])
