@@ -15,7 +15,8 @@ from sqlmodel import select
 
 from tests.db.test_pipeline import add, tickets
 from triage import db, store
-from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate
+from triage.embed import text_hash
+from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate, Unit
 from triage.pipeline import Pipeline
 
 
@@ -157,3 +158,32 @@ def test_refresh_says_how_far_rolling_up_a_backfill_is(engine, pipeline):  # typ
     seen: list[tuple[int, int]] = []
     stats = pipeline.refresh(engine, within=lambda done, total: seen.append((done, total)))
     assert stats.rolled_up == 30 and seen and seen[-1] == (30, 30)
+
+
+def test_refresh_decides_each_ticket_whole_and_embeds_it_once(engine, pipeline, monkeypatch):  # type: ignore[no-untyped-def]
+    # The classifier learned from whole tickets: a ticket of several statements is decided on
+    # them read as one text, whose vector the cache keeps for the next time it is decided.
+    two = "The export button does nothing. Also the forecast numbers are wrong for last month."
+    add(
+        engine, [*tickets("export", 12), FeedbackCreate(source="test", external_id="two", text=two)]
+    )
+    pipeline.run(engine)
+    with db.session_scope(engine) as session:
+        (ticket,) = session.exec(select(Feedback).where(Feedback.external_id == "two")).all()
+        statements = session.exec(
+            select(Unit.text).where(Unit.feedback_id == ticket.id).order_by(Unit.id)
+        ).all()
+        whole = " ".join(statements)
+        assert len(statements) == 2
+        assert store.cached_vectors(
+            session, text_hashes=[text_hash(whole)], model_id=pipeline.embedder.model_id
+        )
+
+    embedded: list[str] = []
+    real = pipeline.embedder.embed
+    monkeypatch.setattr(
+        pipeline.embedder, "embed", lambda texts, **kw: embedded.extend(texts) or real(texts, **kw)
+    )
+    forget_keys(engine)
+    assert pipeline.refresh(engine).decided == 13
+    assert whole not in embedded  # from the cache

@@ -9,7 +9,7 @@ as evidence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,6 +116,7 @@ def judge_tickets(
     *,
     params: DiagnoseParams,
     model_id: str,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Judged:
     """Every processed ticket's own category, in an issue or not: kept from the last refresh
     when nothing it was decided from changed, else decided. Only reads, so it runs outside the
@@ -139,7 +140,7 @@ def judge_tickets(
     docs = ParsedTexts(units.texts)
     decided = decide_tickets(
         units, categorizer, context=context, links=links, outputs=outputs, traffic=traffic,
-        docs=docs, model_id=model_id, stored=stored,
+        docs=docs, model_id=model_id, stored=stored, embed=embed,
     )  # fmt: skip
     return Judged(decided, context, links, outputs, traffic, docs)
 

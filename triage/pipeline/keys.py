@@ -54,6 +54,7 @@ def ticket_key(
     *,
     traffic: TrafficProfile,
     complaints: tuple[Counter[tuple[str, str | None]], Counter[str]],
+    whole: bool = True,
 ) -> str | None:
     """None when the categorizer is not known by its files: then nothing is kept.
 
@@ -61,7 +62,8 @@ def ticket_key(
     outputs (stored outputs never change), when it was written, the traffic they are compared
     with (the rollups: they only grow, so their count moves whenever they do) and how many of
     the other tickets about its model and version complain: the key holds those, so an
-    unchanged ticket is not even compared with traffic again."""
+    unchanged ticket is not even compared with traffic again. ``whole``: decided on the ticket
+    read as one text (the refresh) or on its statements (a correction in the API)."""
     if fingerprint is None:
         return None
     linked = None
@@ -72,7 +74,7 @@ def ticket_key(
             [o.id for o in links.outputs], links.created_at, traffic.n, repr(traffic.params),
             by_version[(first.model, first.model_version)], by_model[first.model],
         ]  # fmt: skip
-    return digest("ticket", fingerprint, model_id, list(unit_ids), linked)
+    return digest("ticket", fingerprint, model_id, list(unit_ids), linked, whole)
 
 
 def issue_key(

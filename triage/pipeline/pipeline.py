@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from triage import cluster, db, store
 from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
-from triage.embed import Embedder, build_embedder
+from triage.embed import Embedder, build_embedder, embed_with_cache
 from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
@@ -212,6 +213,23 @@ class Pipeline:
             session, unit_ids, batch.vectors, threshold=self.membership_params.assign_threshold
         )
 
+    def _cached_embed(
+        self, session: Session, pending: dict[str, bytes]
+    ) -> Callable[[list[str]], np.ndarray]:
+        """Vectors of texts from the vector cache, embedding only what it lacks; the new ones
+        go to ``pending`` (the caller writes them), so a ticket decided again is not embedded
+        again."""
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return embed_with_cache(
+                self.embedder, texts,
+                lookup=lambda **kw: store.cached_vectors(session, **kw),
+                save=lambda *, vectors, model_id, dim: pending.update(vectors),
+                batch_size=self.settings.embedding_batch_size,
+            ).vectors  # fmt: skip
+
+        return embed
+
     # --- issues -----------------------------------------------------------------------------
 
     def refresh(
@@ -276,9 +294,11 @@ class Pipeline:
                 )
             # Each ticket's own category first: it is part of how issues form.
             with step("categorize"):
+                whole_vectors: dict[str, bytes] = {}  # new ones, written with the decisions
                 judged = judge_tickets(
                     session, units, self.categorizer, params=self.diagnose_params,
                     model_id=self.embedder.model_id,
+                    embed=self._cached_embed(session, whole_vectors),
                 )  # fmt: skip
                 stats.decided = len(judged.decided.decided)
         result = None
@@ -290,6 +310,8 @@ class Pipeline:
             # One refresh writes at a time; units another worker assigned since the read are
             # kept (their memberships are read again here) or seen by the next refresh.
             store.lock_issues(session)
+            store.add_vectors(session, vectors=whole_vectors, model_id=self.embedder.model_id,
+                              dim=self.embedder.dim)  # fmt: skip
             memberships = store.membership_map(session)
             if result is not None:
                 with step("issues"):

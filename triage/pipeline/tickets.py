@@ -12,7 +12,7 @@ decision stored then: a refresh decides only new tickets and those whose evidenc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from triage import store
 from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, Evidence, score_outputs
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
+from triage.lexicon import lemma_docs
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
 from triage.pipeline.keys import ticket_key
@@ -81,10 +82,14 @@ def decide_tickets(
     docs: ParsedTexts,
     model_id: str,
     stored: Mapping[int, StoredDecision] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> TicketDecisions:
     """Every processed ticket's category from its own evidence. A ticket whose key matches its
     ``stored`` decision keeps it; the others are decided (their texts parsed, their words scored,
-    in one pass each). Reads nothing and writes nothing."""
+    in one pass each). With ``embed`` (texts -> vectors), each is decided on its statements read
+    as one text with that text's vector, as the classifier was trained on whole tickets;
+    without, on its statements' vectors (the API's corrections, which load no embedder: the
+    next refresh decides those tickets again). Reads nothing and writes nothing."""
     stored = stored or {}
     rows_of = rows_by_ticket(units, context)
     tickets = {
@@ -101,6 +106,7 @@ def decide_tickets(
         key = ticket_key(
             categorizer.fingerprint, model_id, [units.ids[r] for r in rows],
             tickets[feedback_id], traffic=traffic, complaints=complaints,
+            whole=embed is not None,
         )  # fmt: skip
         keys[feedback_id] = key
         kept = stored.get(feedback_id)
@@ -108,19 +114,27 @@ def decide_tickets(
             decisions[feedback_id] = kept.decision()
     todo = sorted(f for f in rows_of if f not in decisions)
     judged = ticket_contexts(tickets, list(outputs.values()), traffic, only=set(todo))
-    docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
     # The word model reads every ticket in one pass (one vectorizer call, one product).
     words = categorizer.words_scores([[units.texts[r] for r in rows_of[f]] for f in todo])
-    for feedback_id, ticket_words in zip(todo, words, strict=True):
+    if embed is not None:
+        # Each ticket whole, as `triage train` saw the labelled ones: one text, one vector.
+        whole = [" ".join(units.texts[r] for r in rows_of[f]) for f in todo]
+        whole_vectors, whole_docs = embed(whole), lemma_docs(whole)
+    else:
+        docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
+    for i, (feedback_id, ticket_words) in enumerate(zip(todo, words, strict=True)):
         rows = rows_of[feedback_id]
         signals, ticket_context = judged[feedback_id]
+        if embed is not None:
+            texts, vectors, parsed = [whole[i]], whole_vectors[i : i + 1], [whole_docs[i]]
+        else:
+            texts, vectors, parsed = (
+                [units.texts[r] for r in rows],
+                units.vectors[rows],
+                docs.rows(rows),
+            )
         decisions[feedback_id] = categorizer.decide(
-            [units.texts[r] for r in rows],
-            units.vectors[rows],
-            signals,
-            docs=docs.rows(rows),
-            context=ticket_context,
-            words=ticket_words,
+            texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words
         )
     return TicketDecisions(decisions, keys, set(todo))
 
