@@ -73,8 +73,8 @@ def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
         f"(embedded {processed.embedded}, from cache {processed.cache_hits}); "
         f"{refreshed.issues} issues{' after a re-cluster' if refreshed.reclustered else ''}, "
         f"{refreshed.unassigned_share:.0%} of units unassigned; "
-        f"{refreshed.decided} tickets and {refreshed.issues_redone} issues decided again, "
-        "the rest unchanged"
+        f"{refreshed.decided} tickets and {refreshed.issues_redone} issues decided, "
+        "the rest kept from the last refresh"
     )
     if refreshed.skipped:
         console.print(f"skipped: {', '.join(refreshed.skipped)}")
