@@ -178,11 +178,11 @@ def issue_keys(
     return keys
 
 
-def changed_issues(session: Session, keys: Mapping[int, str | None]) -> set[int]:
-    """The issues whose key differs from the one stored (or is unknown)."""
+def changed_issues(issues: Mapping[int, Issue], keys: Mapping[int, str | None]) -> set[int]:
+    """The issues (by id) whose key differs from the one stored, or is unknown."""
     return {
         issue_id
-        for issue_id, issue in store.active_issues_by_id(session).items()
+        for issue_id, issue in issues.items()
         if issue_id in keys and (keys[issue_id] is None or keys[issue_id] != issue.refresh_key)
     }
 

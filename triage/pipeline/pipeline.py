@@ -21,14 +21,13 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from triage import cluster, db, store
 from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
-from triage.embed import Embedder, build_embedder, embed_with_cache
+from triage.embed import Embedder, build_embedder
 from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
@@ -213,23 +212,6 @@ class Pipeline:
             session, unit_ids, batch.vectors, threshold=self.membership_params.assign_threshold
         )
 
-    def _cached_embed(
-        self, session: Session, pending: dict[str, bytes]
-    ) -> Callable[[list[str]], np.ndarray]:
-        """Vectors of texts from the vector cache, embedding only what it lacks; the new ones
-        go to ``pending`` (the caller writes them), so a ticket decided again is not embedded
-        again."""
-
-        def embed(texts: list[str]) -> np.ndarray:
-            return embed_with_cache(
-                self.embedder, texts,
-                lookup=lambda **kw: store.cached_vectors(session, **kw),
-                save=lambda *, vectors, model_id, dim: pending.update(vectors),
-                batch_size=self.settings.embedding_batch_size,
-            ).vectors  # fmt: skip
-
-        return embed
-
     # --- issues -----------------------------------------------------------------------------
 
     def refresh(
@@ -298,7 +280,11 @@ class Pipeline:
                 judged = judge_tickets(
                     session, units, self.categorizer, params=self.diagnose_params,
                     model_id=self.embedder.model_id,
-                    embed=self._cached_embed(session, whole_vectors),
+                    # Cached by text, so a ticket decided again is not embedded again.
+                    embed=lambda texts: embed_cached(
+                        session, self.embedder, texts, None,
+                        batch_size=self.settings.embedding_batch_size, pending=whole_vectors,
+                    ),
                 )  # fmt: skip
                 stats.decided = len(judged.decided.decided)
         result = None
@@ -323,12 +309,12 @@ class Pipeline:
             now = utcnow()
             # Only the issues whose members, their decisions, links or traffic changed are
             # labelled and diagnosed again (``keys``); the others only have their recency moved.
+            issues = store.active_issues_by_id(session)
             keys = issue_keys(
-                units, units.rows_by_issue(issue_of(memberships)), judged,
-                store.active_issues_by_id(session), week_end=iso_week_start(now),
-                params=self._params,
+                units, units.rows_by_issue(issue_of(memberships)), judged, issues,
+                week_end=iso_week_start(now), params=self._params,
             )  # fmt: skip
-            changed = changed_issues(session, keys)
+            changed = changed_issues(issues, keys)
             stats.issues_redone = len(changed)
             with step("label"):
                 relabel(session, units, issue_of(memberships), params=self.label_params,

@@ -132,13 +132,14 @@ def embed_cached(
     session: Session,
     embedder: Embedder,
     texts: list[str],
-    stats: ProcessStats,
+    stats: ProcessStats | None,
     *,
     batch_size: int,
     pending: dict[str, bytes],
 ) -> np.ndarray:
     """Vectors for ``texts``, embedding only what the cache (or ``pending``, the vectors this
-    batch embedded already) does not hold; new ones go to ``pending``, for ``write_batch``."""
+    batch embedded already) does not hold; new ones go to ``pending``, for ``write_batch`` (or
+    the refresh's write) to store. ``stats``, when given, counts what was embedded."""
 
     def lookup(*, text_hashes: Sequence[str], model_id: str) -> dict[str, bytes]:
         found = {h: pending[h] for h in text_hashes if h in pending}
@@ -149,6 +150,8 @@ def embed_cached(
         pending.update(vectors)
 
     result = embed_with_cache(embedder, texts, lookup=lookup, save=save, batch_size=batch_size)
+    if stats is None:
+        return result.vectors
     stats.seconds["embed"] = stats.seconds.get("embed", 0.0) + result.seconds
     stats.embedded += result.embedded
     stats.cache_hits += result.cache_hits
