@@ -15,6 +15,8 @@ from sqlmodel import select
 
 from tests.db.test_pipeline import add, tickets
 from triage import db, store
+from triage.categorize import train_classifier
+from triage.categorize.domain import centre_groups, ladder_window
 from triage.embed import text_hash
 from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate, Unit
 from triage.pipeline import Pipeline
@@ -187,3 +189,34 @@ def test_refresh_decides_each_ticket_whole_and_embeds_it_once(engine, pipeline, 
     forget_keys(engine)
     assert pipeline.refresh(engine).decided == 13
     assert whole not in embedded  # from the cache
+
+
+def test_tickets_are_decided_again_only_when_the_centre_of_their_database_moves(engine, pipeline):  # type: ignore[no-untyped-def]
+    # A classifier trained on centred vectors (as `triage train` trains) reads each ticket
+    # against its database's tickets: their mean is taken on a window that moves only at the
+    # ladder's steps (16, 22, 32, ...), so a ticket that does not reach a step decides nothing
+    # but itself, and one that does decides all.
+    texts = [t.text for t in tickets("export", 4) + tickets("numbers", 4)]
+    vectors, prior = centre_groups(pipeline.embedder.embed(texts), ["a"] * 4 + ["b"] * 4)
+    pipeline.categorizer.classifier = train_classifier(
+        texts, vectors, ["ui"] * 4 + ["data"] * 4, domain_prior=prior
+    )
+    pipeline.categorizer.fingerprint = "centred"
+    assert pipeline.categorizer.domain_prior is not None
+    assert ladder_window(20) == ladder_window(21) == (0, 16) and ladder_window(22) == (0, 22)
+    add(engine, tickets("export", 10) + tickets("numbers", 10))
+    _, first = pipeline.run(engine)
+    assert first.decided == 20
+
+    add(engine, tickets("numbers", 1, customer="new"))
+    _, below = pipeline.run(engine)
+    assert below.decided == 1
+
+    add(engine, tickets("export", 1, customer="new"))
+    _, step = pipeline.run(engine)
+    assert step.decided == 22
+
+    kept = snapshot(engine)
+    forget_keys(engine)
+    pipeline.refresh(engine)
+    assert snapshot(engine) == kept

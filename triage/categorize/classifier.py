@@ -60,6 +60,9 @@ class CategoryClassifier:
     embedding_dim: int
     cue_categories: list[str] = field(default_factory=list)  # empty: no cue features
     card: dict[str, Any] = field(default_factory=dict)
+    # Trained on vectors centred on their product's mean (``domain``): the training products'
+    # average mean, the centre of a product with no tickets yet. None: plain vectors.
+    domain_prior: np.ndarray | None = None
 
     def features(self, vectors: np.ndarray, cue_counts: np.ndarray | None) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -85,15 +88,17 @@ class CategoryClassifier:
     def save(self, folder: str | Path = DEFAULT_CLASSIFIER_DIR) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            folder / "weights.npz",
-            classes=np.array(self.classes, dtype=str),
-            coef=self.coef.astype(np.float64),
-            intercept=self.intercept.astype(np.float64),
-            mean=self.mean.astype(np.float64),
-            scale=self.scale.astype(np.float64),
-            cue_categories=np.array(self.cue_categories, dtype=str),
-        )
+        arrays: dict[str, np.ndarray] = {
+            "classes": np.array(self.classes, dtype=str),
+            "coef": self.coef.astype(np.float64),
+            "intercept": self.intercept.astype(np.float64),
+            "mean": self.mean.astype(np.float64),
+            "scale": self.scale.astype(np.float64),
+            "cue_categories": np.array(self.cue_categories, dtype=str),
+        }
+        if self.domain_prior is not None:
+            arrays["domain_prior"] = self.domain_prior.astype(np.float32)
+        np.savez_compressed(folder / "weights.npz", **arrays)  # type: ignore[arg-type]
         card = {**self.card, "embedding_dim": self.embedding_dim, "format": "npz+json"}
         (folder / "card.json").write_text(
             json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
@@ -120,6 +125,9 @@ class CategoryClassifier:
             embedding_dim=int(card["embedding_dim"]),
             cue_categories=[str(c) for c in data["cue_categories"]],
             card=card,
+            domain_prior=data["domain_prior"].astype(np.float32)
+            if "domain_prior" in data
+            else None,
         )
 
 
@@ -133,11 +141,14 @@ def train_classifier(
     cues: CueLexicon | None = None,
     card: Mapping[str, Any] | None = None,
     cue_counts: np.ndarray | None = None,
+    domain_prior: np.ndarray | None = None,
 ) -> CategoryClassifier:
     """Fit on labelled examples plus human corrections (each counted ``correction_weight``
     times). With ``cues``, log1p cue counts per category are appended to each embedding
     (``cue_counts``: ``cues.counts`` of the texts then the corrections, when the caller has them
-    already, as the out-of-fold training does). Without ``params``, the Settings defaults."""
+    already, as the out-of-fold training does). ``domain_prior``: the vectors are centred on their
+    products' means (``domain.centre_groups``), and this is the prior it returned. Without
+    ``params``, the Settings defaults."""
     from sklearn.linear_model import LogisticRegression
 
     params = params or ClassifierParams()
@@ -171,6 +182,7 @@ def train_classifier(
         scale=scale,
         embedding_dim=examples.vectors.shape[1],
         cue_categories=cue_categories,
+        domain_prior=domain_prior,
         card={
             "purpose": "Scores ui/data/model/expectation for one feedback text; one of the four "
             "signals triage.categorize combines, never the decision on its own.",
@@ -178,6 +190,9 @@ def train_classifier(
             "limitations": "English; trained on a few hundred hand-written tickets about five "
             "products, so retrain with corrections before trusting it on another domain.",
             "features": "embedding" + (" + log1p(cue counts)" if cues is not None else ""),
+            "vectors": "centred on each product's mean (triage/categorize/domain.py)"
+            if domain_prior is not None
+            else "as embedded",
             "cue_lexicon": f"{cues.source} v{cues.version}" if cues is not None else None,
             "C": c,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

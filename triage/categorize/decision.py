@@ -146,6 +146,12 @@ class Categorizer:
         )
 
     @property
+    def domain_prior(self) -> np.ndarray | None:
+        """The centre of a product with no tickets yet, when the classifier was trained on
+        vectors centred on their product's mean (``domain``); None: it reads plain vectors."""
+        return self.classifier.domain_prior if self.classifier is not None else None
+
+    @property
     def weights(self) -> dict[str, float]:
         return self.params.weights
 

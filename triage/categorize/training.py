@@ -19,6 +19,7 @@ import numpy as np
 from triage.categorize.classifier import CategoryClassifier, ClassifierParams, train_classifier
 from triage.categorize.combiner import COMBINER_CARD, COMBINER_FILE, LearnedCombiner, fit_combiner
 from triage.categorize.decision import CategorizeParams, Categorizer
+from triage.categorize.domain import centre, centre_groups
 from triage.categorize.examples import EXAMPLES_FILE, LabelledExamples
 from triage.categorize.metrics import classification_metrics
 from triage.categorize.stacking import (
@@ -136,6 +137,9 @@ def train_categorizer(
         used = [{**row, "text": text} for row, text in zip(used, redacted, strict=True)]
     # One call over the rows in file order: the benchmark's figures were measured that way.
     vectors = embedder.embed([row["text"] for row in used], batch_size=params.batch_size)
+    # Each row read against its own product, as a refresh reads a database's tickets against
+    # theirs (``domain``); held-out rows too, against their product's rows.
+    vectors, prior = centre_groups(vectors, [product_of(row) for row in used])
     train = [i for i, row in enumerate(used) if row.get("split", "train") == "train"]
     heldout = [i for i, row in enumerate(used) if row.get("split") == "heldout"]
     examples = LabelledExamples(
@@ -144,7 +148,11 @@ def train_categorizer(
     corrected = (
         LabelledExamples(
             [text for text, _ in corrections],
-            embedder.embed([text for text, _ in corrections], batch_size=params.batch_size),
+            # People's corrections belong to no product of the rows: centred on the prior.
+            centre(
+                embedder.embed([text for text, _ in corrections], batch_size=params.batch_size),
+                prior,
+            ),
             [category for _, category in corrections],
         )
         if corrections
@@ -161,6 +169,7 @@ def train_categorizer(
         corrections=corrected,
         cues=cues,
         card={"training_data": training_data, "embedding_model": embedder.model_id},
+        domain_prior=prior,
     )
 
     words = train_words(

@@ -55,6 +55,7 @@ def ticket_key(
     traffic: TrafficProfile,
     complaints: tuple[Counter[tuple[str, str | None]], Counter[str]],
     whole: bool = True,
+    centre: str = "",
 ) -> str | None:
     """None when the categorizer is not known by its files: then nothing is kept.
 
@@ -63,7 +64,8 @@ def ticket_key(
     with (the rollups: they only grow, so their count moves whenever they do) and how many of
     the other tickets about its model and version complain: the key holds those, so an
     unchanged ticket is not even compared with traffic again. ``whole``: decided on the ticket
-    read as one text (the refresh) or on its statements (a correction in the API)."""
+    read as one text (the refresh) or on its statements (a correction in the API); ``centre``:
+    a digest of the vector its vector was centred on (``categorize.domain``)."""
     if fingerprint is None:
         return None
     linked = None
@@ -74,7 +76,7 @@ def ticket_key(
             [o.id for o in links.outputs], links.created_at, traffic.n, repr(traffic.params),
             by_version[(first.model, first.model_version)], by_model[first.model],
         ]  # fmt: skip
-    return digest("ticket", fingerprint, model_id, list(unit_ids), linked, whole)
+    return digest("ticket", fingerprint, model_id, list(unit_ids), linked, whole, centre)
 
 
 def issue_key(

@@ -6,6 +6,9 @@ the same numbers ``triage train`` learned from). An issue's category is then the
 members' probabilities, with the issue's own output evidence beside it: the issue never
 overwrites a member's category.
 
+Each ticket is read against its database's other tickets: its vector centred on their mean
+(``categorize.domain``), as training centres each product on its own.
+
 A ticket whose inputs did not change since the last refresh (``pipeline.keys``) keeps the
 decision stored then: a refresh decides only new tickets and those whose evidence moved.
 """
@@ -23,6 +26,7 @@ from sqlmodel import Session
 from triage import store
 from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, Evidence, score_outputs
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
+from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
 from triage.lexicon import lemma_docs
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
@@ -100,13 +104,18 @@ def decide_tickets(
         for feedback_id, rows in rows_of.items()
     }
     complaints = complaint_counts(tickets)
+
+    def whole_text(feedback_id: int) -> str:
+        return " ".join(units.texts[r] for r in rows_of[feedback_id])
+
+    domain = domain_centre(categorizer, sorted(rows_of), whole_text, embed)
     keys: dict[int, str | None] = {}
     decisions: dict[int, CategoryDecision] = {}
     for feedback_id, rows in rows_of.items():
         key = ticket_key(
             categorizer.fingerprint, model_id, [units.ids[r] for r in rows],
             tickets[feedback_id], traffic=traffic, complaints=complaints,
-            whole=embed is not None,
+            whole=embed is not None, centre=domain.digest,
         )  # fmt: skip
         keys[feedback_id] = key
         kept = stored.get(feedback_id)
@@ -118,8 +127,8 @@ def decide_tickets(
     words = categorizer.words_scores([[units.texts[r] for r in rows_of[f]] for f in todo])
     if embed is not None:
         # Each ticket whole, as `triage train` saw the labelled ones: one text, one vector.
-        whole = [" ".join(units.texts[r] for r in rows_of[f]) for f in todo]
-        whole_vectors, whole_docs = embed(whole), lemma_docs(whole)
+        whole = [whole_text(f) for f in todo]
+        whole_vectors, whole_docs = domain.apply(embed(whole)), lemma_docs(whole)
     else:
         docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
     for i, (feedback_id, ticket_words) in enumerate(zip(todo, words, strict=True)):
@@ -130,13 +139,34 @@ def decide_tickets(
         else:
             texts, vectors, parsed = (
                 [units.texts[r] for r in rows],
-                units.vectors[rows],
+                domain.apply(units.vectors[rows]),
                 docs.rows(rows),
             )
         decisions[feedback_id] = categorizer.decide(
             texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words
         )
     return TicketDecisions(decisions, keys, set(todo))
+
+
+def domain_centre(
+    categorizer: Categorizer,
+    tickets: Sequence[int],
+    whole_text: Callable[[int], str],
+    embed: Callable[[list[str]], np.ndarray] | None,
+) -> DomainCentre:
+    """What the database's tickets (feedback ids in the order they were stored) are centred on
+    when the classifier was trained on centred vectors (``categorize.domain``): the shrunk mean
+    of a window of them read whole, which moves only at the steps of ``ladder_window``. Without
+    ``embed`` (a correction in the API), the prior: the next refresh decides those again."""
+    prior = categorizer.domain_prior
+    if prior is None:
+        return DomainCentre()
+    if embed is None:
+        return DomainCentre(prior)
+    start, stop = ladder_window(len(tickets))
+    window = [whole_text(f) for f in tickets[start:stop]]
+    vectors = embed(window) if window else np.empty((0, len(prior)), dtype=np.float32)
+    return DomainCentre(shrunk_mean(vectors, prior))
 
 
 def store_ticket_categories(
