@@ -58,7 +58,9 @@ def roll_up(
     On PostgreSQL, waiting more than ``lock_wait`` seconds for inserts in flight skips the
     roll-up (new inserts wait behind it): ``load_traffic`` still reads what is not rolled up.
     ``progress(done, total)`` after each range: outputs rolled up, and of about how many (the
-    id range: ids above the watermark are dense but for failed inserts)."""
+    id range: ids above the watermark are dense but for failed inserts). A roll-up of more than
+    a tenth of the stored outputs (a backfill) ends with PostgreSQL's ANALYZE of them
+    (``store.analyze_outputs``), so the refresh's reads by id that follow use their index."""
     try:
         with db.session_scope(engine, lock_wait=lock_wait) as session:
             # PostgreSQL's coming months' partitions (``store.partitions``), made here so that
@@ -95,8 +97,14 @@ def roll_up(
         sources, rolled = merged, rolled + len(rows)
         if progress is not None and total:
             progress(min(rolled, total), total)
-    if rolled:
-        logger.info("rolled up %d model outputs", rolled)
+    if not rolled:
+        return 0
+    logger.info("rolled up %d model outputs", rolled)
+    try:
+        with db.session_scope(engine, lock_wait=lock_wait) as session:
+            store.analyze_outputs(session, added=rolled)
+    except OperationalError:
+        logger.warning("model outputs not analyzed: a prune or another analyze held them up")
     return rolled
 
 

@@ -81,7 +81,12 @@ from triage.store.links import (
 )
 from triage.store.locks import refresh_lock
 from triage.store.model_outputs import add_model_outputs, all_model_outputs, get_model_output
-from triage.store.partitions import ensure_partitions, months_before, partitioned
+from triage.store.partitions import (
+    analyze_outputs,
+    ensure_partitions,
+    months_before,
+    partitioned,
+)
 from triage.store.retention import (
     count_prunable_outputs,
     delete_unlinked_outputs,
@@ -130,6 +135,7 @@ __all__ = [
     "add_units",
     "add_vectors",
     "all_model_outputs",
+    "analyze_outputs",
     "audit_entries",
     "cached_vectors",
     "claim_digest_delivery",

@@ -45,6 +45,8 @@ PARTITIONS_LOCK_KEY = 7276
 # past that the month is left to the row-by-row prune.
 DROP_LOCK_WAIT_MS = 5000
 
+# As PostgreSQL's autovacuum_analyze_scale_factor: statistics a tenth behind still plan well.
+ANALYZE_SHARE = 0.1
 # What UNIQUE(output_id) and the link's foreign key are on a partitioned table, which can hold
 # neither; not in SQLModel's metadata, as SQLite has no such table. Whatever deletes outputs
 # deletes their keys too (``forget_keys``, ``drop_month``), or a resend would find a key and
@@ -194,3 +196,29 @@ def forget_keys(session: Session, *, ids: Sequence[int]) -> None:
     """After deleting outputs row by row: free their output_ids (PostgreSQL from 0007)."""
     if ids and _postgres(session):
         session.execute(delete(OUTPUT_KEY).where(OUTPUT_KEY.c.id.in_(ids)))
+
+
+def analyze_outputs(session: Session, *, added: int) -> bool:
+    """After ``added`` outputs were rolled up: ANALYZE ``model_output`` (every partition, and the
+    partitioned table itself, which autovacuum never analyzes) and ``output_rollup`` when
+    ``added`` is more than a tenth of the outputs their statistics count; whether it did
+    (PostgreSQL; a no-op on SQLite).
+
+    The refresh reads outputs by id (linked ones, those above the watermark), planned from these
+    statistics. A partition last analyzed empty, as migration 0007 leaves a new database and a
+    backfill leaves it until autovacuum comes round (never, where it is off), is planned as if
+    most rows matched: each read scanned the month's whole partition instead of its primary
+    key, 0.18 s instead of 4 ms for 500 ids at 1M outputs (issue 17)."""
+    if not added or not _postgres(session):
+        return False
+    counted = session.execute(
+        text(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) "
+            "FROM pg_partition_tree('model_output') t JOIN pg_class c ON c.oid = t.relid "
+            "WHERE t.isleaf"
+        )
+    ).scalar_one()
+    if added <= ANALYZE_SHARE * float(counted):
+        return False
+    session.execute(text("ANALYZE model_output, output_rollup"))
+    return True
