@@ -275,6 +275,8 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
     # The fixtures hold several products, so the combiner is learned beside the classifier.
     assert classifier.card["heldout_metrics"]["evaluated_as"].startswith("the learned combiner")
     assert (out / "combiner.npz").exists() and classifier.card["combiner"]["groups_kept"]
+    # And the weight of each ticket's nearest tickets, with what each weight scored.
+    assert "nearest tickets: weight" in result.stderr
     # The examples signal reads the corrections too, beside the labelled training rows.
     examples = LabelledExamples.load(out / EXAMPLES_FILE)
     assert len(examples) == classifier.card["training_examples"] + 3

@@ -9,13 +9,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
 from tests.db.test_pipeline import add, tickets
 from triage import db, store
-from triage.categorize import train_classifier
+from triage.categorize import CATEGORIES, Categorizer, LabelledExamples, train_classifier
+from triage.categorize.combiner import LearnedCombiner
 from triage.categorize.domain import centre_groups, ladder_window
 from triage.embed import text_hash
 from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate, Unit
@@ -219,4 +221,54 @@ def test_tickets_are_decided_again_only_when_the_centre_of_their_database_moves(
     kept = snapshot(engine)
     forget_keys(engine)
     pipeline.refresh(engine)
+    assert snapshot(engine) == kept
+
+
+def test_a_ticket_hears_its_nearest_tickets_and_kept_decisions_still_match_a_full_refresh(
+    engine, pipeline
+):  # type: ignore[no-untyped-def]
+    # A learned categorizer (here: the classifier's probabilities passed through) whose
+    # combiner gives the nearest tickets' own probabilities a weight, as `triage train` learns.
+    texts = [t.text for t in tickets("export", 4) + tickets("numbers", 4)]
+    labels = ["ui"] * 4 + ["data"] * 4
+    vectors, prior = centre_groups(pipeline.embedder.embed(texts), ["a"] * 4 + ["b"] * 4)
+    classifier = train_classifier(texts, vectors, labels, domain_prior=prior)
+    names = [f"classifier_log_p_{c}" for c in CATEGORIES]
+    combiner = LearnedCombiner(
+        classes=list(CATEGORIES), feature_names=names, coef=np.eye(4), intercept=np.zeros(4),
+        mean=np.zeros(4), scale=np.ones(4), neighbour_weight=0.5,
+    )  # fmt: skip
+    categorizer = Categorizer(
+        pipeline.categorizer.cues, LabelledExamples(texts, vectors, labels), classifier,
+        combiner=combiner,
+    )  # fmt: skip
+    categorizer.fingerprint = "with-neighbours"
+    pipeline._categorizer = categorizer  # as if loaded from its folder
+    assert categorizer.neighbour_weight == 0.5
+
+    add(engine, tickets("export", 10) + tickets("numbers", 10))
+    _, first = pipeline.run(engine)
+    assert first.decided == 20
+    with db.session_scope(engine) as session:
+        stored = session.exec(select(Feedback).order_by(Feedback.id)).all()
+        # What people read says what the neighbours added; what is kept is the ticket's own.
+        assert all(f.category_evidence[0]["signal"] == "neighbours" for f in stored)
+        assert all(
+            f.category_evidence[0]["data"]["weight"] == 0.5
+            and f.category_evidence[0]["data"]["neighbours"] == 5
+            for f in stored
+        )
+        assert any(
+            abs(f.category_confidence - max(f.category_probabilities.values())) > 1e-6
+            for f in stored
+        )
+
+    # A new ticket is decided alone, but its neighbours may read differently: what is kept
+    # and written is what a refresh that knows nothing of the last one gives.
+    add(engine, tickets("numbers", 1, customer="new"))
+    _, second = pipeline.run(engine)
+    assert second.decided == 1
+    kept = snapshot(engine)
+    forget_keys(engine)
+    assert pipeline.refresh(engine).decided == 21
     assert snapshot(engine) == kept

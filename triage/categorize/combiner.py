@@ -33,6 +33,7 @@ import numpy as np
 
 from triage.categorize.context import REACTION_MINUTES, TicketContext
 from triage.categorize.examples import CATEGORIES
+from triage.categorize.neighbours import NEIGHBOURS, fit_weight
 from triage.categorize.signals import SignalScore
 
 COMBINER_FILE = "combiner.npz"
@@ -84,22 +85,38 @@ def _fit(x: np.ndarray, y: Sequence[str], c: float) -> tuple[Any, np.ndarray, np
     return model, mean, scale
 
 
-def cv_macro_f1(x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float) -> float:
-    """Macro-F1 of predictions made with each group (product) held out in turn."""
+def cv_probabilities(
+    x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float
+) -> np.ndarray:
+    """``(len(y), len(CATEGORIES))``: each row's probabilities from a fit with its group
+    (product) held out; a fold whose training rows hold one label gives that label 1."""
     labels = np.array(y)
     groups_array = np.array(groups)
-    predicted = np.empty(len(labels), dtype=object)
+    result = np.zeros((len(labels), len(CATEGORIES)))
     for group in sorted(set(groups)):
         test = groups_array == group
-        if len(set(labels[~test])) < 2:
-            predicted[test] = labels[~test][0] if (~test).any() else CATEGORIES[0]
+        train_labels = sorted(set(labels[~test]))
+        if len(train_labels) < 2:
+            only = train_labels[0] if train_labels else CATEGORIES[0]
+            result[np.flatnonzero(test), CATEGORIES.index(only)] = 1.0
             continue
         model, mean, scale = _fit(x[~test], labels[~test], c)
-        predicted[test] = model.predict((x[test] - mean) / scale)
+        proba = model.predict_proba((x[test] - mean) / scale)
+        for column, name in enumerate(model.classes_):
+            result[np.flatnonzero(test), CATEGORIES.index(str(name))] = proba[:, column]
+    return result
+
+
+def _macro_f1(y: Sequence[str], probabilities: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
-    present = sorted(set(labels))
-    return float(f1_score(labels, predicted.astype(str), labels=present, average="macro"))
+    predicted = [CATEGORIES[i] for i in np.asarray(probabilities).argmax(axis=1)]
+    return float(f1_score(list(y), predicted, labels=sorted(set(y)), average="macro"))
+
+
+def cv_macro_f1(x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float) -> float:
+    """Macro-F1 of predictions made with each group (product) held out in turn."""
+    return _macro_f1(y, cv_probabilities(x, y, groups, c=c))
 
 
 @dataclass
@@ -111,6 +128,9 @@ class LearnedCombiner:
     mean: np.ndarray
     scale: np.ndarray
     card: dict[str, Any] = field(default_factory=dict)
+    # How much a ticket's nearest tickets' own probabilities weigh in its category
+    # (``neighbours``), learned by cross-validation; 0: none.
+    neighbour_weight: float = 0.0
 
     @property
     def groups(self) -> list[str]:
@@ -147,6 +167,7 @@ class LearnedCombiner:
             intercept=self.intercept.astype(np.float64),
             mean=self.mean.astype(np.float64),
             scale=self.scale.astype(np.float64),
+            neighbour_weight=np.array(self.neighbour_weight, dtype=np.float64),
         )
         (folder / COMBINER_CARD).write_text(
             json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
@@ -168,15 +189,23 @@ class LearnedCombiner:
             mean=data["mean"],
             scale=data["scale"],
             card=card,
+            neighbour_weight=float(data["neighbour_weight"]) if "neighbour_weight" in data else 0.0,
         )
 
 
 def fit_combiner(
-    x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float = 1.0
+    x: np.ndarray,
+    y: Sequence[str],
+    groups: Sequence[str],
+    *,
+    c: float = 1.0,
+    vectors: np.ndarray | None = None,
 ) -> LearnedCombiner:
     """Fit on the full layout ``x`` (rows of out-of-fold signal scores, ``FEATURES`` columns),
     after dropping, one at a time, each feature group whose removal does not lower the macro-F1
-    cross-validated by ``groups`` (products) of the groups still kept."""
+    cross-validated by ``groups`` (products) of the groups still kept. With ``vectors`` (the
+    rows' centred vectors), the weight of each ticket's nearest tickets is learned too
+    (``neighbours.fit_weight``, on the kept groups' cross-validated probabilities)."""
     x = np.asarray(x, dtype=np.float64)
 
     def columns(kept: Sequence[str]) -> list[int]:
@@ -208,7 +237,11 @@ def fit_combiner(
         if len(kept) > 1:
             trials = {g: score([k for k in kept if k != g]) for g in kept}
     index = columns(kept)
-    with_kept = cv_macro_f1(x[:, index], y, groups, c=c)
+    held_out = cv_probabilities(x[:, index], y, groups, c=c)
+    with_kept = _macro_f1(y, held_out)
+    neighbour_weight, by_weight = 0.0, dict[str, float]()
+    if vectors is not None:
+        neighbour_weight, by_weight = fit_weight(held_out, vectors, y, groups, CATEGORIES)
     model, mean, scale = _fit(x[:, index], y, c)
     coef, intercept = model.coef_, model.intercept_
     if coef.shape[0] == 1:  # two classes: softmax over (0, w.x + b) is the same sigmoid
@@ -223,6 +256,7 @@ def fit_combiner(
         intercept=intercept,
         mean=mean,
         scale=scale,
+        neighbour_weight=neighbour_weight,
         card={
             "purpose": "Combines the signal scores and the ticket's context into one category "
             "and confidence; learned, replacing the hand-set TRIAGE_CATEGORIZE_WEIGHT_*.",
@@ -243,6 +277,16 @@ def fit_combiner(
                 "macro_f1_kept": round(with_kept, 4),
             },
             "groups_kept": kept,
+            "neighbours": {
+                "k": NEIGHBOURS,
+                "weight": neighbour_weight,
+                "macro_f1_by_weight": by_weight,
+                "how": "each held-out product's cross-validated probabilities mixed with its "
+                "rows' nearest rows' (triage/categorize/neighbours.py); the best weight, ties "
+                "to the smaller",
+            }
+            if vectors is not None
+            else None,
             "groups_without_weight": {
                 step["group"]: f"removing it gave macro-F1 {step['macro_f1_after']:.3f} vs "
                 f"{step['macro_f1_before']:.3f} with it, so it gets no weight until it helps"

@@ -152,6 +152,12 @@ class Categorizer:
         return self.classifier.domain_prior if self.classifier is not None else None
 
     @property
+    def neighbour_weight(self) -> float:
+        """How much a ticket's nearest tickets' own probabilities weigh in its category
+        (``neighbours``): the learned combiner's, 0 without one."""
+        return self.combiner.neighbour_weight if self.learned and self.combiner else 0.0
+
+    @property
     def weights(self) -> dict[str, float]:
         return self.params.weights
 

@@ -189,7 +189,9 @@ def train_categorizer(
             classifier_params=params.classifier, categorize_params=params.categorize,
             corrections=corrected,
         )  # fmt: skip
-        combiner = fit_combiner(features, examples.labels, products, c=params.combiner_c)
+        combiner = fit_combiner(
+            features, examples.labels, products, c=params.combiner_c, vectors=examples.vectors
+        )
         combiner.card["training_data"] = (
             f"{training_data}, {len(set(products))} products, linked to {len(records)} model "
             f"outputs ({sum(1 for i in train if contexts[i][0] is not None)} rows linked)"

@@ -73,6 +73,15 @@ def train(
             f"combiner: groups {', '.join(trained.combiner.card['groups_kept'])}; "
             f"leave-one-product-out macro-F1 {cv['macro_f1_kept']:.3f}"
         )
+        neighbours = trained.combiner.card.get("neighbours") or {}
+        by_weight = neighbours.get("macro_f1_by_weight") or {}
+        if by_weight:
+            weight = f"{neighbours['weight']:g}"
+            console.print(
+                f"nearest tickets: weight {weight} of {neighbours['k']} neighbours "
+                f"(leave-one-product-out macro-F1 {by_weight[weight]:.3f}, "
+                f"{by_weight['0']:.3f} without)"
+            )
     console.print(
         f"trained on {trained.train} labelled items and {len(corrected)} corrected units; "
         f"saved to {trained.folder}"

@@ -164,7 +164,7 @@ def issue_keys(
         members = {}
         for r in rows:
             feedback_id, at, customer, value = judged.context[units.ids[r]]
-            members[feedback_id] = (judged.decided.keys.get(feedback_id), at, customer, value)
+            members[feedback_id] = (judged.decided.shown_key(feedback_id), at, customer, value)
         person = {f: getattr(issue, f) for f in sorted(issue.human_fields)}
         keys[issue_id] = issue_key(
             unit_ids=[units.ids[r] for r in rows],

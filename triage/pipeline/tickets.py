@@ -7,7 +7,10 @@ members' probabilities, with the issue's own output evidence beside it: the issu
 overwrites a member's category.
 
 Each ticket is read against its database's other tickets: its vector centred on their mean
-(``categorize.domain``), as training centres each product on its own.
+(``categorize.domain``), as training centres each product on its own; then its own
+probabilities are mixed with its nearest tickets' own by the weight training learned
+(``categorize.neighbours``). What is stored is its own decision's probabilities, to keep, and
+the decision as mixed, to show; a ticket whose neighbours moved is written again.
 
 A ticket whose inputs did not change since the last refresh (``pipeline.keys``) keeps the
 decision stored then: a refresh decides only new tickets and those whose evidence moved.
@@ -16,7 +19,7 @@ decision stored then: a refresh decides only new tickets and those whose evidenc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +30,11 @@ from triage import store
 from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, Evidence, score_outputs
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
 from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
+from triage.categorize.neighbours import nearest, smooth
 from triage.lexicon import lemma_docs
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
-from triage.pipeline.keys import ticket_key
+from triage.pipeline.keys import digest, ticket_key
 from triage.pipeline.units import ParsedTexts, UnitMatrix
 
 
@@ -44,9 +48,29 @@ def rows_by_ticket(
     return rows
 
 
+# The evidence line that says what a ticket's nearest tickets lean to (``with_neighbours``).
+NEIGHBOURS_SIGNAL = "neighbours"
+
+
+def _decision(probabilities: Mapping[str, float], evidence: list[Evidence]) -> CategoryDecision:
+    probabilities = {name: float(probabilities.get(name, 0.0)) for name in CATEGORIES}
+    ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
+    return CategoryDecision(
+        category=ranked[0],
+        confidence=probabilities[ranked[0]],
+        runner_up=ranked[1],
+        evidence=evidence,
+        contributions={},
+        totals=probabilities,
+        probabilities=probabilities,
+    )
+
+
 @dataclass(frozen=True)
 class StoredDecision:
-    """A ticket's decision as the last refresh stored it, with what it was decided from."""
+    """A ticket's decision as the last refresh stored it, with what it was decided from: its
+    key and its own probabilities (``category_probabilities``), and the category, confidence and
+    evidence shown, which its nearest tickets may have moved (``with_neighbours``)."""
 
     key: str
     category: str
@@ -55,24 +79,79 @@ class StoredDecision:
     evidence: list[dict[str, Any]]
 
     def decision(self) -> CategoryDecision:
-        probabilities = {name: float(self.probabilities.get(name, 0.0)) for name in CATEGORIES}
-        ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
-        return CategoryDecision(
-            category=self.category,
-            confidence=self.confidence,
-            runner_up=next((n for n in ranked if n != self.category), None),
-            evidence=[Evidence(**e) for e in self.evidence],
-            contributions={},
-            totals=probabilities,
-            probabilities=probabilities,
+        """The ticket's own decision, before its neighbours were heard."""
+        own = [Evidence(**e) for e in self.evidence if e.get("signal") != NEIGHBOURS_SIGNAL]
+        if len(own) < len(self.evidence):
+            return _decision(self.probabilities, own)
+        # Shown as it was decided (no neighbours line): category and confidence as stored.
+        decided = _decision(self.probabilities, own)
+        ranked = sorted(CATEGORIES, key=lambda n: (-decided.probabilities[n], CATEGORIES.index(n)))
+        runner_up = next((n for n in ranked if n != self.category), None)
+        return replace(
+            decided, category=self.category, confidence=self.confidence, runner_up=runner_up
         )
+
+    def shows(self, decision: CategoryDecision) -> bool:
+        """Whether what is stored for people is ``decision``'s."""
+        first = self.evidence[0].get("reason") if self.evidence else None
+        shown = decision.evidence[0].reason if decision.evidence else None
+        return (self.category, self.confidence, first) == (
+            decision.category, decision.confidence, shown,
+        )  # fmt: skip
 
 
 @dataclass
 class TicketDecisions:
-    decisions: dict[int, CategoryDecision]  # feedback id -> its decision
+    decisions: dict[int, CategoryDecision]  # feedback id -> its decision, as shown
     keys: dict[int, str | None]  # feedback id -> what it was decided from (``keys``)
     decided: set[int]  # decided in this refresh; the others kept their stored decision
+    # feedback id -> its own probabilities (stored, for the next refresh to keep)
+    own: dict[int, dict[str, float]] = field(default_factory=dict)
+    # decided, or shown differently than stored (its neighbours moved): written back
+    changed: set[int] = field(default_factory=set)
+
+    def shown_key(self, feedback_id: int) -> str | None:
+        """What the ticket's decision as shown comes from: its key and what its neighbours
+        added (the issue's key is computed from this)."""
+        key = self.keys.get(feedback_id)
+        if key is None:
+            return None
+        return digest("shown", key, self.decisions[feedback_id].probabilities)
+
+
+def with_neighbours(
+    own: Mapping[int, CategoryDecision], vectors: np.ndarray, order: Sequence[int], weight: float
+) -> dict[int, CategoryDecision]:
+    """Each ticket's decision with its ``NEIGHBOURS`` nearest tickets' own probabilities
+    weighing ``weight`` (``categorize.neighbours``); ``vectors``: the tickets of ``order``
+    (feedback ids in the order they were stored) as the classifier reads them."""
+    if weight <= 0 or len(order) < 2:
+        return dict(own)
+    matrix = np.array([[own[f].probabilities.get(c, 0.0) for c in CATEGORIES] for f in order])
+    near = nearest(vectors)
+    mixed = smooth(matrix, near, weight)
+    result = {}
+
+    def rounded(values: np.ndarray) -> dict[str, float]:
+        return {c: round(float(v), 4) for c, v in zip(CATEGORIES, values, strict=True)}
+
+    for row, feedback_id in enumerate(order):
+        neighbours = matrix[near[row]].mean(axis=0)
+        lean = CATEGORIES[int(neighbours.argmax())]
+        mine = own[feedback_id]
+        line = Evidence(
+            f"its {near.shape[1]} most similar tickets lean {lean} on their own evidence "
+            f"({neighbours.max():.2f}), weighing {weight:g} against its own "
+            f"({mine.category} {mine.confidence:.2f})",
+            NEIGHBOURS_SIGNAL,
+            lean,
+            round(weight * float(neighbours.max()), 4),
+            {"neighbours": near.shape[1], "weight": weight,
+             "mean_probabilities": rounded(neighbours)},
+        )  # fmt: skip
+        probabilities = rounded(mixed[row])
+        result[feedback_id] = _decision(probabilities, [line, *mine.evidence])
+    return result
 
 
 def decide_tickets(
@@ -145,7 +224,21 @@ def decide_tickets(
         decisions[feedback_id] = categorizer.decide(
             texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words
         )
-    return TicketDecisions(decisions, keys, set(todo))
+    own = decisions
+    # Without an embedder (a correction in the API), the tickets' own decisions: the next
+    # refresh decides those again.
+    if embed is not None and categorizer.neighbour_weight > 0:
+        order = sorted(rows_of)
+        # Every ticket as the classifier reads it; from the vector cache but the new ones.
+        vectors = domain.apply(embed([whole_text(f) for f in order]))
+        decisions = with_neighbours(own, vectors, order, categorizer.neighbour_weight)
+    changed = set(todo) | {
+        f for f, d in decisions.items() if f in stored and not stored[f].shows(d)
+    }
+    return TicketDecisions(
+        decisions, keys, set(todo),
+        own={f: d.probabilities for f, d in own.items()}, changed=changed,
+    )  # fmt: skip
 
 
 def domain_centre(
@@ -182,11 +275,11 @@ def store_ticket_categories(
                 "category": decision.category,
                 "category_confidence": decision.confidence,
                 "category_evidence": [e.to_dict() for e in decision.evidence[:max_evidence]],
-                "category_probabilities": decision.probabilities,
+                "category_probabilities": judged.own.get(feedback_id, decision.probabilities),
                 "category_key": judged.keys.get(feedback_id),
             }
             for feedback_id, decision in sorted(judged.decisions.items())
-            if feedback_id in judged.decided
+            if feedback_id in judged.decided or feedback_id in judged.changed
         ],
     )
 

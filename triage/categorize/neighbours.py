@@ -1,0 +1,92 @@
+"""A ticket's category informed by the tickets most like it: its own probabilities mixed with the
+mean of its ``NEIGHBOURS`` nearest tickets' own, in the space the classifier reads (whole
+tickets, centred on their product's mean: ``domain``).
+
+Tickets about one root cause are written alike and share their cause, so what the nearest
+tickets say on their own evidence is evidence for this one too (the cluster assumption behind
+label propagation), and a ticket that does not name its cause borrows it from those that do.
+The mix is the ticket's own probabilities times (1 - w) plus its neighbours' mean times w. The
+weight w is not set by hand: ``triage train`` picks it from ``WEIGHTS`` by the macro-F1 of the
+combiner's leave-one-product-out predictions, each smoothed among the held-out product's own
+rows (``fit_weight``), and 0 (nothing borrowed) wins ties. The card records every weight's
+figure.
+
+``NEIGHBOURS`` is below the clusterer's smallest issue (``TRIAGE_CLUSTER_MIN_ISSUE_SIZE``, 8
+statements), so a ticket's neighbours can all sit in one issue of the smallest size; in a bigger
+database issues hold more tickets and the five nearest are more surely of the same one.
+Neighbours are looked for among the most recent ``NEIGHBOUR_WINDOW`` tickets, which bounds a
+refresh's cost at any number of tickets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+NEIGHBOURS = 5
+WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+NEIGHBOUR_WINDOW = 10_000
+
+
+def nearest(vectors: np.ndarray, *, k: int = NEIGHBOURS, window: int = NEIGHBOUR_WINDOW) -> Any:
+    """``(n, min(k, candidates - 1))`` indices of each row's most cosine-similar other rows
+    among the last ``window`` rows (unit-length rows; each row's own index excluded)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    start = max(0, n - window)
+    k = min(k, n - start - 1 if n - start > 0 else 0)
+    if n < 2 or k <= 0:
+        return np.empty((n, 0), dtype=np.int64)
+    reference = vectors[start:]
+    blocks = []
+    for first in range(0, n, 1024):
+        scores = vectors[first : first + 1024] @ reference.T
+        rows = np.arange(first, min(first + 1024, n))
+        own = rows - start
+        inside = own >= 0
+        scores[np.flatnonzero(inside), own[inside]] = -np.inf  # a ticket is not its own neighbour
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        blocks.append(best + start)
+    return np.concatenate(blocks)
+
+
+def smooth(probabilities: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:
+    """Each row's probabilities times (1 - ``weight``) plus the mean of its ``neighbours``'
+    (rows of ``nearest``) times ``weight``; unchanged without neighbours or weight."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if weight <= 0 or neighbours.shape[1] == 0:
+        return probabilities
+    return (1.0 - weight) * probabilities + weight * probabilities[neighbours].mean(axis=1)
+
+
+def fit_weight(
+    probabilities: np.ndarray,
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    groups: Sequence[str],
+    classes: Sequence[str],
+) -> tuple[float, dict[str, float]]:
+    """(the weight of ``WEIGHTS`` whose smoothing gives the best macro-F1, each weight's
+    macro-F1): ``probabilities`` are out-of-fold (columns in ``classes`` order), and each row's
+    neighbours are looked for among its own group's (product's) rows, as a refresh looks among
+    its database's tickets. Ties go to the smaller weight."""
+    from sklearn.metrics import f1_score
+
+    groups_array = np.array([str(g) for g in groups])
+    neighbours = {g: nearest(vectors[groups_array == g]) for g in sorted(set(groups_array))}
+    present = sorted(set(labels))
+    scores: dict[str, float] = {}
+    best, best_score = 0.0, -1.0
+    for weight in WEIGHTS:
+        predicted = np.empty(len(labels), dtype=object)
+        for group, near in neighbours.items():
+            rows = np.flatnonzero(groups_array == group)
+            mixed = smooth(probabilities[rows], near, weight)
+            predicted[rows] = [classes[i] for i in mixed.argmax(axis=1)]
+        score = float(f1_score(list(labels), list(predicted), labels=present, average="macro"))
+        scores[f"{weight:g}"] = round(score, 4)
+        if score > best_score + 1e-9:
+            best, best_score = weight, score
+    return best, scores
