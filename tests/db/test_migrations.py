@@ -170,6 +170,7 @@ def test_migrations_0006_existing_outputs_are_rolled_up_by_the_first_roll_up(emp
         )
     db.upgrade(empty_url, "0006")
     assert db.schema_state(engine)[0] == "0006"
+    db.upgrade(empty_url)  # the roll-up is today's: it reads later revisions' columns too
     assert roll_up(engine, params=SignalParams()) == 1
     with engine.connect() as connection:
         assert connection.execute(text("SELECT sum(n) FROM output_rollup")).scalar_one() == 1
@@ -261,3 +262,47 @@ def test_migrations_0007_partitions_outputs_by_month_and_downgrades_to_the_plain
         c.execute(text(insert), {"o": "o-3"})
     with engine.begin() as connection:  # the id sequence went on from where it was
         assert connection.execute(text(insert), {"o": "o-4"}).scalar_one() > new_id
+
+
+def test_migrations_0009_rollups_merged_once_by_the_next_roll_up(empty_url):  # type: ignore[no-untyped-def]
+    """Rolled up before 0009, a database keeps its traffic profile after the upgrade, and the
+    next roll-up stores the merge of its rollups' sketches even with nothing new to roll up;
+    the downgrade drops only that merge (issue 17)."""
+    from alembic import command
+
+    from triage.link import SignalParams
+    from triage.rollups import load_traffic, roll_up
+
+    db.upgrade(empty_url, "0008")
+    engine = db.get_engine(empty_url)
+    sketch = {"values": {"confidence": [[500], [1]]}, "missing": {}, "sources": {},
+              "oldest": [[], []], "stale": 0}  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO output_rollup (day, model, model_version, feature, n, sketch, "
+                "updated_at) VALUES ('2026-12-01', 'summarizer', '', '', 1, :sketch, "
+                "CURRENT_TIMESTAMP)"
+            ),
+            {"sketch": json.dumps(sketch)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO rollup_watermark (name, last_output_id, updated_at) "
+                "VALUES ('model_output', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+    db.upgrade(empty_url, "0009")
+    stored = "SELECT sketch FROM rollup_watermark"
+    with engine.connect() as connection:
+        assert connection.execute(text(stored)).scalar_one() is None
+    with db.session_scope(engine) as session:
+        traffic = load_traffic(session, params=SignalParams())
+    assert traffic.n == 1 and traffic.values["confidence"].median() == 0.5
+    assert roll_up(engine, params=SignalParams()) == 0
+    with engine.connect() as connection:
+        merged = connection.execute(text(stored)).scalar_one()
+    assert (json.loads(merged) if isinstance(merged, str) else merged) == sketch
+    command.downgrade(db.alembic_config(empty_url), "0008")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM output_rollup")).scalar_one() == 1

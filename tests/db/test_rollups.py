@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import numpy as np
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from triage import db, retention, rollups, store
 from triage.link import SignalParams, TrafficProfile
-from triage.models import ModelOutput, ModelOutputCreate, OutputRollup, utcnow
+from triage.link.rollup import Sketch
+from triage.models import ModelOutput, ModelOutputCreate, OutputRollup, RollupWatermark, utcnow
 from triage.pipeline.links import output_record
 
 PARAMS = SignalParams()
@@ -62,6 +64,38 @@ def test_rollups_roll_up_each_output_once(engine):  # type: ignore[no-untyped-de
     traffic, exact = _traffic(engine), TrafficProfile(every, PARAMS)
     assert traffic.n == 9 and traffic.group_counts == exact.group_counts
     assert traffic.values["confidence"].median() == exact.values["confidence"].median()
+
+
+def _rows_merged(engine) -> dict:  # type: ignore[no-untyped-def]
+    with db.session_scope(engine) as session:
+        rows = [Sketch.from_json(r.sketch) for r in store.output_rollups(session)]
+    return Sketch.merged(rows).to_json()
+
+
+def test_rollups_the_merge_kept_with_the_watermark_is_the_rows_merge(engine):  # type: ignore[no-untyped-def]
+    """The merge of every rollup row's sketch a refresh reads (0009) is exactly the rows' merge
+    after every roll-up, so the profile, and every p-value, is the one from merging the rows."""
+    _add(engine, [f"a{i}" for i in range(5)], confidence=0.4)
+    rollups.roll_up(engine, params=PARAMS, batch=2)
+    _add(engine, ["b0", "b1"], confidence=0.9, latency_ms=120.0,
+         created_at=utcnow() - timedelta(days=1))  # fmt: skip
+    rollups.roll_up(engine, params=PARAMS)
+    with db.session_scope(engine) as session:
+        assert store.rollup_sketch(session) == _rows_merged(engine)
+    kept = _traffic(engine)
+    with db.session_scope(engine) as session:  # as rolled up before 0009: the rows are merged
+        session.execute(update(RollupWatermark).values(sketch=None))
+    merged = _traffic(engine)
+    for name in ("n", "group_counts", "period_counts", "period_totals", "version_counts",
+                 "missing_counts", "typical_ages", "rolled_up_freshness"):  # fmt: skip
+        assert getattr(kept, name) == getattr(merged, name), name
+    linked = np.array([0.4, 0.9, 0.95])
+    for name in ("confidence", "latency_ms"):
+        assert kept.values[name].median() == merged.values[name].median()
+        assert kept.values[name].mann_whitney(linked) == merged.values[name].mann_whitney(linked)
+    assert rollups.roll_up(engine, params=PARAMS) == 0  # nothing new: stores the merge anyway
+    with db.session_scope(engine) as session:
+        assert store.rollup_sketch(session) == _rows_merged(engine)
 
 
 def test_rollups_profile_reads_outputs_not_rolled_up_yet(engine):  # type: ignore[no-untyped-def]

@@ -335,11 +335,15 @@ class RollupRow:
     model_version: str | None
     feature: str | None
     n: int
-    sketch: Sketch
+    sketch: Sketch = field(default_factory=Sketch)
 
 
-def profile_from_rollups(rows: Sequence[RollupRow], params: SignalParams) -> TrafficProfile:
-    """The ``TrafficProfile`` of every output the rollups hold; see ``TrafficProfile``."""
+def profile_from_rollups(
+    rows: Sequence[RollupRow], params: SignalParams, sketch: Sketch | None = None
+) -> TrafficProfile:
+    """The ``TrafficProfile`` of every output the rollups hold; see ``TrafficProfile``.
+    ``sketch``: the merge of the rows' sketches when the caller has it (the one stored with the
+    watermark), so that only the rows' counts are read."""
     profile = TrafficProfile([], params)
     profile.n = sum(row.n for row in rows)
     for row in rows:
@@ -357,7 +361,8 @@ def profile_from_rollups(rows: Sequence[RollupRow], params: SignalParams) -> Tra
             profile.group_counts[name][key] += row.n
             profile.period_counts[period, name, key] += row.n
         profile.version_counts[row.model, row.model_version] += row.n
-    sketch = Sketch.merged([row.sketch for row in rows])
+    if sketch is None:
+        sketch = Sketch.merged([row.sketch for row in rows])
     profile.values = {
         name: BinnedSample(name, sketch.values.get(name, Histogram())) for name in VALUE_FIELDS
     }

@@ -253,12 +253,15 @@ class TrafficProfile:
         self.rolled_up_freshness: tuple[int, float | None, float | None] | None = None
 
     @classmethod
-    def from_rollups(cls, rows: Sequence[Any], params: SignalParams) -> TrafficProfile:
+    def from_rollups(
+        cls, rows: Sequence[Any], params: SignalParams, sketch: Any = None
+    ) -> TrafficProfile:
         """The profile of every output the rollups (``rollup.RollupRow``) hold: counts exact,
-        value and age statistics from histograms (see ``triage.link.rollup``)."""
+        value and age statistics from histograms (see ``triage.link.rollup``); ``sketch``, the
+        merge of the rows' sketches, when the caller has it."""
         from triage.link.rollup import profile_from_rollups  # it builds on this module
 
-        return profile_from_rollups(rows, params)
+        return profile_from_rollups(rows, params, sketch)
 
     def __len__(self) -> int:
         return self.n

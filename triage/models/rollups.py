@@ -32,10 +32,15 @@ class OutputRollup(SQLModel, table=True):
 
 
 # How far the rollups have read: every output with id <= last_output_id is rolled up, and only
-# those may be pruned. One row, name "model_output".
+# those may be pruned. One row, name "model_output". ``sketch`` is the merge of every rollup
+# row's sketch, written in the same transaction as the rows, so a refresh reads one sketch
+# instead of merging them all; NULL until the first roll-up after migration 0009.
 class RollupWatermark(SQLModel, table=True):
     __tablename__ = "rollup_watermark"
 
     name: str = Field(primary_key=True, max_length=64)
     last_output_id: int = 0
+    sketch: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())

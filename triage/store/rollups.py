@@ -66,11 +66,26 @@ def rollup_watermark(session: Session, *, for_update: bool = False) -> int:
     return row.last_output_id if row is not None else 0
 
 
-def set_rollup_watermark(session: Session, *, last_output_id: int) -> None:
+def set_rollup_watermark(
+    session: Session, *, last_output_id: int, sketch: dict[str, Any] | None = None
+) -> None:
+    """Move the watermark; with ``sketch``, also store the merge of every rollup row's sketch
+    (``rollup_sketch``), in the transaction that wrote the rows."""
     row = session.get(RollupWatermark, WATERMARK) or RollupWatermark(name=WATERMARK)
     row.last_output_id = last_output_id
+    if sketch is not None:
+        row.sketch = sketch
     row.updated_at = utcnow()
     session.add(row)
+
+
+def rollup_sketch(session: Session) -> dict[str, Any] | None:
+    """The merge of every rollup row's sketch as stored with the watermark; None when it is not
+    made yet (no roll-up since migration 0009) and the rows must be merged instead."""
+    sketch = session.exec(
+        select(RollupWatermark.sketch).where(col(RollupWatermark.name) == WATERMARK)
+    ).first()
+    return dict(sketch) if sketch is not None else None
 
 
 def lower_rollup_watermark(session: Session) -> None:
@@ -126,6 +141,30 @@ def output_rollups(session: Session, *, days: Iterable[date] | None = None) -> l
             return []
         statement = statement.where(col(OutputRollup.day).in_(wanted))
     return list(session.exec(statement).all())
+
+
+def rollup_sketch_missing(session: Session) -> bool:
+    """Whether rollups were made without their merge (before migration 0009): the watermark
+    row is there, its sketch is not. Reads no sketch."""
+    statement = select(RollupWatermark.name).where(
+        col(RollupWatermark.name) == WATERMARK, col(RollupWatermark.sketch).is_(None)
+    )
+    return session.exec(statement).first() is not None
+
+
+def rollup_counts(session: Session) -> list[Any]:
+    """Every rollup row's day, model, version, feature and count, without its sketch."""
+    return list(
+        session.exec(
+            select(  # type: ignore[call-overload]
+                OutputRollup.day,
+                OutputRollup.model,
+                OutputRollup.model_version,
+                OutputRollup.feature,
+                OutputRollup.n,
+            ).order_by(col(OutputRollup.id))
+        ).all()
+    )
 
 
 def save_rollups(session: Session, *, rows: Sequence[OutputRollup]) -> None:
