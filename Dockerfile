@@ -1,5 +1,7 @@
 # The API and the worker share this image; docker-compose.yml picks the command.
-FROM python:3.11-slim
+# BASE: another Python 3.11 image with pip, e.g. a local one where Docker Hub is unreachable.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
