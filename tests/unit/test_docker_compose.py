@@ -52,7 +52,7 @@ def test_compose_runs_api_replicas_workers_and_redis_against_postgres():
 def test_compose_config_accepts_the_file():
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose; .ci/run does)")
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose: .ci/run)")
     done = subprocess.run(
         [tool, "-f", str(COMPOSE), "config", "--quiet"],
         env={**os.environ, "TRIAGE_UI_SECRET": "0" * 64},
