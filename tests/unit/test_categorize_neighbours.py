@@ -8,8 +8,8 @@ import numpy as np
 from tests.unit.test_categorize_combiner import rows
 from triage.categorize import CATEGORIES
 from triage.categorize.combiner import LearnedCombiner, fit_combiner
-from triage.categorize.domain import normalize
 from triage.categorize.neighbours import NEIGHBOURS, WEIGHTS, fit_weight, nearest, smooth
+from triage.cluster import normalize
 
 
 def test_nearest_finds_the_closest_other_rows_within_the_window():

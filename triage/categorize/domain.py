@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from triage.cluster import normalize
+
 # How many tickets the prior counts as: the weight of the training products' average mean
 # against a new product's own tickets (see the module docstring).
 PRIOR_TICKETS = 1
@@ -45,12 +47,6 @@ WINDOW_TICKETS = 1000
 # every ticket is decided again then, so the total work stays a constant multiple of the
 # tickets (about 3.4 decisions per ticket over a database's life).
 LADDER_STEP = math.sqrt(2.0)
-
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def shrunk_mean(vectors: np.ndarray, prior: np.ndarray) -> np.ndarray:

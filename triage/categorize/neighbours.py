@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from triage.cluster import nearest_neighbors
+
 NEIGHBOURS = 5
 WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 NEIGHBOUR_WINDOW = 10_000
@@ -32,24 +34,21 @@ NEIGHBOUR_WINDOW = 10_000
 
 def nearest(vectors: np.ndarray, *, k: int = NEIGHBOURS, window: int = NEIGHBOUR_WINDOW) -> Any:
     """``(n, min(k, candidates - 1))`` indices of each row's most cosine-similar other rows
-    among the last ``window`` rows (unit-length rows; each row's own index excluded)."""
+    among the last ``window`` rows (unit-length rows; each row's own index excluded).
+
+    ``cluster.nearest_neighbors`` finds the ``k + 1`` best, a row's own among them when it is a
+    candidate; the ``k`` best of those other than itself are kept."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     start = max(0, n - window)
-    k = min(k, n - start - 1 if n - start > 0 else 0)
+    k = min(k, n - start - 1)
     if n < 2 or k <= 0:
         return np.empty((n, 0), dtype=np.int64)
-    reference = vectors[start:]
-    blocks = []
-    for first in range(0, n, 1024):
-        scores = vectors[first : first + 1024] @ reference.T
-        rows = np.arange(first, min(first + 1024, n))
-        own = rows - start
-        inside = own >= 0
-        scores[np.flatnonzero(inside), own[inside]] = -np.inf  # a ticket is not its own neighbour
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        blocks.append(best + start)
-    return np.concatenate(blocks)
+    candidates = nearest_neighbors(vectors, vectors[start:], k + 1) + start
+    scores = np.einsum("nd,nkd->nk", vectors, vectors[candidates])
+    scores[candidates == np.arange(n)[:, None]] = -np.inf  # a ticket is not its own neighbour
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(candidates, best, axis=1)
 
 
 def smooth(probabilities: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:

@@ -107,7 +107,7 @@ class TicketDecisions:
     decided: set[int]  # decided in this refresh; the others kept their stored decision
     # feedback id -> its own probabilities (stored, for the next refresh to keep)
     own: dict[int, dict[str, float]] = field(default_factory=dict)
-    # decided, or shown differently than stored (its neighbours moved): written back
+    # decided, or shown differently than stored (its neighbours moved): what is written back
     changed: set[int] = field(default_factory=set)
 
     def shown_key(self, feedback_id: int) -> str | None:
@@ -187,7 +187,8 @@ def decide_tickets(
     def whole_text(feedback_id: int) -> str:
         return " ".join(units.texts[r] for r in rows_of[feedback_id])
 
-    domain = domain_centre(categorizer, sorted(rows_of), whole_text, embed)
+    whole_vectors = None if embed is None else _once_per_ticket(embed, whole_text)
+    domain = domain_centre(categorizer, sorted(rows_of), whole_vectors)
     keys: dict[int, str | None] = {}
     decisions: dict[int, CategoryDecision] = {}
     for feedback_id, rows in rows_of.items():
@@ -204,17 +205,17 @@ def decide_tickets(
     judged = ticket_contexts(tickets, list(outputs.values()), traffic, only=set(todo))
     # The word model reads every ticket in one pass (one vectorizer call, one product).
     words = categorizer.words_scores([[units.texts[r] for r in rows_of[f]] for f in todo])
-    if embed is not None:
+    if whole_vectors is not None:
         # Each ticket whole, as `triage train` saw the labelled ones: one text, one vector.
         whole = [whole_text(f) for f in todo]
-        whole_vectors, whole_docs = domain.apply(embed(whole)), lemma_docs(whole)
+        todo_vectors, whole_docs = domain.apply(whole_vectors(todo)), lemma_docs(whole)
     else:
         docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
     for i, (feedback_id, ticket_words) in enumerate(zip(todo, words, strict=True)):
         rows = rows_of[feedback_id]
         signals, ticket_context = judged[feedback_id]
-        if embed is not None:
-            texts, vectors, parsed = [whole[i]], whole_vectors[i : i + 1], [whole_docs[i]]
+        if whole_vectors is not None:
+            texts, vectors, parsed = [whole[i]], todo_vectors[i : i + 1], [whole_docs[i]]
         else:
             texts, vectors, parsed = (
                 [units.texts[r] for r in rows],
@@ -227,10 +228,10 @@ def decide_tickets(
     own = decisions
     # Without an embedder (a correction in the API), the tickets' own decisions: the next
     # refresh decides those again.
-    if embed is not None and categorizer.neighbour_weight > 0:
+    if whole_vectors is not None and categorizer.neighbour_weight > 0:
         order = sorted(rows_of)
         # Every ticket as the classifier reads it; from the vector cache but the new ones.
-        vectors = domain.apply(embed([whole_text(f) for f in order]))
+        vectors = domain.apply(whole_vectors(order))
         decisions = with_neighbours(own, vectors, order, categorizer.neighbour_weight)
     changed = set(todo) | {
         f for f, d in decisions.items() if f in stored and not stored[f].shows(d)
@@ -241,24 +242,43 @@ def decide_tickets(
     )  # fmt: skip
 
 
+def _once_per_ticket(
+    embed: Callable[[list[str]], np.ndarray], whole_text: Callable[[int], str]
+) -> Callable[[Sequence[int]], np.ndarray]:
+    """feedback ids -> their tickets' whole-text vectors, each embedded (or read from the vector
+    cache) once per refresh however many steps want it: the centre's window, the tickets
+    decided, the neighbours."""
+    fetched: dict[int, np.ndarray] = {}
+
+    def whole_vectors(feedback_ids: Sequence[int]) -> np.ndarray:
+        if not feedback_ids:
+            return np.asarray(embed([]), dtype=np.float32)  # (0, dim)
+        missing = [f for f in feedback_ids if f not in fetched]
+        if missing:
+            fetched.update(zip(missing, embed([whole_text(f) for f in missing]), strict=True))
+        return np.array([fetched[f] for f in feedback_ids], dtype=np.float32)
+
+    return whole_vectors
+
+
 def domain_centre(
     categorizer: Categorizer,
     tickets: Sequence[int],
-    whole_text: Callable[[int], str],
-    embed: Callable[[list[str]], np.ndarray] | None,
+    whole_vectors: Callable[[Sequence[int]], np.ndarray] | None,
 ) -> DomainCentre:
     """What the database's tickets (feedback ids in the order they were stored) are centred on
     when the classifier was trained on centred vectors (``categorize.domain``): the shrunk mean
-    of a window of them read whole, which moves only at the steps of ``ladder_window``. Without
-    ``embed`` (a correction in the API), the prior: the next refresh decides those again."""
+    of a window of them read whole (``whole_vectors``: feedback ids -> vectors), which moves only
+    at the steps of ``ladder_window``. Without ``whole_vectors`` (a correction in the API, no
+    embedder), the prior: the next refresh decides those again."""
     prior = categorizer.domain_prior
     if prior is None:
         return DomainCentre()
-    if embed is None:
+    if whole_vectors is None:
         return DomainCentre(prior)
     start, stop = ladder_window(len(tickets))
-    window = [whole_text(f) for f in tickets[start:stop]]
-    vectors = embed(window) if window else np.empty((0, len(prior)), dtype=np.float32)
+    window = list(tickets[start:stop])
+    vectors = whole_vectors(window) if window else np.empty((0, len(prior)), dtype=np.float32)
     return DomainCentre(shrunk_mean(vectors, prior))
 
 
@@ -279,7 +299,7 @@ def store_ticket_categories(
                 "category_key": judged.keys.get(feedback_id),
             }
             for feedback_id, decision in sorted(judged.decisions.items())
-            if feedback_id in judged.decided or feedback_id in judged.changed
+            if feedback_id in judged.changed
         ],
     )
 
