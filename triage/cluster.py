@@ -38,13 +38,18 @@ ticket's category probabilities), each unit is clustered on its wording and its 
 side, the cause weighing ``cause_weight`` times the wording: for unit-length parts the joined
 cosine is (cosine of wording + cause_weight² x cosine of causes) / (1 + cause_weight²). Two
 complaints about one screen, one about a redraw bug (ui) and one about a stale feed (data), then
-sit apart although their words are close. Centroids, similarities and thresholds come back in
-wording space, where new units are placed between re-clusterings.
+sit apart although their words are close. ``facets`` (``facet_rows``: the product features of the
+model outputs each unit's ticket is linked to) join the same way at ``feature_weight``: two model
+faults of one product, one in its test generator and one in its inline completions, share a cause
+and much of their vocabulary, but not the feature their customers used. A unit whose ticket is
+linked to no output borrows the features of its nearest linked units (``impute_facets``).
+Centroids, similarities and thresholds come back in wording space, where new units are placed
+between re-clusterings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -79,6 +84,7 @@ class ClusterParams:
     random_state: int = _setting("random_state")
     blas_threads: int = _setting("blas_threads")
     cause_weight: float = _setting("cause_weight")
+    feature_weight: float = _setting("feature_weight")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
@@ -189,6 +195,37 @@ def smooth(vectors: np.ndarray, reference: np.ndarray, *, neighbors: int, steps:
     for _ in range(steps):
         vectors = normalize(vectors + mean @ vectors[reference])
     return vectors
+
+
+def facet_rows(facets: Sequence[Sequence[str]]) -> np.ndarray | None:
+    """One row per unit from the facets it has (its ticket's linked outputs' features, one
+    entry per output): their counts, normalised; zeros for a unit with none, which
+    ``Clusterer.fit`` reads as unknown. None when fewer than two facets occur: then they tell no
+    unit from another."""
+    names = sorted({name for own in facets for name in own})
+    if len(names) < 2:
+        return None
+    column = {name: i for i, name in enumerate(names)}
+    rows = np.zeros((len(facets), len(names)), dtype=np.float32)
+    for i, own in enumerate(facets):
+        for name in own:
+            rows[i, column[name]] += 1.0
+    return normalize(rows)
+
+
+def impute_facets(vectors: np.ndarray, facets: np.ndarray, *, neighbors: int) -> np.ndarray:
+    """``facets`` with each unknown (all-zero) row replaced by the mean of its ``neighbors``
+    nearest known units' rows, nearest by ``vectors``: a statement whose ticket names no
+    output is taken to be about the features of the statements worded like it. A constant
+    row instead would set every unknown unit apart from the known ones, and they formed issues
+    of their own."""
+    known = facets.any(axis=1)
+    if known.all() or not known.any():
+        return facets
+    near = nearest_neighbors(vectors[~known], vectors[known], neighbors)
+    filled = facets.copy()
+    filled[~known] = normalize(facets[known][near].mean(axis=1))
+    return filled
 
 
 def merge_close_clusters(
@@ -305,18 +342,32 @@ class Clusterer:
         self.reducer = reducer
         self.hdbscan_model = hdbscan_model
 
-    def fit(self, vectors: np.ndarray, *, causes: np.ndarray | None = None) -> Clustering:
+    def fit(
+        self,
+        vectors: np.ndarray,
+        *,
+        causes: np.ndarray | None = None,
+        facets: np.ndarray | None = None,
+    ) -> Clustering:
         """Cluster ``vectors``; with ``causes`` (a row per unit, e.g. category probabilities)
-        on wording and cause together, see the module docstring."""
+        and ``facets`` (a row per unit, ``facet_rows``) on wording, cause and facet together,
+        see the module docstring."""
         from threadpoolctl import threadpool_limits
 
         plain = normalize(vectors)
-        weight = self.params.cause_weight
+        blocks = [plain]
+        p = self.params
+        if facets is not None and p.feature_weight and facets.any():
+            facets = impute_facets(plain, facets, neighbors=p.smooth_neighbors)
+        else:
+            facets = None
+        for rows, weight in ((causes, p.cause_weight), (facets, p.feature_weight)):
+            if rows is not None and weight:
+                blocks.append(weight * normalize(rows))
         with threadpool_limits(limits=self.params.blas_threads):
-            if causes is None or weight == 0 or not len(plain):
+            if len(blocks) == 1 or not len(plain):
                 return self._fit(plain)
-            joined = normalize(np.hstack([plain, weight * normalize(causes)]))
-            return in_wording_space(plain, self._fit(joined))
+            return in_wording_space(plain, self._fit(normalize(np.hstack(blocks))))
 
     def _fit(self, vectors: np.ndarray) -> Clustering:
         p = self.params

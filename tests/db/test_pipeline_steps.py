@@ -292,6 +292,34 @@ def test_pipeline_steps_link_pending_links_an_explicit_output_id(engine, setting
         assert link_pending(session, params=params, similarity=None) == 0  # each ticket once
 
 
+def test_pipeline_steps_each_unit_s_facet_is_the_feature_its_ticket_saw(engine, settings):  # type: ignore[no-untyped-def]
+    outputs = [
+        ModelOutputCreate(output_id=f"out-{feature}", model="coder", feature=feature, output="x")
+        for feature in ("tests", "inline")
+    ]
+    with db.session_scope(engine) as session:
+        store.add_model_outputs(session, items=outputs)
+        tests = add_units(session, TOPICS["export"][:2], output_id="out-tests")
+        inline = add_units(session, TOPICS["export"][2:3], output_id="out-inline")
+        alone = add_units(session, TOPICS["numbers"][:1])  # names no output
+    with db.session_scope(engine) as session:
+        link_pending(session, params=LinkParams.from_settings(settings), similarity=None)
+    categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
+    with db.session_scope(engine) as session:
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        params = DiagnoseParams.from_settings(settings)
+        judged = judge_tickets(session, units, categorizer, params=params,
+                               model_id=EMBEDDER.model_id)  # fmt: skip
+        facets = judged.facets(units)
+    assert facets is not None
+    row = {unit_id: facets[i] for i, unit_id in enumerate(units.ids)}
+    inline_column, tests_column = [1, 0], [0, 1]  # sorted: coder/inline, coder/tests
+    for unit_id in tests:
+        np.testing.assert_allclose(row[unit_id], tests_column)
+    np.testing.assert_allclose(row[inline[0]], inline_column)
+    np.testing.assert_allclose(row[alone[0]], [0, 0])  # unknown: the clusterer fills it in
+
+
 def test_pipeline_steps_link_pending_reads_each_ticket_s_window_across_a_long_batch(
     engine, settings
 ):  # type: ignore[no-untyped-def]

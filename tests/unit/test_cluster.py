@@ -7,6 +7,8 @@ from triage.cluster import (
     ClusterParams,
     assign,
     calibrated_thresholds,
+    facet_rows,
+    impute_facets,
     nearest_neighbors,
     normalize,
     smooth,
@@ -220,6 +222,55 @@ def test_cluster_cause_weight_zero_clusters_on_wording_alone():
     causes = np.eye(4)[np.arange(len(vectors)) % 2]
     off = Clusterer(ClusterParams(cause_weight=0)).fit(vectors, causes=causes)
     np.testing.assert_array_equal(off.labels, Clusterer().fit(vectors).labels)
+
+
+def test_facet_rows_count_each_units_linked_features():
+    rows = facet_rows([["bot/chat"], ["bot/chat", "bot/chat", "bot/search"], []])
+    assert rows is not None and rows.shape == (3, 2)  # columns: bot/chat, bot/search
+    np.testing.assert_allclose(rows[0], [1.0, 0.0])
+    np.testing.assert_allclose(rows[1], normalize(np.array([2.0, 1.0])), rtol=1e-6)
+    np.testing.assert_allclose(rows[2], [0.0, 0.0])  # no linked output: unknown
+    # One feature, or none, tells no unit from another.
+    assert facet_rows([["bot/chat"], [], ["bot/chat"]]) is None
+    assert facet_rows([[], []]) is None
+
+
+def test_cluster_same_words_same_cause_different_features_are_different_issues():
+    # Two topics; in each, half the statements come from tickets linked to outputs of one
+    # feature and half of another (one model fault in test generation, another in inline
+    # completion, worded alike). A fifth of each half has no linked output.
+    vectors, topic = blobs([60, 60], spread=0.3, seed=5)
+    feature_of = np.arange(len(vectors)) % 2
+    linked = (np.arange(len(vectors)) // 2) % 5 != 0
+    names = [
+        [f"coder/{'tests' if f else 'inline'}"] if ok else []
+        for f, ok in zip(feature_of, linked, strict=True)
+    ]
+    facets = facet_rows(names)
+    truth = topic * 2 + feature_of
+
+    both = Clusterer().fit(vectors, facets=facets)
+    assert adjusted_rand_score(truth[linked], both.labels[linked]) > 0.9
+    assert len(both.centroids) == 4
+    # Unlinked statements join their topic's issues, taking their nearest statements' feature.
+    for members in both.clusters.values():
+        assert len(set(topic[members])) == 1
+        assert linked[members].mean() > 0.6
+    assert both.unassigned_share <= 0.05
+    off = Clusterer(ClusterParams(feature_weight=0)).fit(vectors, facets=facets)
+    np.testing.assert_array_equal(off.labels, Clusterer().fit(vectors).labels)
+
+
+def test_impute_facets_fills_unknown_rows_from_the_nearest_known_units():
+    vectors = normalize(
+        np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0.1, 0.9, 0], [0.95, 0.05, 0]])
+    )
+    facets = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [0, 0]], dtype=np.float32)
+    filled = impute_facets(vectors, facets, neighbors=1)
+    np.testing.assert_allclose(filled[:3], facets[:3])  # known rows are kept
+    np.testing.assert_allclose(filled[3], [0, 1])  # worded like unit 2
+    np.testing.assert_allclose(filled[4], [1, 0])  # worded like units 0 and 1
+    np.testing.assert_allclose(impute_facets(vectors, np.zeros((5, 2)), neighbors=1), 0)
 
 
 def test_cluster_every_issue_has_at_least_min_issue_size_units():

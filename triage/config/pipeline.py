@@ -179,6 +179,15 @@ class PipelineSettings(BaseModel):
         "complaints in the same words with confidently different causes end up in different "
         "issues; 0 clusters on wording alone.",
     )
+    cluster_feature_weight: float = Field(
+        default=0.5,
+        ge=0,
+        description="How much the product feature of a statement's linked model outputs (the "
+        "model and feature that produced what its customer saw) weighs beside its wording when "
+        "issues form: 0.5 counts it a quarter as much as the wording, so one fault seen in two "
+        "features leans apart without being split by it; 0 ignores it. A statement whose "
+        "ticket has no linked output takes the features of its nearest linked statements.",
+    )
     cluster_random_state: int = Field(default=0, description="Seed for PCA and the samples.")
     cluster_blas_threads: int = Field(
         default=1,

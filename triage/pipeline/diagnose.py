@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from triage import store
 from triage.categorize import CATEGORIES, Categorizer, CategoryDecision
+from triage.cluster import facet_rows
 from triage.config import Settings
 from triage.embed import base_model
 from triage.link import OutputRecord, OutputSignals, SignalParams, TrafficProfile, output_signals
@@ -107,6 +108,15 @@ class Judged:
             ],
             dtype=np.float32,
         ).reshape(len(units.ids), len(CATEGORIES))
+
+    def facets(self, units: UnitMatrix) -> np.ndarray | None:
+        """One row per unit: the model and feature of each output its ticket is linked to,
+        as ``cluster.facet_rows`` counts them; None when fewer than two occur."""
+        names: dict[int, list[str]] = {}
+        for feedback_id, output_ids in self.links.items():
+            records = (self.outputs[o] for o in output_ids if o in self.outputs)
+            names[feedback_id] = [f"{r.model}/{r.feature or ''}" for r in records]
+        return facet_rows([names.get(self.context[u][0], []) for u in units.ids])
 
 
 def judge_tickets(
