@@ -19,6 +19,8 @@ COPY fixtures ./fixtures
 RUN pip install --no-cache-dir -e . \
     && useradd --create-home triage
 USER triage
+# Owned by triage, so the named volume docker-compose.yml mounts here starts writable by it.
+RUN mkdir -p /home/triage/.cache/triage/onnx
 
 EXPOSE 8000
 CMD ["triage", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

@@ -47,6 +47,23 @@ def test_compose_runs_api_replicas_workers_and_redis_against_postgres():
     # Replicas start after the one migration, never migrating at once.
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "--no-worker" in services["api"]["command"]
+    # Long-running services come back after a crash or a host reboot; the migration runs once.
+    for name in ("postgres", "redis", "api", "worker"):
+        assert services[name]["restart"] == "unless-stopped", name
+    assert "restart" not in services["migrate"]
+
+
+def test_compose_shares_one_onnx_export_between_containers():
+    spec = compose()
+    services = spec["services"]
+    folder = services["api"]["environment"]["TRIAGE_EMBEDDING_CACHE_DIR"]
+    for name in ("api", "worker"):
+        assert f"onnx:{folder}" in services[name]["volumes"], name
+    assert "onnx" in spec["volumes"]
+    # The image creates the folder as its user, so the new volume starts owned by that user.
+    dockerfile = (COMPOSE.parent / "Dockerfile").read_text(encoding="utf-8")
+    user = dockerfile.index("USER triage")
+    assert dockerfile.index(f"RUN mkdir -p {folder}") > user
 
 
 def test_compose_config_accepts_the_file():
