@@ -43,8 +43,11 @@ model outputs each unit's ticket is linked to) join the same way at ``feature_we
 faults of one product, one in its test generator and one in its inline completions, share a cause
 and much of their vocabulary, but not the feature their customers used. A unit whose ticket is
 linked to no output borrows the features of its nearest linked units (``impute_facets``).
-Centroids, similarities and thresholds come back in wording space, where new units are placed
-between re-clusterings.
+``contexts`` (one row per unit: its whole ticket's vector) join at ``context_weight``: each
+statement is read in the context of its ticket, so "I'm the sales engineer" or "Could you take a
+look" goes where the rest of its ticket goes, and a ticket's statements stay together unless
+their words pull them apart. Centroids, similarities and thresholds come back in wording space,
+where new units are placed between re-clusterings.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class ClusterParams:
     blas_threads: int = _setting("blas_threads")
     cause_weight: float = _setting("cause_weight")
     feature_weight: float = _setting("feature_weight")
+    context_weight: float = _setting("context_weight")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
@@ -348,10 +352,11 @@ class Clusterer:
         *,
         causes: np.ndarray | None = None,
         facets: np.ndarray | None = None,
+        contexts: np.ndarray | None = None,
     ) -> Clustering:
-        """Cluster ``vectors``; with ``causes`` (a row per unit, e.g. category probabilities)
-        and ``facets`` (a row per unit, ``facet_rows``) on wording, cause and facet together,
-        see the module docstring."""
+        """Cluster ``vectors``; with ``causes`` (a row per unit, e.g. category probabilities),
+        ``facets`` (a row per unit, ``facet_rows``) and ``contexts`` (a row per unit, its
+        ticket's vector) on all of them together, see the module docstring."""
         from threadpoolctl import threadpool_limits
 
         plain = normalize(vectors)
@@ -361,7 +366,12 @@ class Clusterer:
             facets = impute_facets(plain, facets, neighbors=p.smooth_neighbors)
         else:
             facets = None
-        for rows, weight in ((causes, p.cause_weight), (facets, p.feature_weight)):
+        weighted = (
+            (contexts, p.context_weight),
+            (causes, p.cause_weight),
+            (facets, p.feature_weight),
+        )
+        for rows, weight in weighted:
             if rows is not None and weight:
                 blocks.append(weight * normalize(rows))
         with threadpool_limits(limits=self.params.blas_threads):

@@ -320,6 +320,30 @@ def test_pipeline_steps_each_unit_s_facet_is_the_feature_its_ticket_saw(engine, 
     np.testing.assert_allclose(row[alone[0]], [0, 0])  # unknown: the clusterer fills it in
 
 
+def test_pipeline_steps_each_unit_s_context_is_its_whole_ticket_s_vector(engine, settings):  # type: ignore[no-untyped-def]
+    texts = [TOPICS["export"][0], "Could you take a look?"]
+    with db.session_scope(engine) as session:
+        two = add_ticket(session, texts, written=utcnow(), customer="c1")
+        one = add_units(session, TOPICS["numbers"][:1])
+    categorizer = for_embedder(load_categorizer(settings=settings), EMBEDDER.model_id)
+    params = DiagnoseParams.from_settings(settings)
+    with db.session_scope(engine) as session:
+        units = load_units(session, model_id=EMBEDDER.model_id)
+        judged = judge_tickets(session, units, categorizer, params=params,
+                               model_id=EMBEDDER.model_id, embed=EMBEDDER.embed)  # fmt: skip
+        contexts = judged.contexts(units)
+        # The API's corrections decide without an embedder: no whole tickets to read.
+        without = judge_tickets(session, units, categorizer, params=params,
+                                model_id=EMBEDDER.model_id)  # fmt: skip
+    assert contexts is not None and contexts.shape == (len(units.ids), EMBEDDER.dim)
+    row = {unit_id: contexts[i] for i, unit_id in enumerate(units.ids)}
+    whole = EMBEDDER.embed([" ".join(texts)])[0]
+    for unit_id in two:  # both statements read in the context of the ticket they share
+        np.testing.assert_allclose(row[unit_id], whole, rtol=1e-5)
+    np.testing.assert_allclose(row[one[0]], EMBEDDER.embed(TOPICS["numbers"][:1])[0], rtol=1e-5)
+    assert without.contexts(units) is None
+
+
 def test_pipeline_steps_link_pending_reads_each_ticket_s_window_across_a_long_batch(
     engine, settings
 ):  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from triage.cluster import (
     Clusterer,
+    Clustering,
     ClusterParams,
     assign,
     calibrated_thresholds,
@@ -259,6 +260,31 @@ def test_cluster_same_words_same_cause_different_features_are_different_issues()
     assert both.unassigned_share <= 0.05
     off = Clusterer(ClusterParams(feature_weight=0)).fit(vectors, facets=facets)
     np.testing.assert_array_equal(off.labels, Clusterer().fit(vectors).labels)
+
+
+def test_cluster_a_statement_that_names_no_problem_is_read_in_its_ticket_s_context():
+    # Three complaints, 30 tickets each. Every ticket has one statement naming its problem and
+    # one that names none ("Could you take a look?"), worded alike in every ticket.
+    problems, topic = blobs([30, 30, 30], spread=0.3, seed=7)
+    filler = around(directions(1, seed=8)[0], len(problems), 0.3, seed=9)
+    vectors = np.vstack([problems, filler])
+    ticket = np.concatenate([np.arange(len(problems))] * 2)
+    whole = normalize(problems + filler)  # each ticket's vector: both statements read as one
+    contexts = whole[ticket]
+
+    def topics_per_issue(clustering: Clustering) -> list[int]:
+        return [len(set(topic[ticket[members]])) for members in clustering.clusters.values()]
+
+    alone = Clusterer().fit(vectors)
+    read_in_context = Clusterer().fit(vectors, contexts=contexts)
+    # On their own words, the statements that name no problem are one issue of every topic's
+    # tickets.
+    assert max(topics_per_issue(alone)) == 3
+    # Read in their tickets' context, every issue holds the tickets of one complaint.
+    assert topics_per_issue(read_in_context) == [1] * len(read_in_context.centroids)
+    assert read_in_context.unassigned_share <= 0.05
+    off = Clusterer(ClusterParams(context_weight=0)).fit(vectors, contexts=contexts)
+    np.testing.assert_array_equal(off.labels, alone.labels)
 
 
 def test_impute_facets_fills_unknown_rows_from_the_nearest_known_units():

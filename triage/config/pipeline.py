@@ -188,6 +188,14 @@ class PipelineSettings(BaseModel):
         "features leans apart without being split by it; 0 ignores it. A statement whose "
         "ticket has no linked output takes the features of its nearest linked statements.",
     )
+    cluster_context_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="How much a statement's ticket (the whole ticket's vector) weighs beside the "
+        "statement's own wording when issues form: 1 reads each statement in its ticket's "
+        "context as much as on its own words, so a statement that names no problem goes where "
+        "its ticket goes; 0 clusters each statement on its own words.",
+    )
     cluster_random_state: int = Field(default=0, description="Seed for PCA and the samples.")
     cluster_blas_threads: int = Field(
         default=1,

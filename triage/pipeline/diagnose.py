@@ -109,6 +109,16 @@ class Judged:
             dtype=np.float32,
         ).reshape(len(units.ids), len(CATEGORIES))
 
+    def contexts(self, units: UnitMatrix) -> np.ndarray | None:
+        """One row per unit: its whole ticket's vector, as the ticket was decided; None without
+        an embedder."""
+        if self.decided.whole is None or not units.ids:
+            return None
+        tickets = [self.context[u][0] for u in units.ids]
+        order = sorted(set(tickets))
+        row = {feedback_id: i for i, feedback_id in enumerate(order)}
+        return self.decided.whole(order)[[row[f] for f in tickets]]
+
     def facets(self, units: UnitMatrix) -> np.ndarray | None:
         """One row per unit: the model and feature of each output its ticket is linked to,
         as ``cluster.facet_rows`` counts them; None when fewer than two occur."""

@@ -292,8 +292,9 @@ class Pipeline:
             with step("cluster"):
                 clusterer = cluster.Clusterer(self.cluster_params)
                 result = clusterer.fit(
-                    units.vectors, causes=judged.causes(units), facets=judged.facets(units)
-                )
+                    units.vectors, causes=judged.causes(units), facets=judged.facets(units),
+                    contexts=judged.contexts(units),
+                )  # fmt: skip
         with db.session_scope(engine, write_lock=True) as session:
             # One refresh writes at a time; units another worker assigned since the read are
             # kept (their memberships are read again here) or seen by the next refresh.

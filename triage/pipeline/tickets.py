@@ -109,6 +109,9 @@ class TicketDecisions:
     own: dict[int, dict[str, float]] = field(default_factory=dict)
     # decided, or shown differently than stored (its neighbours moved): what is written back
     changed: set[int] = field(default_factory=set)
+    # feedback ids -> their whole tickets' vectors (embedded or from the cache, each once per
+    # refresh); None without an embedder
+    whole: Callable[[Sequence[int]], np.ndarray] | None = None
 
     def shown_key(self, feedback_id: int) -> str | None:
         """What the ticket's decision as shown comes from: its key and what its neighbours
@@ -238,7 +241,7 @@ def decide_tickets(
     }
     return TicketDecisions(
         decisions, keys, set(todo),
-        own={f: d.probabilities for f, d in own.items()}, changed=changed,
+        own={f: d.probabilities for f, d in own.items()}, changed=changed, whole=whole_vectors,
     )  # fmt: skip
 
 
