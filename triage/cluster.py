@@ -101,7 +101,8 @@ class Clustering:
     centroids: dict[int, np.ndarray]  # label -> normalised mean of its members
     similarity: np.ndarray  # cosine of each unit to its centroid; nan when unassigned
     method: np.ndarray  # "cluster" (found by HDBSCAN), "assigned" (attached after) or ""
-    # label -> the cosine a unit needs to join it, calibrated on its members; every member has it
+    # label -> the cosine a new unit needs to join it, calibrated on its members (every member
+    # has it when clustered on words alone; see ``in_wording_space``)
     thresholds: dict[int, float] = field(default_factory=dict)
 
     @property
@@ -308,12 +309,18 @@ def _similarity(
     return similarity
 
 
-def in_wording_space(vectors: np.ndarray, result: Clustering) -> Clustering:
+def in_wording_space(vectors: np.ndarray, result: Clustering, *, deviations: float) -> Clustering:
     """``result``'s issues with their centroids, similarities and thresholds computed on
-    ``vectors`` alone: every member clears its issue's threshold there too."""
+    ``vectors`` alone. A new unit is placed on its words alone, so each issue's threshold is its
+    members' median cosine there minus ``deviations`` robust spreads (``calibrated_thresholds``):
+    a member that joined for its ticket, cause or feature (a greeting in a ticket about the
+    issue) may sit below it, and does not open the issue to every new unit worded like it. No
+    member leaves, so the share that may sit below is not capped."""
     centroids = centroids_of(vectors, result.labels)
     similarity = _similarity(vectors, result.labels, centroids)
-    thresholds = {label: float(similarity[result.labels == label].min()) for label in centroids}
+    thresholds = calibrated_thresholds(
+        similarity, result.labels, deviations=deviations, max_share=1.0
+    )
     return Clustering(result.labels, centroids, similarity, result.method, thresholds)
 
 
@@ -377,7 +384,8 @@ class Clusterer:
         with threadpool_limits(limits=self.params.blas_threads):
             if len(blocks) == 1 or not len(plain):
                 return self._fit(plain)
-            return in_wording_space(plain, self._fit(normalize(np.hstack(blocks))))
+            joined = self._fit(normalize(np.hstack(blocks)))
+            return in_wording_space(plain, joined, deviations=p.attach_deviations)
 
     def _fit(self, vectors: np.ndarray) -> Clustering:
         p = self.params

@@ -10,6 +10,7 @@ from triage.cluster import (
     calibrated_thresholds,
     facet_rows,
     impute_facets,
+    in_wording_space,
     nearest_neighbors,
     normalize,
     smooth,
@@ -215,7 +216,33 @@ def test_cluster_same_words_different_causes_are_different_issues():
         assert centroid.shape == (vectors.shape[1],)
         np.testing.assert_allclose(centroid, normalize(vectors[members].mean(axis=0)), atol=1e-5)
         np.testing.assert_allclose(both.similarity[members], vectors[members] @ centroid, atol=1e-5)
-        assert (both.similarity[members] >= both.thresholds[label] - 1e-6).all()
+    # Each threshold is calibrated there on its members' words.
+    deviations = ClusterParams().attach_deviations
+    expected = calibrated_thresholds(
+        both.similarity, both.labels, deviations=deviations, max_share=1.0
+    )
+    assert both.thresholds == pytest.approx(expected)
+
+
+def test_in_wording_space_a_greeting_that_joined_for_its_ticket_does_not_open_the_issue():
+    # An issue formed on words and context: 40 statements of its complaint and 3 greetings
+    # that joined it for the tickets they are in, worded alike and far from the complaint.
+    problems, _ = blobs([40], spread=0.3, seed=11)
+    greeting = directions(1, seed=12)[0]
+    vectors = np.vstack([problems, around(greeting, 3, 0.2, seed=13)])
+    labels = np.zeros(len(vectors), dtype=np.int64)
+    joined = Clustering(labels, {}, np.zeros(len(vectors)), np.full(len(vectors), "cluster"))
+    params = ClusterParams()
+    issue = in_wording_space(vectors, joined, deviations=params.attach_deviations)
+    # The greetings stay members, below the threshold set by the complaint's statements...
+    assert (issue.labels == 0).all()
+    assert (issue.similarity[40:] < issue.thresholds[0]).all()
+    assert (issue.similarity[:40] >= issue.thresholds[0]).all()
+    # ...so a new greeting, placed on its words alone, does not join, and a new complaint does.
+    new_greetings = around(greeting, 5, 0.2, seed=14)
+    assert (assign(new_greetings, issue.centroids, threshold=issue.thresholds)[0] == -1).all()
+    new_complaints = around(normalize(problems.mean(axis=0)), 5, 0.3, seed=15)
+    assert (assign(new_complaints, issue.centroids, threshold=issue.thresholds)[0] == 0).all()
 
 
 def test_cluster_cause_weight_zero_clusters_on_wording_alone():
