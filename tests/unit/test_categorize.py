@@ -374,3 +374,48 @@ def test_categorize_classifier_is_fitted_with_its_params(examples):
     params = ClassifierParams(classifier_c=3.0, correction_weight=5.0)
     classifier = train_classifier(examples.texts, examples.vectors, examples.labels, params=params)
     assert (classifier.card["C"], classifier.card["correction_weight"]) == (3.0, 5.0)
+
+
+def test_examples_scored_for_many_tickets_at_once_as_for_each_alone(examples):  # type: ignore[no-untyped-def]
+    from triage.categorize.signals import score_examples, score_examples_many
+
+    # What the loop over one ticket's rows computed before it scored many tickets at once.
+    def one_by_one(vectors: np.ndarray) -> dict[str, float]:
+        sims = vectors @ examples.vectors.T
+        labels = np.array(examples.labels)
+        scores = dict.fromkeys(CATEGORIES, 0.0)
+        for row in sims:
+            idx = np.argsort(-row, kind="stable")[:5]
+            weights = np.clip(row[idx], 0.0, None)
+            if weights.sum() > 0:
+                for name in CATEGORIES:
+                    scores[name] += float(weights[labels[idx] == name].sum() / weights.sum())
+        return {name: value / len(vectors) for name, value in scores.items()}
+
+    rng = np.random.default_rng(4)
+    tickets = [
+        EMBEDDER.embed(["the export button does nothing"]),
+        EMBEDDER.embed(["numbers are from last year", "the forecast is stale"]),  # two texts
+        np.zeros((0, EMBEDDER.dim), dtype=np.float32),  # no text
+        -examples.vectors[:1],  # far from every example: no positive similarity
+        rng.standard_normal((3, EMBEDDER.dim)).astype(np.float32),
+    ]
+    together = score_examples_many(tickets, examples, k=5)
+    assert len(together) == len(tickets)
+    for ticket, many in zip(tickets, together, strict=True):
+        alone = score_examples(ticket, examples, k=5)
+        assert many.scores == pytest.approx(alone.scores)
+        if len(ticket):
+            assert many.scores == pytest.approx(one_by_one(ticket))
+        assert many.reasons == alone.reasons
+        # The same neighbours; similarities equal up to the product's rounding (one matrix
+        # product for all tickets, not one a ticket).
+        assert {k: v for k, v in many.data.items() if k != "nearest"} == {
+            k: v for k, v in alone.data.items() if k != "nearest"
+        }
+        for got, want in zip(
+            many.data.get("nearest", []), alone.data.get("nearest", []), strict=True
+        ):
+            assert (got["text"], got["label"]) == (want["text"], want["label"])
+            assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-5)
+    assert together[2].scores == {}  # a ticket with no text says nothing

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,22 @@ class LearnedCombiner:
     def groups(self) -> list[str]:
         return [g for g in FEATURE_GROUPS if any(GROUP_OF[n] == g for n in self.feature_names)]
 
+    @cached_property
+    def _index(self) -> np.ndarray:
+        """Where each kept feature sits in the full layout (``FEATURES``)."""
+        return np.array([FEATURES.index(name) for name in self.feature_names], dtype=np.int64)
+
+    @cached_property
+    def _kept_groups(self) -> tuple[list[str], np.ndarray]:
+        """The kept groups in feature order, and a (features x groups) 0/1 matrix."""
+        groups = list(dict.fromkeys(GROUP_OF[name] for name in self.feature_names))
+        matrix = np.zeros((len(self.feature_names), len(groups)))
+        for i, name in enumerate(self.feature_names):
+            matrix[i, groups.index(GROUP_OF[name])] = 1.0
+        return groups, matrix
+
     def standardised(self, full: np.ndarray) -> np.ndarray:
-        index = [FEATURES.index(name) for name in self.feature_names]
-        return (full[..., index] - self.mean) / self.scale
+        return (full[..., self._index] - self.mean) / self.scale
 
     def predict_proba(self, full: np.ndarray) -> np.ndarray:
         logits = self.standardised(np.atleast_2d(full)) @ self.coef.T + self.intercept
@@ -146,15 +160,15 @@ class LearnedCombiner:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def contributions(self, full: np.ndarray, category: str) -> dict[str, float]:
-        """Per kept group, what it adds to ``category``'s logit next to an average ticket."""
-        z = self.standardised(full)
-        row = self.coef[self.classes.index(category)]
-        result: dict[str, float] = {}
-        for name, weight, value in zip(self.feature_names, row, z, strict=True):
-            group = GROUP_OF[name]
-            result[group] = result.get(group, 0.0) + float(weight * value)
-        return result
+    def all_contributions(self, full: np.ndarray) -> dict[str, dict[str, float]]:
+        """Per class, per kept group: what the group adds to the class's logit next to an
+        average ticket."""
+        groups, matrix = self._kept_groups
+        per_class = (self.coef * self.standardised(full)) @ matrix  # classes x groups
+        return {
+            name: dict(zip(groups, map(float, row), strict=True))
+            for name, row in zip(self.classes, per_class, strict=True)
+        }
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

@@ -33,6 +33,7 @@ from triage.categorize.signals import (
     score_classifier,
     score_cues,
     score_examples,
+    score_examples_many,
     score_outputs,
 )
 from triage.categorize.words import WORDS_FILE, WordClassifier, score_words, score_words_many
@@ -173,13 +174,16 @@ class Categorizer:
         *,
         docs: Sequence[Any] | None = None,
         words: SignalScore | None = None,
+        examples: SignalScore | None = None,
     ) -> dict[str, SignalScore]:
-        """Every signal's score; ``words``: the words signal already scored for these texts
-        (``words_scores``, many tickets at once)."""
+        """Every signal's score; ``words`` and ``examples``: those signals already scored for
+        these texts (``words_scores``, ``examples_scores``: many tickets at once)."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         matches = self.cues.match(texts, docs=docs)
         scored = {"cues": score_cues(matches, saturation=self.params.cue_saturation)}
-        if self.examples is not None:
+        if examples is not None:
+            scored["examples"] = examples
+        elif self.examples is not None:
             scored["examples"] = score_examples(vectors, self.examples, k=self.params.knn_k)
         if signals is not None:
             scored["outputs"] = score_outputs(signals, self.params.thresholds)
@@ -204,6 +208,13 @@ class Categorizer:
             return [None] * len(tickets)
         return list(score_words_many(self.words, tickets))
 
+    def examples_scores(self, tickets: Sequence[np.ndarray]) -> list[SignalScore | None]:
+        """The nearest-examples signal of each ticket (its vectors), in one pass; None without
+        labelled examples."""
+        if self.examples is None or not tickets:
+            return [None] * len(tickets)
+        return list(score_examples_many(tickets, self.examples, k=self.params.knn_k))
+
     def decide(
         self,
         texts: Sequence[str],
@@ -213,13 +224,16 @@ class Categorizer:
         docs: Sequence[Any] | None = None,
         context: TicketContext | None = None,
         words: SignalScore | None = None,
+        examples: SignalScore | None = None,
     ) -> CategoryDecision:
         """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already;
         ``context``: the ticket's (``context.ticket_contexts``), read by the learned combiner;
-        ``words``: its words signal, when the caller scored many tickets at once."""
+        ``words``, ``examples``: those signals, when the caller scored many tickets at once."""
         if not texts:
             raise InvalidInputError("An issue needs at least one text to be categorised.")
-        scored = self.signal_scores(texts, vectors, signals, docs=docs, words=words)
+        scored = self.signal_scores(
+            texts, vectors, signals, docs=docs, words=words, examples=examples
+        )
         if self.learned:
             assert self.combiner is not None
             return decide_learned(self.combiner, scored, context or TicketContext())
@@ -259,10 +273,8 @@ def decide_learned(
         probabilities[name] = round(float(p), 4)
     ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
     category, runner_up = ranked[0], ranked[1]
-    contributions = {
-        name: combiner.contributions(full, name) if name in combiner.classes else {}
-        for name in CATEGORIES
-    }
+    every = combiner.all_contributions(full)
+    contributions = {name: every.get(name, {}) for name in CATEGORIES}
     evidence = []
     for group, value in contributions[category].items():
         score = scored.get(group)

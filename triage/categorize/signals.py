@@ -77,40 +77,58 @@ def score_cues(matches: Sequence[Mapping[str, list[str]]], *, saturation: float)
 
 
 def score_examples(vectors: np.ndarray, examples: LabelledExamples, *, k: int) -> SignalScore:
-    if not len(examples) or not len(vectors):
-        return SignalScore({}, {})
+    """How the ``k`` labelled examples nearest each of one ticket's vectors are labelled."""
+    return score_examples_many([vectors], examples, k=k)[0]
+
+
+def score_examples_many(
+    groups: Sequence[np.ndarray], examples: LabelledExamples, *, k: int
+) -> list[SignalScore]:
+    """``score_examples`` of many tickets (each its rows of vectors), with one product and one
+    sort for all of them: a refresh decides thousands of tickets."""
+    sizes = [len(group) for group in groups]
+    if not len(examples) or not sum(sizes):
+        return [SignalScore({}, {}) for _ in groups]
     k = min(k, len(examples))
-    sims = np.asarray(vectors, dtype=np.float32) @ examples.vectors.T
+    dim = examples.vectors.shape[1]
+    stacked = np.concatenate([np.asarray(g, dtype=np.float32).reshape(-1, dim) for g in groups])
+    sims = stacked @ examples.vectors.T
     # argsort on (-sim, index) keeps the neighbours the same from run to run on ties.
     neighbours = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    labels = np.array(examples.labels)
-    scores = dict.fromkeys(CATEGORIES, 0.0)
-    counts: Counter[str] = Counter()
-    for row, idx in enumerate(neighbours):
-        weights = np.clip(sims[row, idx], 0.0, None)
-        if weights.sum() <= 0:
+    labels = np.array(examples.labels)[neighbours]  # rows x k
+    weights = np.clip(np.take_along_axis(sims, neighbours, axis=1), 0.0, None)
+    totals = weights.sum(axis=1)
+    counted = totals > 0
+    shares = np.zeros((len(stacked), len(CATEGORIES)))
+    for c, name in enumerate(CATEGORIES):
+        shares[counted, c] = (weights * (labels == name)).sum(axis=1)[counted] / totals[counted]
+    results = []
+    for first, size in zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True):
+        if not size:
+            results.append(SignalScore({}, {}))
             continue
-        for name in CATEGORIES:
-            scores[name] += float(weights[labels[idx] == name].sum() / weights.sum())
-        counts.update(labels[idx].tolist())
-    scores = {name: value / len(vectors) for name, value in scores.items()}
-    nearest = np.argsort(-sims.max(axis=0), kind="stable")[:3]
-    data = {
-        "k": k,
-        "neighbour_labels": dict(sorted(counts.items())),
-        "nearest": [
-            {"text": examples.texts[i], "label": examples.labels[i], "similarity": float(s)}
-            for i, s in zip(nearest, sims.max(axis=0)[nearest], strict=True)
-        ],
-    }
-    total = sum(counts.values())
-    reasons = {
-        name: f"resembles {counts[name]} labelled {name} examples"
-        + (f" (of its {total} nearest)" if total else "")
-        for name in CATEGORIES
-        if counts[name]
-    }
-    return SignalScore(scores, reasons, data)
+        rows = slice(first, first + size)
+        scores = {name: float(shares[rows, c].sum()) / size for c, name in enumerate(CATEGORIES)}
+        counts: Counter[str] = Counter(labels[rows][counted[rows]].ravel().tolist())
+        closest = sims[rows].max(axis=0)
+        nearest = np.argsort(-closest, kind="stable")[:3]
+        data = {
+            "k": k,
+            "neighbour_labels": dict(sorted(counts.items())),
+            "nearest": [
+                {"text": examples.texts[i], "label": examples.labels[i], "similarity": float(s)}
+                for i, s in zip(nearest, closest[nearest], strict=True)
+            ],
+        }
+        total = sum(counts.values())
+        reasons = {
+            name: f"resembles {counts[name]} labelled {name} examples"
+            + (f" (of its {total} nearest)" if total else "")
+            for name in CATEGORIES
+            if counts[name]
+        }
+        results.append(SignalScore(scores, reasons, data))
+    return results
 
 
 def score_classifier(

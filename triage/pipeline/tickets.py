@@ -211,9 +211,12 @@ def decide_tickets(
     if whole_vectors is not None:
         # Each ticket whole, as `triage train` saw the labelled ones: one text, one vector.
         whole = [whole_text(f) for f in todo]
-        todo_vectors, whole_docs = domain.apply(whole_vectors(todo)), lemma_docs(whole)
+        todo_vectors = domain.apply(whole_vectors(todo))
+        whole_docs = _whole_docs(whole, [rows_of[f] for f in todo], docs)
+        examples = categorizer.examples_scores([todo_vectors[i : i + 1] for i in range(len(todo))])
     else:
         docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
+        examples = [None] * len(todo)
     for i, (feedback_id, ticket_words) in enumerate(zip(todo, words, strict=True)):
         rows = rows_of[feedback_id]
         signals, ticket_context = judged[feedback_id]
@@ -226,8 +229,9 @@ def decide_tickets(
                 docs.rows(rows),
             )
         decisions[feedback_id] = categorizer.decide(
-            texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words
-        )
+            texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words,
+            examples=examples[i],
+        )  # fmt: skip
     own = decisions
     # Without an embedder (a correction in the API), the tickets' own decisions: the next
     # refresh decides those again.
@@ -243,6 +247,19 @@ def decide_tickets(
         decisions, keys, set(todo),
         own={f: d.probabilities for f, d in own.items()}, changed=changed, whole=whole_vectors,
     )  # fmt: skip
+
+
+def _whole_docs(whole: list[str], rows: list[list[int]], docs: ParsedTexts) -> list[Any]:
+    """Each ticket's whole text parsed (``lemma_docs``). A ticket of one statement is that
+    statement's text, which the rank stage parses anyway (``docs``): parsed once for both."""
+    parsed: list[Any] = [None] * len(whole)
+    one = [i for i, own in enumerate(rows) if len(own) == 1]
+    many = [i for i, own in enumerate(rows) if len(own) != 1]
+    for i, doc in zip(one, docs.rows([rows[i][0] for i in one]), strict=True):
+        parsed[i] = doc
+    for i, doc in zip(many, lemma_docs([whole[i] for i in many]), strict=True):
+        parsed[i] = doc
+    return parsed
 
 
 def _once_per_ticket(
