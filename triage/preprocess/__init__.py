@@ -17,6 +17,8 @@ identifiers and metadata on their way out), ``components`` (the spaCy pipeline: 
 runs them as the ``Preprocessor``, with the knobs of ``params``.
 """
 
+# First: presidio's import, without the transformers engine triage does not use.
+import triage.preprocess.presidio_import  # noqa: F401  # isort: skip
 from triage.preprocess.clean import clean_text
 from triage.preprocess.components import LANGUAGE, build_nlp, new_nlp
 from triage.preprocess.lemmatizer import LookupLemmatizer
