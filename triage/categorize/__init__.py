@@ -21,6 +21,7 @@ from triage.categorize.decision import (
     combine,
     default_weights,
     load_categorizer,
+    ranked,
 )
 from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
 from triage.categorize.metrics import LabelledIssue, classification_metrics, evaluate
@@ -61,6 +62,7 @@ __all__ = [
     "lemma_docs",
     "lemma_nlp",
     "load_categorizer",
+    "ranked",
     "score_classifier",
     "score_cues",
     "score_examples",

@@ -100,6 +100,12 @@ class Evidence:
         }
 
 
+def ranked(scores: Mapping[str, float]) -> list[str]:
+    """``CATEGORIES`` from the highest score down; ties go to the earlier category, so the same
+    scores always give one answer."""
+    return sorted(CATEGORIES, key=lambda name: (-scores.get(name, 0.0), CATEGORIES.index(name)))
+
+
 @dataclass(frozen=True)
 class CategoryDecision:
     category: str
@@ -271,8 +277,7 @@ def decide_learned(
     probabilities = {name: 0.0 for name in CATEGORIES}
     for name, p in zip(combiner.classes, proba, strict=True):
         probabilities[name] = round(float(p), 4)
-    ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
-    category, runner_up = ranked[0], ranked[1]
+    category, runner_up = ranked(probabilities)[:2]
     every = combiner.all_contributions(full)
     contributions = {name: every.get(name, {}) for name in CATEGORIES}
     evidence = []
@@ -315,21 +320,20 @@ def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> 
         for s, score in active.items()
     }
     totals = {name: sum(c[name] for c in contributions.values()) for name in CATEGORIES}
-    # Ties go to the earlier category in CATEGORIES, so the same issue always gets one answer.
-    ranked = sorted(CATEGORIES, key=lambda name: (-totals[name], CATEGORIES.index(name)))
+    order = ranked(totals)
     mass = sum(totals.values())
     if mass <= 0:
         # Nothing to go on (no cue, no examples, no outputs): say so rather than guess loudly.
         return CategoryDecision(
-            category=ranked[0],
+            category=order[0],
             confidence=0.0,
             runner_up=None,
-            evidence=[Evidence("no signal had anything to say", "none", ranked[0], 0.0)],
+            evidence=[Evidence("no signal had anything to say", "none", order[0], 0.0)],
             contributions=contributions,
             totals=totals,
             probabilities={name: 1 / len(CATEGORIES) for name in CATEGORIES},
         )
-    category, runner_up = ranked[0], ranked[1]
+    category, runner_up = order[0], order[1]
     evidence = []
     for s, score in active.items():
         for name, reason in score.reasons.items():

@@ -27,11 +27,17 @@ import numpy as np
 from sqlmodel import Session
 
 from triage import store
-from triage.categorize import CATEGORIES, Categorizer, CategoryDecision, Evidence, score_outputs
+from triage.categorize import (
+    CATEGORIES,
+    Categorizer,
+    CategoryDecision,
+    Evidence,
+    ranked,
+    score_outputs,
+)
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
 from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
 from triage.categorize.neighbours import nearest, smooth
-from triage.lexicon import lemma_docs
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
 from triage.pipeline.keys import digest, ticket_key
@@ -54,11 +60,11 @@ NEIGHBOURS_SIGNAL = "neighbours"
 
 def _decision(probabilities: Mapping[str, float], evidence: list[Evidence]) -> CategoryDecision:
     probabilities = {name: float(probabilities.get(name, 0.0)) for name in CATEGORIES}
-    ranked = sorted(CATEGORIES, key=lambda n: (-probabilities[n], CATEGORIES.index(n)))
+    first, second = ranked(probabilities)[:2]
     return CategoryDecision(
-        category=ranked[0],
-        confidence=probabilities[ranked[0]],
-        runner_up=ranked[1],
+        category=first,
+        confidence=probabilities[first],
+        runner_up=second,
         evidence=evidence,
         contributions={},
         totals=probabilities,
@@ -85,8 +91,7 @@ class StoredDecision:
             return _decision(self.probabilities, own)
         # Shown as it was decided (no neighbours line): category and confidence as stored.
         decided = _decision(self.probabilities, own)
-        ranked = sorted(CATEGORIES, key=lambda n: (-decided.probabilities[n], CATEGORIES.index(n)))
-        runner_up = next((n for n in ranked if n != self.category), None)
+        runner_up = next((n for n in ranked(decided.probabilities) if n != self.category), None)
         return replace(
             decided, category=self.category, confidence=self.confidence, runner_up=runner_up
         )
@@ -212,7 +217,7 @@ def decide_tickets(
         # Each ticket whole, as `triage train` saw the labelled ones: one text, one vector.
         whole = [whole_text(f) for f in todo]
         todo_vectors = domain.apply(whole_vectors(todo))
-        whole_docs = _whole_docs(whole, [rows_of[f] for f in todo], docs)
+        whole_docs = docs.parse(whole)  # a one-statement ticket's is its statement's
         examples = categorizer.examples_scores([todo_vectors[i : i + 1] for i in range(len(todo))])
     else:
         docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
@@ -247,19 +252,6 @@ def decide_tickets(
         decisions, keys, set(todo),
         own={f: d.probabilities for f, d in own.items()}, changed=changed, whole=whole_vectors,
     )  # fmt: skip
-
-
-def _whole_docs(whole: list[str], rows: list[list[int]], docs: ParsedTexts) -> list[Any]:
-    """Each ticket's whole text parsed (``lemma_docs``). A ticket of one statement is that
-    statement's text, which the rank stage parses anyway (``docs``): parsed once for both."""
-    parsed: list[Any] = [None] * len(whole)
-    one = [i for i, own in enumerate(rows) if len(own) == 1]
-    many = [i for i, own in enumerate(rows) if len(own) != 1]
-    for i, doc in zip(one, docs.rows([rows[i][0] for i in one]), strict=True):
-        parsed[i] = doc
-    for i, doc in zip(many, lemma_docs([whole[i] for i in many]), strict=True):
-        parsed[i] = doc
-    return parsed
 
 
 def _once_per_ticket(
@@ -335,10 +327,10 @@ def aggregate(
         name: float(np.mean([m.probabilities.get(name, 0.0) for m in members]))
         for name in CATEGORIES
     }
-    ranked = sorted(CATEGORIES, key=lambda n: (-mean[n], CATEGORIES.index(n)))
-    category, runner_up = ranked[0], ranked[1]
+    order = ranked(mean)
+    category, runner_up = order[0], order[1]
     votes = sum(1 for m in members if m.category == category)
-    shares = ", ".join(f"{name} {mean[name]:.2f}" for name in ranked if mean[name] >= 0.005)
+    shares = ", ".join(f"{name} {mean[name]:.2f}" for name in order if mean[name] >= 0.005)
     evidence = [
         Evidence(
             f"{votes} of its {len(members)} tickets are {category} on their own evidence "

@@ -49,17 +49,22 @@ def load_units(session: Session, *, model_id: str) -> UnitMatrix:
 
 
 class ParsedTexts:
-    """``lemma_docs`` of the units' texts, parsed when first asked for and kept: a refresh that
-    keeps most decisions parses only the statements of what it decides again."""
+    """``lemma_docs`` of the units' texts and of any other text (a ticket read whole), parsed
+    when first asked for and kept by text: a refresh that keeps most decisions parses only the
+    statements of what it decides again, and a text met twice (a one-statement ticket read
+    whole is its statement) is parsed once."""
 
     def __init__(self, texts: Sequence[str]):
         self.texts = texts
-        self._docs: dict[int, Any] = {}
+        self._docs: dict[str, Any] = {}
 
     def rows(self, rows: Sequence[int]) -> list[Any]:
-        """The parsed texts of ``rows``; those not parsed yet in one pass."""
-        missing = [r for r in dict.fromkeys(rows) if r not in self._docs]
-        if not missing:  # nothing to parse: not even spaCy loads
-            return [self._docs[r] for r in rows]
-        self._docs.update(zip(missing, lemma_docs([self.texts[r] for r in missing]), strict=True))
-        return [self._docs[r] for r in rows]
+        """The parsed texts of ``rows``."""
+        return self.parse([self.texts[r] for r in rows])
+
+    def parse(self, texts: Sequence[str]) -> list[Any]:
+        """``texts`` parsed; those not parsed yet in one pass (none: not even spaCy loads)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._docs]
+        if missing:
+            self._docs.update(zip(missing, lemma_docs(missing), strict=True))
+        return [self._docs[t] for t in texts]
