@@ -7,15 +7,18 @@ left behind by runs that died are dropped at the start, so a dirty server starts
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from triage import db, store
 from triage.config import Settings
@@ -74,9 +77,46 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
         db.upgrade(url)
         return url
     url = request.getfixturevalue("postgres_url")
-    with db.get_engine(url).begin() as connection:
-        connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    _truncate(url)
     return url
+
+
+def _truncate(url: str) -> None:
+    """Empty every table for the next test. TRUNCATE waits for every lock on them, so a
+    connection an earlier test left in a transaction (a worker process still alive, a session
+    kept by a reference cycle) would make it wait for ever: CI once hung here for an hour. It
+    waits ``lock_timeout`` instead, then ends the backends holding locks on these tables, says
+    which in a warning, and tries again."""
+    gc.collect()  # a session kept only by a reference cycle lets go of its locks here
+    engine = db.get_engine(url)
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("SET LOCAL lock_timeout = '15s'"))
+                connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError as e:
+            if "lock timeout" not in str(e) or attempt == 2:
+                raise
+            ended = _end_lock_holders(engine)
+            warnings.warn(f"TRUNCATE waited 15 s for locks; ended the holders: {ended}",
+                          stacklevel=1)  # fmt: skip
+
+
+def _end_lock_holders(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    tables = [name.strip() for name in TABLES.split(",")]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        holders = connection.execute(text(
+            "SELECT DISTINCT a.pid, a.application_name, a.state, left(a.query, 120) "
+            "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.granted AND c.relname = ANY(:tables) AND a.pid <> pg_backend_pid() "
+            "AND a.datname = current_database()"), {"tables": tables}).all()  # fmt: skip
+        for pid, *_ in holders:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    return [
+        f"pid {pid} ({app or 'no name'}, {state}): {query}" for pid, app, state, query in holders
+    ]
 
 
 @pytest.fixture
