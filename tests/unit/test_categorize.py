@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -419,3 +420,104 @@ def test_examples_scored_for_many_tickets_at_once_as_for_each_alone(examples):  
             assert (got["text"], got["label"]) == (want["text"], want["label"])
             assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-5)
     assert together[2].scores == {}  # a ticket with no text says nothing
+
+
+def learned_categorizer(cues, examples, groups):  # type: ignore[no-untyped-def]
+    """A categorizer with a combiner over ``groups`` (made-up weights: the decision's
+    arithmetic is what is checked, not its accuracy)."""
+    from triage.categorize.combiner import FEATURES, GROUP_OF, LearnedCombiner
+    from triage.categorize.words import train_words
+
+    names = [name for name in FEATURES if GROUP_OF[name] in groups]
+    rng = np.random.default_rng(3)
+    combiner = LearnedCombiner(
+        classes=list(CATEGORIES),
+        feature_names=names,
+        coef=rng.standard_normal((len(CATEGORIES), len(names))),
+        intercept=rng.standard_normal(len(CATEGORIES)),
+        mean=0.1 * rng.standard_normal(len(names)),
+        scale=np.ones(len(names)),
+    )
+    classifier = train_classifier(examples.texts, examples.vectors, examples.labels, cues=cues)
+    return Categorizer(cues, examples, classifier, combiner=combiner, words=train_words(examples))
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ("classifier", "words", "examples", "cues", "outputs", "context", "reaction"),
+        ("words", "examples", "cues", "outputs", "context"),  # no classifier: it is not scored
+    ],
+)
+def test_categorize_many_tickets_at_once_as_each_alone(cues, examples, traffic, groups):  # type: ignore[no-untyped-def]
+    from triage.categorize.context import TicketContext
+    from triage.categorize.decision import TicketInputs, decide_learned
+
+    categorizer = learned_categorizer(cues, examples, groups)
+    stale = [out(2000 + i, as_of="2024-01-03") for i in range(10)]
+    texts = [
+        ["the export button is cut off", "copy button hidden on mobile"],
+        ["the numbers in the report look off"],
+        ["it made up a customer name", "the summary is wrong", "since the new version"],
+        ["i wish it wrote spanish"],
+        ["hello there"],
+    ]
+    tickets = [
+        TicketInputs(texts[0], EMBEDDER.embed(texts[0]), output_signals(traffic[500:520], traffic)),
+        TicketInputs(
+            texts[1], EMBEDDER.embed(texts[1]), output_signals(stale, traffic + stale),
+            context=TicketContext(linked=True, stale_share=1.0, low_confidence=0.4),
+        ),
+        TicketInputs(
+            texts[2], EMBEDDER.embed(texts[2]),
+            context=TicketContext(linked=True, minutes_after_output=3.0, model="m", version="2"),
+        ),
+        TicketInputs(texts[3], EMBEDDER.embed(texts[3])),
+    ]  # fmt: skip
+    # The nearest examples scored for all but the last together, as a refresh does (their
+    # similarities round as one product for all); the last's are scored with its decision.
+    scored_first = categorizer.examples_scores([t.vectors for t in tickets])
+    tickets = [replace(t, examples=e) for t, e in zip(tickets, scored_first, strict=True)]
+    tickets.append(TicketInputs(texts[4], EMBEDDER.embed(texts[4])))
+    together = categorizer.decide_many(tickets)
+    for ticket, many in zip(tickets, together, strict=True):
+        alone = categorizer.decide(
+            ticket.texts, ticket.vectors, ticket.signals, context=ticket.context,
+            examples=ticket.examples,
+        )  # fmt: skip
+        # Every number to the last bit: probabilities, contributions, evidence and its data.
+        assert many == alone
+        # Every signal scored, the classifier too, decides the same.
+        scored = categorizer.signal_scores(
+            ticket.texts, ticket.vectors, ticket.signals, examples=ticket.examples
+        )
+        assert "classifier" in scored
+        assert decide_learned(categorizer.combiner, scored, ticket.context or TicketContext()) == (
+            many
+        )
+    # Each ticket its own answer, not one ticket's copied to all.
+    assert len({tuple(d.probabilities.values()) for d in together}) == len(together)
+    assert categorizer.decide_many([]) == []
+
+
+def test_nearest_examples_ties_go_to_the_lower_index():
+    from triage.categorize.signals import score_examples_many, top_k
+
+    rng = np.random.default_rng(7)
+    tied = rng.integers(0, 4, size=(50, 30)).astype(np.float32)  # ties everywhere
+    distinct = rng.standard_normal((50, 300)).astype(np.float32)
+    for scores in (tied, distinct):
+        for k in (1, 3, 5, 30, 40):
+            expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            assert np.array_equal(top_k(scores, k), expected)
+    # Three copies of one example are equally near; the first copies are the nearest.
+    vector = EMBEDDER.embed(["the export button does nothing"])
+    other = EMBEDDER.embed(["the forecast is stale"])
+    labelled = LabelledExamples(
+        ["far", "first", "second", "third"],
+        np.vstack([other, vector, vector, vector]),
+        ["ui", "data", "model", "expectation"],
+    )
+    [score] = score_examples_many([vector], labelled, k=2)
+    assert [n["text"] for n in score.data["nearest"]] == ["first", "second", "third"]
+    assert score.data["neighbour_labels"] == {"data": 1, "model": 1}

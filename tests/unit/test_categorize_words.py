@@ -11,7 +11,7 @@ import pytest
 from triage.categorize import CATEGORIES, DEFAULT_CUES, Categorizer, CueLexicon, LabelledExamples
 from triage.categorize.combiner import FEATURES, feature_vector
 from triage.categorize.context import TicketContext
-from triage.categorize.words import WORDS_FILE, WordClassifier, score_words, train_words
+from triage.categorize.words import WORDS_FILE, WordClassifier, score_words_many, train_words
 from triage.embed import FakeEmbedder
 
 TEXTS = {
@@ -57,11 +57,11 @@ def test_words_predicts_as_scikit_learn_does_and_roundtrips_without_pickle(examp
 def test_words_reasons_name_the_tickets_own_words(examples):  # type: ignore[no-untyped-def]
     words = train_words(examples)
     assert words is not None
-    scored = score_words(words, ["The numbers are stale.", "They come from an old feed."])
+    [scored] = score_words_many(words, [["The numbers are stale.", "They come from an old feed."]])
     assert max(scored.scores, key=scored.scores.get) == "data"
     assert "'stale'" in scored.reasons["data"]
     assert sum(scored.scores.values()) == pytest.approx(1.0)
-    assert score_words(words, ["  "]).scores == {}
+    assert score_words_many(words, [["  "]])[0].scores == {}
 
 
 def test_words_needs_two_categories_and_shared_words():
@@ -87,7 +87,7 @@ def test_words_scores_many_tickets_in_one_pass_as_one_at_a_time(examples):  # ty
     categorizer = Categorizer(CueLexicon.load(DEFAULT_CUES), words=words)
     batch = categorizer.words_scores(tickets)
     for texts, scored in zip(tickets, batch, strict=True):
-        alone = score_words(words, texts)
+        [alone] = score_words_many(words, [texts])
         assert scored is not None and scored.reasons == alone.reasons
         assert scored.scores == pytest.approx(alone.scores)
     # Stop words weigh in the model but are never given as a reason.

@@ -32,6 +32,13 @@ def logistic_proba(logits: np.ndarray) -> np.ndarray:
     return special.softmax(logits, axis=1)
 
 
+def rowwise(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``rows @ matrix`` as a stack of one-row products. One product over many rows can round
+    differently in the last bit than a row alone, and a ticket decided among thousands in a
+    refresh must get the numbers it gets decided alone (``Categorizer.decide_many``)."""
+    return np.matmul(rows[:, None, :], matrix)[:, 0]
+
+
 @dataclass(frozen=True)
 class ClassifierParams:
     """How the classifier is fitted (Settings ``categorize_correction_weight``,
@@ -64,13 +71,18 @@ class CategoryClassifier:
     # average mean, the centre of a product with no tickets yet. None: plain vectors.
     domain_prior: np.ndarray | None = None
 
-    def features(self, vectors: np.ndarray, cue_counts: np.ndarray | None) -> np.ndarray:
+    def check(self, vectors: np.ndarray) -> np.ndarray:
+        """``vectors`` as float32 rows, when they have the dimension it was trained on."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.embedding_dim:
             raise InvalidInputError(
                 f"The classifier was trained on {self.embedding_dim}-dim vectors, got "
                 f"{vectors.shape}; retrain it for this embedding model (bench/categorize.py)."
             )
+        return vectors
+
+    def features(self, vectors: np.ndarray, cue_counts: np.ndarray | None) -> np.ndarray:
+        vectors = self.check(vectors)
         if self.cue_categories:
             if cue_counts is None or cue_counts.shape != (len(vectors), len(self.cue_categories)):
                 raise InvalidInputError(
@@ -82,8 +94,11 @@ class CategoryClassifier:
     def predict_proba(
         self, vectors: np.ndarray, cue_counts: np.ndarray | None = None
     ) -> np.ndarray:
-        """``(n, len(classes))`` probabilities."""
-        return logistic_proba(self.features(vectors, cue_counts) @ self.coef.T + self.intercept)
+        """``(n, len(classes))`` probabilities, each row's the same however many rows come with
+        it (``rowwise``)."""
+        return logistic_proba(
+            rowwise(self.features(vectors, cue_counts), self.coef.T) + self.intercept
+        )
 
     def save(self, folder: str | Path = DEFAULT_CLASSIFIER_DIR) -> Path:
         folder = Path(folder)

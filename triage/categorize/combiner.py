@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from triage.categorize.classifier import rowwise
 from triage.categorize.context import REACTION_MINUTES, TicketContext
 from triage.categorize.examples import CATEGORIES
 from triage.categorize.neighbours import NEIGHBOURS, fit_weight
@@ -155,20 +156,24 @@ class LearnedCombiner:
         return (full[..., self._index] - self.mean) / self.scale
 
     def predict_proba(self, full: np.ndarray) -> np.ndarray:
-        logits = self.standardised(np.atleast_2d(full)) @ self.coef.T + self.intercept
+        """``(rows, classes)`` probabilities of rows of the full layout (or of one row), each
+        row's the same however many rows come with it (``classifier.rowwise``)."""
+        logits = rowwise(self.standardised(np.atleast_2d(full)), self.coef.T) + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def all_contributions(self, full: np.ndarray) -> dict[str, dict[str, float]]:
-        """Per class, per kept group: what the group adds to the class's logit next to an
-        average ticket."""
-        groups, matrix = self._kept_groups
-        per_class = (self.coef * self.standardised(full)) @ matrix  # classes x groups
-        return {
-            name: dict(zip(groups, map(float, row), strict=True))
-            for name, row in zip(self.classes, per_class, strict=True)
-        }
+    @property
+    def kept_groups(self) -> list[str]:
+        """The groups ``contributions`` has a column for, in that order."""
+        return self._kept_groups[0]
+
+    def contributions(self, full: np.ndarray) -> np.ndarray:
+        """``(rows, classes, kept_groups)``: per row of the full layout, per class, per kept
+        group, what the group adds to the class's logit next to an average ticket; one product
+        per row, as ``predict_proba``."""
+        _, matrix = self._kept_groups
+        return (self.coef * self.standardised(np.atleast_2d(full))[:, None, :]) @ matrix
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

@@ -1,9 +1,9 @@
 """The decision: the learned combiner (``combiner``) when the classifier folder has one, else a
 readable weighted sum of the signals, with evidence.
 
-Learned: the combiner's probabilities decide; each signal's evidence carries what it added to the
-decided category's logit next to an average ticket, with the signal's reason sentences. The
-fallback, for classifier folders trained before the combiner existed:
+Learned (``learned``): the combiner's probabilities decide; each signal's evidence carries what
+it added to the decided category's logit next to an average ticket, with the signal's reason
+sentences. The fallback, for classifier folders trained before the combiner existed:
 
 With ``w_s`` the weight of signal ``s`` and ``W`` the sum of the weights of the signals that had
 something to say (no linked outputs: no ``outputs`` signal),
@@ -15,31 +15,34 @@ share of all totals. Every signal adds one piece of evidence with a sentence a p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from triage.categorize.classifier import DEFAULT_CLASSIFIER_DIR, CategoryClassifier
-from triage.categorize.combiner import COMBINER_FILE, LearnedCombiner, feature_vector
+from triage.categorize.combiner import COMBINER_FILE, LearnedCombiner
 from triage.categorize.context import TicketContext
+from triage.categorize.evidence import CategoryDecision, Evidence, ranked
 from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
+from triage.categorize.learned import decide_learned as decide_learned  # re-exported
+from triage.categorize.learned import decide_learned_many
 from triage.categorize.signals import (
     SIGNALS,
     OutputThresholds,
     SignalScore,
-    score_classifier,
+    classifier_score,
     score_cues,
-    score_examples,
     score_examples_many,
     score_outputs,
 )
-from triage.categorize.words import WORDS_FILE, WordClassifier, score_words, score_words_many
+from triage.categorize.words import WORDS_FILE, WordClassifier, score_words_many
 from triage.config import Settings
 from triage.errors import InvalidInputError
-from triage.lexicon import MODELS_DIR, CueLexicon
+from triage.lexicon import MODELS_DIR, CueLexicon, lemma_docs
 from triage.link import OutputSignals
 
 DEFAULT_CUES = MODELS_DIR / "cues-v1.json"
@@ -83,38 +86,17 @@ class CategorizeParams:
 
 
 @dataclass(frozen=True)
-class Evidence:
-    reason: str  # one sentence a person can check
-    signal: str  # cues, examples, outputs or classifier
-    category: str  # the category this evidence supports
-    contribution: float  # what it added to that category's total
-    data: dict[str, Any] = field(default_factory=dict)
+class TicketInputs:
+    """What one ticket (or issue) is decided from (``Categorizer.decide``'s arguments), for
+    deciding many at once (``Categorizer.decide_many``)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "signal": self.signal,
-            "category": self.category,
-            "contribution": self.contribution,
-            "data": self.data,
-        }
-
-
-def ranked(scores: Mapping[str, float]) -> list[str]:
-    """``CATEGORIES`` from the highest score down; ties go to the earlier category, so the same
-    scores always give one answer."""
-    return sorted(CATEGORIES, key=lambda name: (-scores.get(name, 0.0), CATEGORIES.index(name)))
-
-
-@dataclass(frozen=True)
-class CategoryDecision:
-    category: str
-    confidence: float
-    runner_up: str | None
-    evidence: list[Evidence]  # strongest support for the decided category first
-    contributions: dict[str, dict[str, float]]  # signal -> category -> share of the total
-    totals: dict[str, float]
-    probabilities: dict[str, float] = field(default_factory=dict)  # category -> probability
+    texts: Sequence[str]
+    vectors: np.ndarray
+    signals: OutputSignals | None = None
+    docs: Sequence[Any] | None = None
+    context: TicketContext | None = None
+    words: SignalScore | None = None
+    examples: SignalScore | None = None
 
 
 class Categorizer:
@@ -184,28 +166,85 @@ class Categorizer:
     ) -> dict[str, SignalScore]:
         """Every signal's score; ``words`` and ``examples``: those signals already scored for
         these texts (``words_scores``, ``examples_scores``: many tickets at once)."""
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-        matches = self.cues.match(texts, docs=docs)
-        scored = {"cues": score_cues(matches, saturation=self.params.cue_saturation)}
-        if examples is not None:
-            scored["examples"] = examples
-        elif self.examples is not None:
-            scored["examples"] = score_examples(vectors, self.examples, k=self.params.knn_k)
-        if signals is not None:
-            scored["outputs"] = score_outputs(signals, self.params.thresholds)
+        inputs = TicketInputs(texts, vectors, signals, docs, words=words, examples=examples)
+        return self.signal_scores_many([inputs])[0]
+
+    def signal_scores_many(
+        self, tickets: Sequence[TicketInputs], *, skip: Collection[str] = ()
+    ) -> list[dict[str, SignalScore]]:
+        """``signal_scores`` of each ticket, each signal in one pass over all of them (texts
+        without ``docs`` parsed together, the classifier run over every ticket's vectors at
+        once): a refresh scores thousands. ``skip``: signals not to score (the learned
+        combiner gives them no weight)."""
+        if not tickets:
+            return []
+        vectors = [
+            np.asarray(t.vectors, dtype=np.float32).reshape(len(t.texts), -1) for t in tickets
+        ]
+        matches = self._cue_matches(tickets)
+        examples = [t.examples for t in tickets]
+        words = [t.words for t in tickets]
+        if "examples" not in skip:
+            todo = [i for i, score in enumerate(examples) if score is None]
+            found = self.examples_scores([vectors[i] for i in todo])
+            for i, score in zip(todo, found, strict=True):
+                examples[i] = score
+        if "words" not in skip:
+            todo = [i for i, score in enumerate(words) if score is None]
+            found = self.words_scores([tickets[i].texts for i in todo])
+            for i, score in zip(todo, found, strict=True):
+                words[i] = score
+        classifier: list[SignalScore | None] = [None] * len(tickets)
         if self.classifier is not None:
-            cue_counts = None
-            if self.classifier.cue_categories:
-                cue_counts = np.array(
-                    [[len(m.get(n, [])) for n in self.classifier.cue_categories] for m in matches],
-                    dtype=np.float32,
-                ).reshape(len(texts), len(self.classifier.cue_categories))
-            scored["classifier"] = score_classifier(self.classifier, vectors, cue_counts)
-        if words is not None:
-            scored["words"] = words
-        elif self.words is not None:
-            scored["words"] = score_words(self.words, texts)
+            if "classifier" in skip:
+                for rows in vectors:  # still refuse vectors of another embedding model
+                    self.classifier.check(rows)
+            else:
+                classifier = list(self._classifier_scores(self.classifier, vectors, matches))
+        scored = []
+        for ticket, matched, *scores in zip(
+            tickets, matches, examples, classifier, words, strict=True
+        ):
+            one: dict[str, SignalScore | None] = {}
+            if "cues" not in skip:
+                one["cues"] = score_cues(matched, saturation=self.params.cue_saturation)
+            one["examples"] = scores[0]
+            if ticket.signals is not None and "outputs" not in skip:
+                one["outputs"] = score_outputs(ticket.signals, self.params.thresholds)
+            one["classifier"], one["words"] = scores[1:]
+            # In this order (cues, examples, outputs, classifier, words), the ones scored.
+            scored.append({name: score for name, score in one.items() if score is not None})
         return scored
+
+    def _cue_matches(self, tickets: Sequence[TicketInputs]) -> list[list[dict[str, list[str]]]]:
+        """Each ticket's cue matches, per text; the texts of tickets without ``docs`` parsed
+        in one pass."""
+        unparsed = [text for t in tickets if t.docs is None for text in t.texts]
+        parsed = iter(lemma_docs(unparsed) if unparsed else [])
+        docs = [
+            list(t.docs) if t.docs is not None else [next(parsed) for _ in t.texts] for t in tickets
+        ]
+        found = self.cues.match(_flat([t.texts for t in tickets]), docs=_flat(docs))
+        return _split(found, [len(each) for each in docs])
+
+    @staticmethod
+    def _classifier_scores(
+        classifier: CategoryClassifier,
+        vectors: Sequence[np.ndarray],
+        matches: Sequence[Sequence[Mapping[str, list[str]]]],
+    ) -> list[SignalScore]:
+        """The classifier signal of each ticket (its rows of ``vectors``, its texts' cue
+        ``matches``): one ``predict_proba`` over every ticket's rows, averaged per ticket."""
+        rows = np.concatenate(vectors) if vectors else np.empty((0, classifier.embedding_dim))
+        cue_counts = None
+        if classifier.cue_categories:
+            cue_counts = np.array(
+                [[len(m.get(n, [])) for n in classifier.cue_categories] for m in _flat(matches)],
+                dtype=np.float32,
+            ).reshape(len(rows), len(classifier.cue_categories))
+        proba = classifier.predict_proba(rows, cue_counts)
+        sizes = [len(each) for each in vectors]
+        return [classifier_score(classifier.classes, p) for p in _split(proba, sizes)]
 
     def words_scores(self, tickets: Sequence[Sequence[str]]) -> list[SignalScore | None]:
         """The words signal of each ticket (its texts), in one pass; None without a word
@@ -235,80 +274,35 @@ class Categorizer:
         """``docs``: the texts parsed by ``lemma_docs``, when the caller parsed them already;
         ``context``: the ticket's (``context.ticket_contexts``), read by the learned combiner;
         ``words``, ``examples``: those signals, when the caller scored many tickets at once."""
-        if not texts:
+        inputs = TicketInputs(texts, vectors, signals, docs, context, words, examples)
+        return self.decide_many([inputs])[0]
+
+    def decide_many(self, tickets: Sequence[TicketInputs]) -> list[CategoryDecision]:
+        """``decide`` of each ticket, as it decides the ticket alone, with every signal scored
+        in one pass over all of them (``signal_scores_many``) and, learned, the combiner run
+        once over all their features (``learned.decide_learned_many``): a refresh decides
+        thousands. A signal the combiner gives no weight is not scored (the classifier, once
+        the combiner learned to do without it); the weighted sum decides one ticket at a
+        time."""
+        if any(not t.texts for t in tickets):
             raise InvalidInputError("An issue needs at least one text to be categorised.")
-        scored = self.signal_scores(
-            texts, vectors, signals, docs=docs, words=words, examples=examples
-        )
-        if self.learned:
-            assert self.combiner is not None
-            return decide_learned(self.combiner, scored, context or TicketContext())
-        return combine(scored, self.params.weights)
+        if not self.learned:
+            return [combine(s, self.params.weights) for s in self.signal_scores_many(tickets)]
+        assert self.combiner is not None
+        unused = {s for s in (*SIGNALS, "words") if s not in self.combiner.groups}
+        scored = self.signal_scores_many(tickets, skip=unused)
+        contexts = [t.context or TicketContext() for t in tickets]
+        return decide_learned_many(self.combiner, scored, contexts)
 
 
-def _context_reason(group: str, context: TicketContext) -> str:
-    if group == "reaction":
-        if context.minutes_after_output is None:
-            return "not linked to an answer it could react to"
-        return f"written {context.minutes_after_output:.0f} minutes after the answer it is about"
-    if not context.linked:
-        return "no linked output to judge"
-    parts = []
-    if context.complaint_share is not None and context.traffic_share is not None:
-        parts.append(
-            f"{context.model} {context.version} carries {100 * context.complaint_share:.0f}% of "
-            f"that model's other linked complaints vs {100 * context.traffic_share:.0f}% of its "
-            "traffic"
-        )
-    parts.append(
-        f"linked confidence lower than {100 * (1 - context.low_confidence):.0f}% of traffic"
-    )
-    if context.stale_share:
-        parts.append(f"{100 * context.stale_share:.0f}% of its sources stale")
-    return "; ".join(parts)
+def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:
+    return [item for group in groups for item in group]
 
 
-def decide_learned(
-    combiner: LearnedCombiner, scored: Mapping[str, SignalScore], context: TicketContext
-) -> CategoryDecision:
-    """The combiner's decision, with one piece of evidence per signal it weighs."""
-    full = feature_vector(scored, context)
-    proba = combiner.predict_proba(full)[0]
-    probabilities = {name: 0.0 for name in CATEGORIES}
-    for name, p in zip(combiner.classes, proba, strict=True):
-        probabilities[name] = round(float(p), 4)
-    category, runner_up = ranked(probabilities)[:2]
-    every = combiner.all_contributions(full)
-    contributions = {name: every.get(name, {}) for name in CATEGORIES}
-    evidence = []
-    for group, value in contributions[category].items():
-        score = scored.get(group)
-        if score is not None and score.scores:
-            reason = score.reasons.get(category)
-            if reason is None:
-                # Say what the signal pointed to instead, so a negative weight reads right.
-                best = max(score.scores, key=lambda n: score.scores[n])
-                reason = f"points to {best}: {score.reasons.get(best, 'no sentence')}"
-            data = score.data
-        elif group in ("context", "reaction"):
-            reason, data = _context_reason(group, context), {}
-        else:
-            reason, data = f"no {group} signal for this text", {}
-        evidence.append(Evidence(reason, group, category, round(value, 4), data))
-    evidence.sort(key=lambda e: -e.contribution)
-    by_signal: dict[str, dict[str, float]] = {}
-    for name, per_group in contributions.items():
-        for group, value in per_group.items():
-            by_signal.setdefault(group, {})[name] = round(value, 4)
-    return CategoryDecision(
-        category=category,
-        confidence=probabilities[category],
-        runner_up=runner_up,
-        evidence=evidence,
-        contributions=by_signal,
-        totals=probabilities,
-        probabilities=probabilities,
-    )
+def _split(items: Any, sizes: Sequence[int]) -> list[Any]:
+    """``items`` (a list or rows of an array) cut into consecutive runs of ``sizes``."""
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [items[start:stop] for start, stop in pairwise(bounds)]
 
 
 def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> CategoryDecision:

@@ -57,6 +57,9 @@ def _days(days: float) -> str:
 
 
 def score_cues(matches: Sequence[Mapping[str, list[str]]], *, saturation: float) -> SignalScore:
+    if not any(words for found in matches for name, words in found.items() if name in CATEGORIES):
+        # Most tickets match no cue: skip the counters (a refresh scores thousands).
+        return SignalScore({}, {}, {"matches": {}})
     phrases: dict[str, Counter[str]] = {name: Counter() for name in CATEGORIES}
     for found in matches:
         for name, words in found.items():
@@ -93,8 +96,7 @@ def score_examples_many(
     dim = examples.vectors.shape[1]
     stacked = np.concatenate([np.asarray(g, dtype=np.float32).reshape(-1, dim) for g in groups])
     sims = stacked @ examples.vectors.T
-    # argsort on (-sim, index) keeps the neighbours the same from run to run on ties.
-    neighbours = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    neighbours = top_k(sims, k)
     labels = np.array(examples.labels)[neighbours]  # rows x k
     weights = np.clip(np.take_along_axis(sims, neighbours, axis=1), 0.0, None)
     totals = weights.sum(axis=1)
@@ -102,22 +104,26 @@ def score_examples_many(
     shares = np.zeros((len(stacked), len(CATEGORIES)))
     for c, name in enumerate(CATEGORIES):
         shares[counted, c] = (weights * (labels == name)).sum(axis=1)[counted] / totals[counted]
+    firsts = np.cumsum([0, *sizes[:-1]])
+    # Each ticket's best similarity to each example, its three nearest examples among those.
+    spans = [(first, size) for first, size in zip(firsts, sizes, strict=True) if size]
+    closest = np.array([sims[first : first + size].max(axis=0) for first, size in spans])
+    nearest_of = iter(zip(top_k(closest, min(3, len(examples))), closest, strict=True))
     results = []
-    for first, size in zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True):
+    for first, size in zip(firsts, sizes, strict=True):
         if not size:
             results.append(SignalScore({}, {}))
             continue
         rows = slice(first, first + size)
         scores = {name: float(shares[rows, c].sum()) / size for c, name in enumerate(CATEGORIES)}
         counts: Counter[str] = Counter(labels[rows][counted[rows]].ravel().tolist())
-        closest = sims[rows].max(axis=0)
-        nearest = np.argsort(-closest, kind="stable")[:3]
+        nearest, best = next(nearest_of)
         data = {
             "k": k,
             "neighbour_labels": dict(sorted(counts.items())),
             "nearest": [
                 {"text": examples.texts[i], "label": examples.labels[i], "similarity": float(s)}
-                for i, s in zip(nearest, closest[nearest], strict=True)
+                for i, s in zip(nearest, best[nearest], strict=True)
             ],
         }
         total = sum(counts.values())
@@ -131,18 +137,48 @@ def score_examples_many(
     return results
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """``(rows, k)``: each row's columns of the ``k`` highest scores, highest first, ties to the
+    lower column, as a stable sort of the whole row would give them (the same neighbours from
+    run to run), at the cost of a partial sort: a refresh scores thousands of rows against every
+    labelled example. A row whose ``k``-th score is tied beyond the ``k`` kept is sorted
+    whole."""
+    n, m = scores.shape
+    if k >= m or k <= 0 or not n:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    picked = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    picked.sort(axis=1)  # by column, so the stable sort below breaks ties by column
+    values = np.take_along_axis(scores, picked, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best = np.take_along_axis(picked, order, axis=1)
+    lowest = np.take_along_axis(values, order[:, -1:], axis=1)
+    tied = np.flatnonzero((scores >= lowest).sum(axis=1) > k)
+    if len(tied):
+        best[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    return best
+
+
 def score_classifier(
     classifier: CategoryClassifier, vectors: np.ndarray, cue_counts: np.ndarray | None
 ) -> SignalScore:
     if not len(vectors):
         return SignalScore({}, {})
-    proba = classifier.predict_proba(vectors, cue_counts).mean(axis=0)
+    return classifier_score(classifier.classes, classifier.predict_proba(vectors, cue_counts))
+
+
+def classifier_score(classes: Sequence[str], proba: np.ndarray) -> SignalScore:
+    """The classifier signal of one ticket from its texts' rows of the classifier's
+    probabilities (columns in ``classes`` order): their mean. Apart from ``score_classifier``
+    so many tickets' rows can go through the classifier at once."""
+    if not len(proba):
+        return SignalScore({}, {})
+    mean = proba.mean(axis=0)
     scores = {name: 0.0 for name in CATEGORIES}
-    for name, p in zip(classifier.classes, proba, strict=True):
+    for name, p in zip(classes, mean, strict=True):
         scores[name] = float(p)
     reasons = {
         name: f"classifier gives {name} {p:.2f}"
-        + (f" (averaged over {len(vectors)} texts)" if len(vectors) > 1 else "")
+        + (f" (averaged over {len(proba)} texts)" if len(proba) > 1 else "")
         for name, p in scores.items()
         if p > 0
     }

@@ -139,11 +139,6 @@ def train_words(
     )
 
 
-def score_words(words: WordClassifier, texts: Sequence[str], *, top: int = 3) -> Any:
-    """The ``words`` signal for one ticket: its statements read as one text."""
-    return score_words_many(words, [texts], top=top)[0]
-
-
 def score_words_many(
     words: WordClassifier, tickets: Sequence[Sequence[str]], *, top: int = 3
 ) -> list[Any]:

@@ -36,6 +36,7 @@ from triage.categorize import (
     score_outputs,
 )
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
+from triage.categorize.decision import TicketInputs
 from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
 from triage.categorize.neighbours import nearest, smooth
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
@@ -222,6 +223,7 @@ def decide_tickets(
     else:
         docs.rows([r for f in todo for r in rows_of[f]])  # one parsing pass
         examples = [None] * len(todo)
+    inputs = []
     for i, (feedback_id, ticket_words) in enumerate(zip(todo, words, strict=True)):
         rows = rows_of[feedback_id]
         signals, ticket_context = judged[feedback_id]
@@ -233,10 +235,11 @@ def decide_tickets(
                 domain.apply(units.vectors[rows]),
                 docs.rows(rows),
             )
-        decisions[feedback_id] = categorizer.decide(
-            texts, vectors, signals, docs=parsed, context=ticket_context, words=ticket_words,
-            examples=examples[i],
-        )  # fmt: skip
+        inputs.append(
+            TicketInputs(texts, vectors, signals, parsed, ticket_context, ticket_words, examples[i])
+        )
+    # All at once: each signal in one pass, the combiner over every ticket's features together.
+    decisions.update(zip(todo, categorizer.decide_many(inputs), strict=True))
     own = decisions
     # Without an embedder (a correction in the API), the tickets' own decisions: the next
     # refresh decides those again.
