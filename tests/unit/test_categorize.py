@@ -123,6 +123,32 @@ def test_categorize_ui_issue_with_healthy_outputs(cues, traffic):
     assert decision.evidence[0].category == "ui"
 
 
+def test_categorize_outputs_logged_without_measurements_clear_nothing():
+    """A chatbot's bare answers (no confidence, eval score or sources) were not seen to be
+    fine: the outputs signal says nothing rather than "look healthy" for ui and expectation."""
+    from triage.categorize import OutputThresholds, score_outputs
+
+    def bare(i: int) -> OutputRecord:
+        return OutputRecord(id=i, output_id=f"b{i}", created_at=NOW - timedelta(minutes=i),
+                            model="helpdesk-bot", model_version="1.0", output="an answer",
+                            confidence=None, meta={})  # fmt: skip
+
+    answers = [bare(i) for i in range(200)]
+    scored = score_outputs(output_signals(answers[:3], answers), OutputThresholds())
+    assert not any(scored.scores.values()) and scored.reasons == {}
+    # The same outputs with their confidence logged are read, and found healthy.
+    measured = [out(i) for i in range(200)]
+    scored = score_outputs(output_signals(measured[:3], measured), OutputThresholds())
+    assert scored.scores["ui"] > 0 and scored.reasons["ui"].startswith("linked outputs look")
+
+
+def test_categorize_cues_name_a_misread_request_as_model(cues):
+    """A reply that says the request was misread ("not what I meant", "you misunderstood") is
+    the model's, like "misunderstood"."""
+    found = cues.match(["No, I meant the March total. It was my question, you misunderstood."])
+    assert found == [{"model": ["I meant", "my question", "you misunderstood"]}]
+
+
 def test_categorize_data_issue_from_stale_sources(cues, traffic):
     stale = [out(2000 + i, as_of="2024-01-03") for i in range(10)]
     signals = output_signals(stale, traffic + stale)

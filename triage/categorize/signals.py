@@ -312,20 +312,24 @@ def score_outputs(signals: OutputSignals, thresholds: OutputThresholds) -> Signa
         reasons["model"] = []
 
     # --- ui / expectation: outputs that look fine
-    healthy = max(0.0, 1.0 - max(model_score, data_score))
+    parts = []
+    for distribution, label in (
+        (signals.confidence, "confidence"),
+        (signals.eval_score, "eval score"),
+    ):
+        if distribution is not None and distribution.linked_median is not None:
+            part = f"{label} {distribution.linked_median:.2f}"
+            if distribution.linked_percentile is not None:
+                part += f" ({_ordinal(distribution.linked_percentile)} percentile of traffic)"
+            parts.append(part)
+    if freshness is not None and freshness.linked_with_sources and not stale:
+        parts.append("sources fresh")
+    # Healthy is a reading of the outputs' measurements. Outputs logged with none (no
+    # confidence, no eval score, no sources: a chatbot's bare answers) were not seen to be
+    # fine; they say nothing, rather than clear the model.
+    measured = bool(parts) or data_score > 0 or concentration is not None
+    healthy = max(0.0, 1.0 - max(model_score, data_score)) if measured else 0.0
     if healthy > 0:
-        parts = []
-        for distribution, label in (
-            (signals.confidence, "confidence"),
-            (signals.eval_score, "eval score"),
-        ):
-            if distribution is not None and distribution.linked_median is not None:
-                part = f"{label} {distribution.linked_median:.2f}"
-                if distribution.linked_percentile is not None:
-                    part += f" ({_ordinal(distribution.linked_percentile)} percentile of traffic)"
-                parts.append(part)
-        if freshness is not None and freshness.linked_with_sources and not stale:
-            parts.append("sources fresh")
         state = "look healthy" if healthy == 1.0 else "look mostly healthy"
         sentence = f"linked outputs {state}" + (f": {', '.join(parts)}" if parts else "")
         reasons["ui"].append(sentence)
