@@ -31,6 +31,7 @@ from triage.embed import Embedder, build_embedder
 from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
+from triage.pipeline.collector import collector_paused
 from triage.pipeline.diagnose import (
     DiagnoseParams,
     changed_issues,
@@ -225,7 +226,7 @@ class Pipeline:
         """``phase``: told each phase's name as it starts; ``within``: how far a long phase is
         (rolling up a backfill of model outputs)."""
         stats = RefreshStats()
-        with timed(stats.seconds, "total"):
+        with timed(stats.seconds, "total"), collector_paused():
             self._refresh(
                 engine, stats, recluster=recluster, phase=phase or (lambda _: None), within=within
             )
