@@ -28,7 +28,8 @@ def _issues_after_refresh(client, make_key) -> list[dict[str, Any]]:  # type: ig
         {
             "output_id": f"summary-{i}", "model": "summarizer", "model_version": "2.3.0",
             "output": "Export of the report screen", "user_id": "u-export",
-            "created_at": (now - age).isoformat(),
+            # A measurement, so the linked outputs' evidence has something to read.
+            "confidence": 0.8, "created_at": (now - age).isoformat(),
         }
         for i, age in enumerate(OUTPUT_AGES)
     ]  # fmt: skip
