@@ -477,7 +477,8 @@ def learned_categorizer(cues, examples, groups):  # type: ignore[no-untyped-def]
 )
 def test_categorize_many_tickets_at_once_as_each_alone(cues, examples, traffic, groups):  # type: ignore[no-untyped-def]
     from triage.categorize.context import TicketContext
-    from triage.categorize.decision import TicketInputs, decide_learned
+    from triage.categorize.decision import TicketInputs
+    from triage.categorize.learned import decide_learned_many
 
     categorizer = learned_categorizer(cues, examples, groups)
     stale = [out(2000 + i, as_of="2024-01-03") for i in range(10)]
@@ -518,12 +519,48 @@ def test_categorize_many_tickets_at_once_as_each_alone(cues, examples, traffic, 
             ticket.texts, ticket.vectors, ticket.signals, examples=ticket.examples
         )
         assert "classifier" in scored
-        assert decide_learned(categorizer.combiner, scored, ticket.context or TicketContext()) == (
-            many
-        )
+        context = ticket.context or TicketContext()
+        assert decide_learned_many(
+            categorizer.combiner, [scored], [context],
+            reaction_prior=categorizer.params.reaction_prior,
+        ) == [many]  # fmt: skip
     # Each ticket its own answer, not one ticket's copied to all.
     assert len({tuple(d.probabilities.values()) for d in together}) == len(together)
     assert categorizer.decide_many([]) == []
+
+
+def test_categorize_quick_reaction_doubles_the_models_odds_unless_its_words_say_otherwise(  # type: ignore[no-untyped-def]
+    cues, examples
+):
+    """Issue 13: a reaction right after the answer it is linked to is evidence against the
+    model unless the text says otherwise (a cue word of another category)."""
+    from triage.categorize.context import TicketContext
+
+    categorizer = learned_categorizer(cues, examples, ("words", "examples", "cues", "context"))
+    without = learned_categorizer(cues, examples, ("words", "examples", "cues", "context"))
+    without.params = replace(without.params, reaction_prior=0.0)
+    assert categorizer.params.reaction_prior == pytest.approx(0.69)
+
+    def both(text: str, minutes: float):  # type: ignore[no-untyped-def]
+        context = TicketContext(linked=True, minutes_after_output=minutes, model="bot")
+        return [
+            c.decide([text], EMBEDDER.embed([text]), context=context)
+            for c in (categorizer, without)
+        ]
+
+    misread, plain = both("no, that is not what I meant", minutes=0.5)
+    odds = misread.probabilities["model"] / (1 - misread.probabilities["model"])
+    plain_odds = plain.probabilities["model"] / (1 - plain.probabilities["model"])
+    # e**0.69 = 1.99 times the odds; the probabilities are rounded to 4 decimals.
+    assert misread.probabilities["model"] > plain.probabilities["model"]
+    assert odds == pytest.approx(np.exp(0.69) * plain_odds, rel=0.05)
+    [line] = [e for e in misread.evidence if e.signal == "reaction"]
+    assert (line.category, line.contribution) == ("model", 0.69)
+    assert line.reason.startswith("written 0 minutes after the answer it is linked to")
+    # The words say otherwise (a data cue), or it came an hour later: no prior.
+    for text, minutes in (("that price is outdated", 0.5), ("not what I meant", 60.0)):
+        told, plain = both(text, minutes)
+        assert told == plain and not [e for e in told.evidence if e.signal == "reaction"]
 
 
 def test_nearest_examples_ties_go_to_the_lower_index():

@@ -68,6 +68,7 @@ class CategorizeParams:
     weights: dict[str, float] = field(default_factory=default_weights)
     knn_k: int = _setting("knn_k")
     cue_saturation: float = _setting("cue_saturation")
+    reaction_prior: float = _setting("reaction_prior")
     thresholds: OutputThresholds = field(default_factory=OutputThresholds)
 
     def __post_init__(self) -> None:
@@ -81,6 +82,7 @@ class CategorizeParams:
             weights=default_weights(settings),
             knn_k=settings.categorize_knn_k,
             cue_saturation=settings.categorize_cue_saturation,
+            reaction_prior=settings.categorize_reaction_prior,
             thresholds=OutputThresholds.from_settings(settings),
         )
 
@@ -292,7 +294,9 @@ class Categorizer:
         unused = {s for s in (*SIGNALS, "words") if s not in self.combiner.groups}
         scored = self.signal_scores_many(tickets, skip=unused)
         contexts = [t.context or TicketContext() for t in tickets]
-        return decide_learned_many(self.combiner, scored, contexts)
+        return decide_learned_many(
+            self.combiner, scored, contexts, reaction_prior=self.params.reaction_prior
+        )
 
 
 def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:

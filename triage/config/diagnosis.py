@@ -73,6 +73,13 @@ class DiagnosisSettings(BaseModel):
     categorize_cue_saturation: float = Field(
         default=2.0, gt=0, description="Cue matches at which a category's cue score can reach 1."
     )
+    categorize_reaction_prior: float = Field(
+        default=0.69,
+        ge=0,
+        description="Added to the model's log-odds of a ticket written within 10 minutes of the "
+        "answer it is linked to whose words name no other category's cue (0.69: the odds "
+        "doubled); 0 turns it off. Set by hand, not learned: see the README.",
+    )
     categorize_low_percentile: float = Field(
         default=0.25,
         gt=0,
