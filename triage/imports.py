@@ -5,7 +5,9 @@ imports transformers (for its transformers NER engine, which imports torch too).
 neither: a blank spaCy pipeline and rule-based recognizers. Imported that way they add ~3 s to
 every ``triage run`` start-up on the default ONNX backend, which needs no torch at all. torch stays
 installed for the sentence-transformers backend and the one-off ONNX export; those import it
-themselves when they run, and it imports normally then.
+themselves when they run, and it imports normally then. ``triage.preprocess``, the one package
+that imports spaCy and presidio, imports all of its modules inside ``without_deep_learning``;
+the lexicon's fallback to a blank spaCy does the same.
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ def lemma_nlp() -> Any:
     from triage.imports import without_deep_learning
 
     try:
-        with without_deep_learning():
-            from triage.preprocess import build_nlp
+        from triage.preprocess import build_nlp
     except ImportError:
         pass
     else:

@@ -29,11 +29,8 @@ _LOCK = threading.Lock()
 
 def value_redactor(settings: Settings) -> ValueRedactor:
     """The process's redactor for the preprocess configuration of ``settings``."""
-    from triage.imports import without_deep_learning
-
-    with without_deep_learning():  # spaCy and presidio need neither torch nor transformers
-        from triage.preprocess import PreprocessParams, Redactor
-        from triage.preprocess.values import ValueRedactor
+    from triage.preprocess import PreprocessParams, Redactor
+    from triage.preprocess.values import ValueRedactor
 
     params = PreprocessParams.from_settings(settings)
     with _LOCK:

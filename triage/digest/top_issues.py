@@ -78,10 +78,7 @@ def redact_texts(texts: list[str], settings: Settings) -> list[str]:
     if not any(texts):
         return texts
     # Imported and built only when a digest shows model outputs: spaCy and presidio take seconds.
-    from triage.imports import without_deep_learning
-
-    with without_deep_learning():
-        from triage.preprocess import PreprocessParams, Redactor
+    from triage.preprocess import PreprocessParams, Redactor
 
     params = PreprocessParams.from_settings(settings)
     if params not in _REDACTORS:

@@ -28,7 +28,6 @@ from triage import cluster, db, store
 from triage.categorize import Categorizer, load_categorizer
 from triage.config import Settings
 from triage.embed import Embedder, build_embedder
-from triage.imports import without_deep_learning
 from triage.link import LinkParams, embedding_similarity
 from triage.models import utcnow
 from triage.pipeline.collector import collector_paused
@@ -59,11 +58,9 @@ from triage.pipeline.process import (
 )
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
 from triage.pipeline.units import load_units
+from triage.preprocess import Preprocessor, PreprocessParams
 from triage.rank import iso_week_start
 from triage.rollups import roll_up
-
-with without_deep_learning():  # spaCy and presidio, ~3 s sooner
-    from triage.preprocess import Preprocessor, PreprocessParams
 
 Progress = Callable[[int], None]  # called with how many tickets a batch processed
 Phase = Callable[[str], None]  # called with the name of each refresh phase as it starts

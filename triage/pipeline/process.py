@@ -18,12 +18,9 @@ from sqlmodel import Session
 
 from triage import store
 from triage.embed import Embedder, embed_with_cache, text_hash
-from triage.imports import without_deep_learning
 from triage.models import FeedbackStatus, utcnow
 from triage.pipeline.stats import ProcessStats
-
-with without_deep_learning():  # spaCy and presidio, ~3 s sooner
-    from triage.preprocess import PreprocessedText, Preprocessor, UnitText, topic_units
+from triage.preprocess import PreprocessedText, Preprocessor, UnitText, topic_units
 
 logger = logging.getLogger(__name__)
 

@@ -17,18 +17,21 @@ identifiers and metadata on their way out), ``components`` (the spaCy pipeline: 
 runs them as the ``Preprocessor``, with the knobs of ``params``.
 """
 
-# First: presidio's import, without the transformers engine triage does not use.
-import triage.preprocess.presidio_import  # noqa: F401  # isort: skip
-from triage.preprocess.clean import clean_text
-from triage.preprocess.components import LANGUAGE, build_nlp, new_nlp
-from triage.preprocess.lemmatizer import LookupLemmatizer
-from triage.preprocess.params import PreprocessParams
-from triage.preprocess.pii import PLACEHOLDERS
-from triage.preprocess.redact import Redactor
-from triage.preprocess.segment import UNITS_ATTR, UnitSegmenter
-from triage.preprocess.sentencizer import LineSentencizer
-from triage.preprocess.stage import PreprocessedText, Preprocessor
-from triage.preprocess.units import UnitText, join_same_topic, topic_units
+from triage.imports import without_deep_learning
+
+# spaCy and presidio are imported here and only here (every module of this package), without
+# torch and transformers, which neither needs for what triage runs (``triage.imports``).
+with without_deep_learning():
+    from triage.preprocess.clean import clean_text
+    from triage.preprocess.components import LANGUAGE, build_nlp, new_nlp
+    from triage.preprocess.lemmatizer import LookupLemmatizer
+    from triage.preprocess.params import PreprocessParams
+    from triage.preprocess.pii import PLACEHOLDERS
+    from triage.preprocess.redact import Redactor
+    from triage.preprocess.segment import UNITS_ATTR, UnitSegmenter
+    from triage.preprocess.sentencizer import LineSentencizer
+    from triage.preprocess.stage import PreprocessedText, Preprocessor
+    from triage.preprocess.units import UnitText, join_same_topic, topic_units
 
 __all__ = [
     "LANGUAGE",

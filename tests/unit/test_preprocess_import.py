@@ -1,5 +1,6 @@
-"""triage.preprocess imports presidio without torch or its transformers engine (triage/preprocess/
-presidio_import.py), and both still import afterwards."""
+"""triage.preprocess imports spaCy and presidio without torch or transformers (its
+``__init__``, through ``triage.imports.without_deep_learning``), and both still import
+afterwards."""
 
 from __future__ import annotations
 
