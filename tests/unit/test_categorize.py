@@ -522,7 +522,7 @@ def test_categorize_many_tickets_at_once_as_each_alone(cues, examples, traffic, 
         context = ticket.context or TicketContext()
         assert decide_learned_many(
             categorizer.combiner, [scored], [context],
-            reaction_prior=categorizer.params.reaction_prior,
+            reaction_prior=categorizer.reaction_prior,
         ) == [many]  # fmt: skip
     # Each ticket its own answer, not one ticket's copied to all.
     assert len({tuple(d.probabilities.values()) for d in together}) == len(together)
@@ -561,6 +561,19 @@ def test_categorize_quick_reaction_doubles_the_models_odds_unless_its_words_say_
     for text, minutes in (("that price is outdated", 0.5), ("not what I meant", 60.0)):
         told, plain = both(text, minutes)
         assert told == plain and not [e for e in told.evidence if e.signal == "reaction"]
+
+    def prior_lines(groups, text):  # type: ignore[no-untyped-def]
+        decision = learned_categorizer(cues, examples, groups).decide(
+            [text], EMBEDDER.embed([text]),
+            context=TicketContext(linked=True, minutes_after_output=0.5, model="bot"),
+        )  # fmt: skip
+        return [e for e in decision.evidence if "a quick reaction counts" in e.reason]
+
+    # The cues are read for the prior even when the combiner gives them no weight.
+    assert prior_lines(("words", "examples", "context"), "not what I meant")
+    assert not prior_lines(("words", "examples", "context"), "that price is outdated")
+    # A combiner that learned the reaction's weight decides alone: the prior steps aside.
+    assert not prior_lines(("words", "cues", "context", "reaction"), "not what I meant")
 
 
 def test_nearest_examples_ties_go_to_the_lower_index():

@@ -19,7 +19,7 @@ from triage.categorize.combiner import (
     fit_combiner,
 )
 from triage.categorize.context import TicketContext, TicketLinks, ticket_contexts
-from triage.categorize.decision import decide_learned
+from triage.categorize.learned import decide_learned_many
 from triage.link import OutputRecord
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -111,9 +111,8 @@ def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combi
     scored = {
         "classifier": SignalScore(neutral, {n: f"classifier gives {n} 0.25" for n in neutral})
     }
-    calm = decide_learned(combiner, scored, TicketContext())
     quick = TicketContext(linked=True, minutes_after_output=2.0)
-    reaction = decide_learned(combiner, scored, quick)
+    calm, reaction = decide_learned_many(combiner, [scored, scored], [TicketContext(), quick])
     assert (
         reaction.category == "model"
         and reaction.probabilities["model"] > calm.probabilities["model"]

@@ -28,7 +28,6 @@ from triage.categorize.combiner import COMBINER_FILE, LearnedCombiner
 from triage.categorize.context import TicketContext
 from triage.categorize.evidence import CategoryDecision, Evidence, ranked
 from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
-from triage.categorize.learned import decide_learned as decide_learned  # re-exported
 from triage.categorize.learned import decide_learned_many
 from triage.categorize.signals import (
     SIGNALS,
@@ -151,6 +150,14 @@ class Categorizer:
     @property
     def weights(self) -> dict[str, float]:
         return self.params.weights
+
+    @property
+    def reaction_prior(self) -> float:
+        """What a quick reaction adds to the model's log-odds (``learned``): the hand-set prior
+        stands in for the reaction's weight only while the learned combiner gives it none."""
+        if self.combiner is None or "reaction" in self.combiner.groups:
+            return 0.0
+        return self.params.reaction_prior
 
     @property
     def knn_k(self) -> int:
@@ -291,12 +298,11 @@ class Categorizer:
         if not self.learned:
             return [combine(s, self.params.weights) for s in self.signal_scores_many(tickets)]
         assert self.combiner is not None
+        prior = self.reaction_prior  # it reads the cues, weighed or not (``quick_reaction``)
         unused = {s for s in (*SIGNALS, "words") if s not in self.combiner.groups}
-        scored = self.signal_scores_many(tickets, skip=unused)
+        scored = self.signal_scores_many(tickets, skip=unused - ({"cues"} if prior else set()))
         contexts = [t.context or TicketContext() for t in tickets]
-        return decide_learned_many(
-            self.combiner, scored, contexts, reaction_prior=self.params.reaction_prior
-        )
+        return decide_learned_many(self.combiner, scored, contexts, reaction_prior=prior)
 
 
 def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:

@@ -49,13 +49,6 @@ def _context_reason(group: str, context: TicketContext) -> str:
     return "; ".join(parts)
 
 
-def decide_learned(
-    combiner: LearnedCombiner, scored: Mapping[str, SignalScore], context: TicketContext
-) -> CategoryDecision:
-    """The combiner's decision, with one piece of evidence per signal it weighs."""
-    return decide_learned_many(combiner, [scored], [context])[0]
-
-
 def quick_reaction(scored: Mapping[str, SignalScore], context: TicketContext) -> bool:
     """Written within ``REACTION_MINUTES`` of the answer it is linked to, with no cue word of
     a category other than model: the text does not say otherwise."""
@@ -72,8 +65,9 @@ def decide_learned_many(
     *,
     reaction_prior: float = 0.0,
 ) -> list[CategoryDecision]:
-    """``decide_learned`` of each ticket (its signals' scores and its context): the combiner
-    reads all their feature rows in one pass, which gives each row the numbers it gives alone.
+    """Each ticket's decision (its signals' scores and its context), with one piece of
+    evidence per signal the combiner weighs: the combiner reads all their feature rows in one
+    pass, which gives each row the numbers it gives alone.
     A quick reaction's model log-odds get ``reaction_prior`` more (module docstring)."""
     if not scored:
         return []
