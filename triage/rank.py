@@ -46,7 +46,7 @@ from typing import Any
 
 from scipy import stats
 
-from triage.config import Settings
+from triage.config import Settings, defaults_of
 from triage.lexicon import MODELS_DIR, CueLexicon
 
 DEFAULT_SEVERITY = MODELS_DIR / "severity-v1.json"
@@ -54,9 +54,7 @@ COMPONENTS = ("reach", "volume", "trend", "severity", "recency", "confidence")
 WEEK = timedelta(days=7)
 
 
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"rank_{name}"].default
+_setting = defaults_of("rank")
 
 
 def _utc(value: datetime) -> datetime:

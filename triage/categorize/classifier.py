@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,11 @@ import numpy as np
 from scipy import special
 
 from triage.categorize.examples import LabelledExamples
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 from triage.errors import InvalidInputError, ModelNotFoundError
 from triage.lexicon import MODELS_DIR, CueLexicon
+
+_setting = defaults_of("categorize")
 
 DEFAULT_CLASSIFIER_DIR = MODELS_DIR / "category-classifier"
 
@@ -44,12 +46,12 @@ class ClassifierParams:
     """How the classifier is fitted (Settings ``categorize_correction_weight``,
     ``categorize_classifier_c``)."""
 
-    correction_weight: float = Settings.model_fields["categorize_correction_weight"].default
-    classifier_c: float = Settings.model_fields["categorize_classifier_c"].default
+    correction_weight: float = _setting("correction_weight")
+    classifier_c: float = _setting("classifier_c")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClassifierParams:
-        return cls(**{f.name: getattr(settings, f"categorize_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "categorize")
 
 
 @dataclass

@@ -39,7 +39,7 @@ from triage.categorize.signals import (
     score_outputs,
 )
 from triage.categorize.words import WORDS_FILE, WordClassifier, score_words_many
-from triage.config import Settings
+from triage.config import Settings, defaults_of
 from triage.errors import InvalidInputError
 from triage.lexicon import MODELS_DIR, CueLexicon, lemma_docs
 from triage.link import OutputSignals
@@ -47,9 +47,7 @@ from triage.link import OutputSignals
 DEFAULT_CUES = MODELS_DIR / "cues-v1.json"
 
 
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"categorize_{name}"].default
+_setting = defaults_of("categorize")
 
 
 def default_weights(settings: Settings | None = None) -> dict[str, float]:

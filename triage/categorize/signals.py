@@ -18,15 +18,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from triage.categorize.classifier import CategoryClassifier
 from triage.categorize.examples import CATEGORIES, LabelledExamples
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 from triage.link import OutputSignals
+
+_setting = defaults_of("categorize")
 
 SIGNALS = ("cues", "examples", "outputs", "classifier")
 
@@ -190,13 +192,13 @@ class OutputThresholds:
     """How linked-output numbers become support for a category (Settings ``categorize_*``)."""
 
     # Linked confidence / eval median this far down traffic is "low".
-    low_percentile: float = Settings.model_fields["categorize_low_percentile"].default
+    low_percentile: float = _setting("low_percentile")
     # Missing this much more often than in traffic counts for data.
-    min_excess_missing: float = Settings.model_fields["categorize_min_excess_missing"].default
+    min_excess_missing: float = _setting("min_excess_missing")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutputThresholds:
-        return cls(**{f.name: getattr(settings, f"categorize_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "categorize")
 
 
 def _lowness(distribution: Any, low_percentile: float) -> float:

@@ -3,7 +3,7 @@ says why each), with the knobs of ``ClusterParams``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,12 +18,9 @@ from triage.cluster.steps import (
     refine,
 )
 from triage.cluster.vectors import centroids_of, normalize, smooth
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 
-
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"cluster_{name}"].default
+_setting = defaults_of("cluster")
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class ClusterParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClusterParams:
-        return cls(**{f.name: getattr(settings, f"cluster_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "cluster")
 
 
 class Clusterer:

@@ -7,7 +7,10 @@ testable without a Settings object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +27,25 @@ class Settings(
     BaseSettings, DeliverySettings, DiagnosisSettings, PipelineSettings, ServiceSettings
 ):
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+
+Params = TypeVar("Params")
+
+
+def defaults_of(prefix: str) -> Callable[[str], Any]:
+    """``name`` -> the Settings default of ``{prefix}_{name}``: a stage's dataclass of knobs
+    takes its defaults from here, so each knob has one home."""
+
+    def default(name: str) -> Any:
+        return Settings.model_fields[f"{prefix}_{name}"].default
+
+    return default
+
+
+def params_from(cls: type[Params], settings: Settings, prefix: str) -> Params:
+    """``cls``, a dataclass of a stage's knobs, with each field ``f`` read from
+    ``settings.{prefix}_{f}``."""
+    return cls(**{f.name: getattr(settings, f"{prefix}_{f.name}") for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @lru_cache

@@ -20,21 +20,19 @@ Confidence is ``top * top / (top + second)`` (``top`` alone for a single candida
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 from triage.models import TRACE_ID_PATH
 
 Similarity = Callable[[str, list[str]], np.ndarray]
 
 
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"link_{name}"].default
+_setting = defaults_of("link")
 
 
 def utc(value: datetime) -> datetime:
@@ -92,7 +90,7 @@ class LinkParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkParams:
-        return cls(**{f.name: getattr(settings, f"link_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "link")
 
     @property
     def window(self) -> timedelta:

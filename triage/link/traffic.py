@@ -6,14 +6,14 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
 from scipy import stats
 
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 from triage.link.linking import OutputRecord, utc
 
 EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday, so 7-day periods are ISO weeks
@@ -22,9 +22,7 @@ EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday, so 7-day periods are ISO w
 GROUP_FIELDS = ("model", "model_version", "feature")
 
 
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"link_{name}"].default
+_setting = defaults_of("link")
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class SignalParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignalParams:
-        return cls(**{f.name: getattr(settings, f"link_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "link")
 
     @property
     def stale_limits(self) -> tuple[float, float, float]:

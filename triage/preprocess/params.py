@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from triage.config import Settings
+from triage.config import Settings, defaults_of, params_from
 from triage.errors import ConfigError
 
-
-def _setting(name: str) -> Any:
-    # The dataclass defaults are the Settings defaults, so each knob has one home.
-    return Settings.model_fields[f"preprocess_{name}"].default
+_setting = defaults_of("preprocess")
 
 
 @dataclass(frozen=True)
@@ -33,4 +29,4 @@ class PreprocessParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PreprocessParams:
-        return cls(**{f.name: getattr(settings, f"preprocess_{f.name}") for f in fields(cls)})
+        return params_from(cls, settings, "preprocess")
