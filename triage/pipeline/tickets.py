@@ -236,7 +236,15 @@ def decide_tickets(
                 docs.rows(rows),
             )
         inputs.append(
-            TicketInputs(texts, vectors, signals, parsed, ticket_context, ticket_words, examples[i])
+            TicketInputs(
+                texts,
+                vectors,
+                signals,
+                docs=parsed,
+                context=ticket_context,
+                words=ticket_words,
+                examples=examples[i],
+            )
         )
     # All at once: each signal in one pass, the combiner over every ticket's features together.
     decisions.update(zip(todo, categorizer.decide_many(inputs), strict=True))
