@@ -9,7 +9,7 @@ near-duplicates (``quotes``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ from sklearn.preprocessing import normalize
 
 from triage.errors import InvalidInputError
 from triage.label.keywords import UNASSIGNED, class_tfidf, class_tfidf_keywords, term_counts
+from triage.label.meaning import Meaning
 from triage.label.quotes import pick_quotes
 from triage.label.titles import TitleContext, choose_titles
 from triage.label.wordspace import WordSpace
@@ -52,6 +53,7 @@ def label_issues(
     title_max_words: int = 12,
     title_candidates: int = 20,
     only: Collection[int] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> dict[int, IssueLabel]:
     """Label every cluster in ``labels`` (or those in ``only``, the others then serving as the
     background their words and titles are told apart from); ``UNASSIGNED`` units only serve as
@@ -59,7 +61,9 @@ def label_issues(
 
     ``texts``, ``lemmas``, ``tickets`` (the ticket each unit comes from, so one ticket gives at
     most one quote) and the rows of ``vectors`` are aligned with ``labels``; texts must already
-    be redacted, since quotes are shown to people verbatim.
+    be redacted, since quotes are shown to people verbatim. ``embed`` (texts -> normalised
+    rows, the embedder of ``vectors``) lets the best title candidates be judged on their own
+    meaning (``triage.label.meaning``); without it they are judged on their words alone.
     """
     label_array = _check_inputs(labels, texts, lemmas, vectors, tickets, n_keywords, n_quotes)
     clusters = sorted({int(label) for label in label_array} - {UNASSIGNED})
@@ -102,8 +106,14 @@ def label_issues(
         )
     # Every unit's words, the background's too: a word's meaning is where all its uses point.
     words = WordSpace.build(*counted, unit_vectors, centroids) if counted else None
+    meaning = None if embed is None else Meaning(embed, unit_vectors, centroids)
     titles = choose_titles(
-        contexts, texts, max_words=title_max_words, candidates=title_candidates, words=words
+        contexts,
+        texts,
+        max_words=title_max_words,
+        candidates=title_candidates,
+        words=words,
+        meaning=meaning,
     )
     return {
         cluster: IssueLabel(

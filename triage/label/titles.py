@@ -5,7 +5,9 @@ stripped) of the issue's most central distinct statements is a candidate. A cand
 being representative: its statement is close to the issue's centre and far from the other
 issues' centres, it holds the issue's c-TF-IDF keywords, and its own words point at this issue
 rather than at another (``wordspace``: a clause cut from a statement about two things is judged
-by the words it kept, so a reader comparing titles tells the issues apart). It scores for stating
+by the words it kept, so a reader comparing titles tells the issues apart). With an embedder,
+the few best clauses are embedded and judged the same way on what they mean (``meaning``):
+near their own issue's centroid, far from the nearest other's. It scores for stating
 a problem: a failure word, a subject that is not a pronoun, no "works fine". A request, a
 pleasantry, a question about nothing broken or a bit of context (fewer than two content words,
 mostly digits, no verb and no failure, a dangling end, a report that someone asked or tried with
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from triage.label.clauses import Clause, clauses, quote_key, tidy, words
+from triage.label.meaning import Meaning
 from triage.label.words import (
     DANGLING_ENDINGS,
     FAILURE_LEMMAS,
@@ -96,6 +99,11 @@ W_PRONOUN = 0.35
 W_QUESTION = 0.35
 W_REQUEST = 1.0  # a wish's core only names an issue when no statement of a problem does
 W_LENGTH = 0.03  # per word beyond the comfortable length
+# The margin of what the clause itself means (``Meaning``): the same cosine difference as the
+# statement's and the words', on the clause's own embedding, so it counts as much as the words'.
+# Only each issue's ``MEANING_CANDIDATES`` best by the rest are embedded: the others lose.
+W_MEANING = W_WORDS
+MEANING_CANDIDATES = 5
 COMFORTABLE_WORDS = 10
 MIN_WORDS = 3
 
@@ -126,6 +134,7 @@ def choose_titles(
     max_words: int,
     candidates: int,
     words: WordSpace | None = None,
+    meaning: Meaning | None = None,
 ) -> dict[int, str]:
     """A title per issue from the clauses of its ``candidates`` most central distinct
     statements; with ``words``, a clause whose own words point at its issue rather than at
@@ -145,6 +154,8 @@ def choose_titles(
             [{t.lemma_ for t in doc if t.is_alpha} for doc in docs],
             [contexts[issue].position for issue, _ in every],
         )
+    if meaning is not None and every:
+        scores += W_MEANING * _meaning_margins(meaning, every, scores, contexts, texts)
     best: dict[int, tuple[float, str]] = {}
     for (issue, candidate), score in zip(every, scores, strict=True):
         # Most central first, so it wins ties.
@@ -154,6 +165,34 @@ def choose_titles(
         issue: _headline(best[issue][1]) if issue in best else _from_keywords(context.keywords)
         for issue, context in contexts.items()
     }
+
+
+def _meaning_margins(
+    meaning: Meaning,
+    every: Sequence[tuple[int, _Candidate]],
+    scores: np.ndarray,
+    contexts: dict[int, TitleContext],
+    texts: Sequence[str],
+) -> np.ndarray:
+    """``Meaning.margins`` of each issue's ``MEANING_CANDIDATES`` best candidates by
+    ``scores`` (most central first on ties); -inf for the rest, which lose."""
+    best: dict[int, list[int]] = {}
+    for i in sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: -scores[i]):
+        kept = best.setdefault(every[i][0], [])
+        if len(kept) < MEANING_CANDIDATES:
+            kept.append(i)
+    picked = sorted(i for rows in best.values() for i in rows)
+    margins = np.full(len(every), -np.inf)
+    if picked:
+        chosen = [every[i] for i in picked]
+        units = [int(contexts[issue].central[c.row]) for issue, c in chosen]
+        margins[picked] = meaning.margins(
+            [c.text for _, c in chosen],
+            # A clause that is its whole statement keeps the statement's vector.
+            [u if c.text == texts[u] else None for (_, c), u in zip(chosen, units, strict=True)],
+            [contexts[issue].position for issue, _ in chosen],
+        )
+    return margins
 
 
 def _pool(

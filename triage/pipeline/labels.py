@@ -5,7 +5,7 @@ A title a person set (``human_fields``) is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +47,13 @@ def relabel(
     *,
     params: LabelParams,
     only: Collection[int] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> None:
     """Keywords, quotes, centroid and (unless a person set it) title of every issue, or of the
-    issues in ``only`` (told apart from all the others). ``issue_of``: unit id -> issue id."""
+    issues in ``only`` (told apart from all the others). ``issue_of``: unit id -> issue id.
+    ``embed``: the refresh's embedder, so titles are judged on what they mean too; a
+    correction, in the API process, which loads no model, relabels without it, and the next
+    refresh labels that issue again (its key changed) with it."""
     labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
     # The ticket of each unit, so one long ticket cannot fill an issue's quotes on its own.
     ticket_of = store.unit_context(session)
@@ -66,6 +70,7 @@ def relabel(
         title_max_words=params.title_max_words,
         title_candidates=params.title_candidates,
         only=only,
+        embed=embed,
     )
     for issue in store.active_issues(session):
         if issue.id not in found:

@@ -319,7 +319,7 @@ class Pipeline:
             stats.issues_redone = len(changed)
             with step("label"):
                 relabel(session, units, issue_of(memberships), params=self.label_params,
-                        only=changed)  # fmt: skip
+                        only=changed, embed=self.embedder.embed)  # fmt: skip
             with step("rank"):
                 diagnose(session, units, issue_of(memberships), self.categorizer, judged,
                          params=self.diagnose_params, now=now, keys=keys)  # fmt: skip
