@@ -10,8 +10,9 @@ from sqlmodel import select
 
 from tests.support.reliability import note
 from triage import db, store
+from triage.embed import FakeEmbedder
 from triage.models import Feedback, FeedbackCreate, Issue, Membership, Unit
-from triage.pipeline import PHASES, Pipeline
+from triage.pipeline import PHASES, Pipeline, load_units
 
 TOPICS = {
     "export": [
@@ -304,3 +305,24 @@ def test_pipeline_processing_stops_after_a_batch_when_told(engine, settings):  #
     assert first.processed + first.failed == 2 and len(asked) == 1
     rest = pipeline.process_pending(engine, until=lambda: False)
     assert rest.processed + rest.failed == 3
+
+
+def test_pipeline_refresh_embeds_again_what_another_model_embedded(engine, settings):  # type: ignore[no-untyped-def]
+    # Processed under one embedding model, refreshed under another (a changed backend, or a
+    # newer export of the model): every unit is clustered, not only the ones the new model saw.
+    add(engine, tickets("export", 12) + tickets("numbers", 12) + tickets("language", 12))
+    Pipeline(settings).run(engine)
+    with db.session_scope(engine) as session:
+        texts = {u.text_hash for u in session.exec(select(Unit)).all()}
+    before = issue_of_topic(engine)
+    other = Pipeline(settings, embedder=FakeEmbedder(dim=32))
+    refreshed = other.refresh(engine)
+    assert refreshed.reembedded == len(texts)
+    assert not refreshed.skipped and refreshed.reclustered and refreshed.issues >= 3
+    assert issue_of_topic(engine) == before  # formed again, and kept their ids
+    assert len(set(issue_of_topic(engine).values())) == 3
+    with db.session_scope(engine) as session:
+        assert store.units_without_vector(session, model_id="fake-32") == {}
+        assert len(load_units(session, model_id="fake-32").ids) == 36
+    again = other.refresh(engine)
+    assert again.reembedded == 0 and not again.reclustered

@@ -76,6 +76,11 @@ def _run(settings: Settings, *, recluster: bool, retry_failed: bool) -> None:
         f"{refreshed.decided} tickets and {refreshed.issues_redone} issues decided, "
         "the rest kept from the last refresh"
     )
+    if refreshed.reembedded:
+        console.print(
+            f"embedded {refreshed.reembedded} statement texts again: they had no vector of the "
+            f"configured embedding model ({settings.embedding_backend})"
+        )
     if refreshed.skipped:
         console.print(f"skipped: {', '.join(refreshed.skipped)}")
 

@@ -57,7 +57,7 @@ from triage.pipeline.process import (
     write_batch,
 )
 from triage.pipeline.stats import ProcessStats, RefreshStats, log_seconds, timed
-from triage.pipeline.units import load_units
+from triage.pipeline.units import embed_missing, load_units
 from triage.preprocess import Preprocessor, PreprocessParams
 from triage.rank import iso_week_start
 from triage.rollups import roll_up
@@ -262,6 +262,11 @@ class Pipeline:
             stats.links = link_pending(session, params=self.link_params, similarity=similarity)
         with db.session_scope(engine) as session:
             with step("load"):
+                # In transactions of its own, before this session reads anything.
+                stats.reembedded = embed_missing(
+                    engine, self.embedder, batch_size=self.settings.embedding_batch_size,
+                    lock=store.lock_issues,
+                )  # fmt: skip
                 units = load_units(session, model_id=self.embedder.model_id)
                 if not units.ids:
                     stats.skipped.append("no processed units yet")
@@ -269,9 +274,12 @@ class Pipeline:
                 memberships = store.membership_map(session)
                 stats.unassigned_share = units.unassigned_share(memberships)
                 threshold = self.settings.cluster_recluster_unassigned_share
+                # Issues formed in another model's vectors form again in this one's (their
+                # ids kept by shared units).
                 reclustering = (
                     recluster or not count_open(session) or stats.unassigned_share > threshold
-                )
+                    or stats.reembedded > 0
+                )  # fmt: skip
             # Each ticket's own category first: it is part of how issues form.
             with step("categorize"):
                 whole_vectors: dict[str, bytes] = {}  # new ones, written with the decisions

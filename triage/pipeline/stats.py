@@ -34,6 +34,7 @@ class RefreshStats:
     rolled_up: int = 0  # model outputs merged into the traffic rollups
     decided: int = 0  # tickets decided; the others kept the decision of an earlier refresh
     issues_redone: int = 0  # issues labelled and diagnosed; the others only had recency moved
+    reembedded: int = 0  # unit texts that had no vector of the current embedding model
     unassigned_share: float = 0.0
     lineage: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from triage import store
-from triage.embed import vector_from_bytes
+from triage import db, store
+from triage.embed import Embedder, vector_from_bytes, vector_to_bytes
 from triage.lexicon import lemma_docs
 
 
@@ -35,6 +36,29 @@ class UnitMatrix:
             if unit_id in issue_of:
                 rows_of.setdefault(issue_of[unit_id], []).append(row)
         return rows_of
+
+
+def embed_missing(
+    engine: Engine, embedder: Embedder, *, batch_size: int, lock: Callable[[Session], None]
+) -> int:
+    """Give every unit whose text has no vector of ``embedder``'s model one, so a database
+    processed under another embedding model (a changed backend, a newer export) is clustered
+    whole rather than only its newest units; how many texts were embedded. ``lock`` is called
+    in the write transaction first (the refresh's issues lock)."""
+    with db.session_scope(engine) as session:
+        missing = store.units_without_vector(session, model_id=embedder.model_id)
+    if not missing:
+        return 0
+    vectors = embedder.embed(list(missing.values()), batch_size=batch_size)
+    with db.session_scope(engine, write_lock=True) as session:
+        lock(session)
+        store.add_vectors(
+            session,
+            vectors={h: vector_to_bytes(v) for h, v in zip(missing, vectors, strict=True)},
+            model_id=embedder.model_id,
+            dim=embedder.dim,
+        )
+    return len(missing)
 
 
 def load_units(session: Session, *, model_id: str) -> UnitMatrix:

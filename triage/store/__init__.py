@@ -121,6 +121,7 @@ from triage.store.units import (
     set_memberships,
     unit_context,
     unit_vectors,
+    units_without_vector,
 )
 
 __all__ = [
@@ -223,6 +224,7 @@ __all__ = [
     "touch_api_key",
     "unit_context",
     "unit_vectors",
+    "units_without_vector",
     "update_feedback",
     "update_issue",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import delete, exists, func, insert
 from sqlmodel import Session, col, select
 
 from triage.models import Embedding, Feedback, Membership, Unit
@@ -46,6 +46,16 @@ def add_units(session: Session, *, rows: Sequence[dict[str, Any]]) -> list[int]:
         return []
     statement = insert(Unit).returning(col(Unit.id), sort_by_parameter_order=True)
     return list(session.scalars(statement, list(rows)))
+
+
+def units_without_vector(session: Session, *, model_id: str) -> dict[str, str]:
+    """text hash -> text of each unit text that has no vector of ``model_id``: processed
+    while another embedding model was configured (a backend changed, or a newer export)."""
+    has_vector = exists().where(
+        col(Embedding.text_hash) == col(Unit.text_hash), col(Embedding.model_id) == model_id
+    )
+    statement = select(Unit.text_hash, Unit.text).where(~has_vector).distinct()
+    return {text_hash: text for text_hash, text in session.exec(statement)}
 
 
 def unit_vectors(
