@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from triage.embed.base import Embedder
 from triage.embed.fake import FakeEmbedder
-from triage.embed.onnx import MODEL_ID_SUFFIX, OnnxEmbedder
+from triage.embed.onnx import EXPORT_SUFFIXES, OnnxEmbedder
 from triage.embed.sentence_transformers import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 
 
 def base_model(model_id: str) -> str:
-    """The model whose weights made the vectors: the int8 ONNX export shares its base model."""
-    return model_id.removesuffix(MODEL_ID_SUFFIX)
+    """The model whose weights made the vectors: every int8 ONNX export shares its base model."""
+    for suffix in EXPORT_SUFFIXES:
+        if model_id.endswith(suffix):
+            return model_id.removesuffix(suffix)
+    return model_id
 
 
 def build_embedder(settings: Settings) -> Embedder:
