@@ -195,7 +195,7 @@ def test_embed_cache_of_no_texts_is_an_empty_matrix():
 
 
 def test_embed_base_model_is_shared_by_the_onnx_export():
-    assert base_model("all-MiniLM-L6-v2-onnx-int8-u8") == "all-MiniLM-L6-v2"
+    assert base_model("all-MiniLM-L6-v2-onnx-int8-w7") == "all-MiniLM-L6-v2"
     assert base_model("all-MiniLM-L6-v2-onnx-int8") == "all-MiniLM-L6-v2"  # format 2's
     assert base_model("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
 
@@ -409,7 +409,7 @@ def test_embed_onnx_exports_offline_into_the_cache(onnx_export):
     assert embedder.onnx_path == folder / ONNX_FILE
     assert json.loads((folder / MANIFEST_FILE).read_text())["sha256"] == pin["sha256"]
     # Never mixed with torch's vectors in the cache.
-    assert embedder.model_id == "all-MiniLM-L6-v2-onnx-int8-u8"
+    assert embedder.model_id == "all-MiniLM-L6-v2-onnx-int8-w7"
     assert embedder.dim == 384
 
 

@@ -26,13 +26,13 @@ from triage.embed.base import Embedder
 from triage.embed.pin import default_model_path, load_pin, verify_model_folder
 from triage.errors import ModelNotFoundError
 
-ONNX_FORMAT = 4  # bump when the export or quantisation recipe changes, so old caches are redone
+ONNX_FORMAT = 3  # bump when the export or quantisation recipe changes, so old caches are redone
 ONNX_FILE = "model-int8.onnx"
 MANIFEST_FILE = "manifest.json"
 # Its vectors differ slightly from torch's, so they are cached under a model_id of their own;
-# "-u8" since format 4 (uint8 weights, below), whose vectors are not format 2's: a database
+# "-w7" since format 3 (7-bit weights, below), whose vectors are not format 2's: a database
 # embedded with "-onnx-int8" is embedded again by its next refresh, never mixed.
-MODEL_ID_SUFFIX = "-onnx-int8-u8"
+MODEL_ID_SUFFIX = "-onnx-int8-w7"
 # Every model id an export of the base model has had, newest first (``factory.base_model``).
 EXPORT_SUFFIXES = (MODEL_ID_SUFFIX, "-onnx-int8")
 
@@ -84,20 +84,21 @@ def _export_int8_onnx(folder: Path, target: Path) -> None:
     # what "dynamic" means. The word-embedding table (a Gather, which the default op list also
     # quantises) stays fp32: quantising it saves no time and moved vectors further from torch's
     # (mean cosine 0.9938 with it, 0.9942 without, on Banking77 test; bench.embed).
-    # Weights are uint8 (QUInt8), not int8: on an x86 CPU without VNNI, ONNX Runtime multiplies
+    # Weights use 7 bits (reduce_range): on an x86 CPU without VNNI, ONNX Runtime multiplies
     # uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit sums of two products
-    # saturate (255 x 128 x 2 > 32,767), so the same text got another vector on an AVX2 machine
-    # than on a VNNI one (mean cosine to torch 0.9934 against 0.9942): a figure measured on one
-    # machine moved on another, and replicas on two kinds of CPU filled one vector cache with
-    # two vectors per text. uint8 x uint8 is summed in 32 bits on every CPU, so every machine
-    # computes the same integers; measured on an AVX2 machine, mean cosine to torch 0.9943 at
-    # the same speed. (7-bit int8 weights, ``reduce_range``, also never saturate, but gave
-    # 0.9927.)
+    # saturate for 8-bit weights (255 x 128 x 2 > 32,767) but never for 7-bit ones. With 8 bits
+    # the same text got another vector on an AVX2 machine than on a VNNI one (mean cosine to
+    # torch 0.9934 against 0.9942), so a figure measured on one machine moved on another and
+    # replicas on two kinds of CPU filled one vector cache with two vectors per text. With 7
+    # bits every x86 CPU computes the same integers (0.9927 to torch here, at the same speed).
+    # uint8 weights never saturate either (0.9943 here), but uint8 x uint8 cannot use VNNI's
+    # uint8 x int8 instruction, the reason int8 runs fast on the CPUs that have it.
     quantize_dynamic(
         str(fp32),
         str(target / ONNX_FILE),
-        weight_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=True,
         op_types_to_quantize=["MatMul"],
     )
     fp32.unlink()
