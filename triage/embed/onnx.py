@@ -87,10 +87,10 @@ def _export_int8_onnx(folder: Path, target: Path) -> None:
     # Weights use 7 bits (reduce_range): on an x86 CPU without VNNI, ONNX Runtime multiplies
     # uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit sums of two products
     # saturate for 8-bit weights (255 x 128 x 2 > 32,767) but never for 7-bit ones. With 8 bits
-    # the same text got another vector on an AVX2 machine than on a VNNI one (mean cosine to
-    # torch 0.9934 against 0.9942), so a figure measured on one machine moved on another and
-    # replicas on two kinds of CPU filled one vector cache with two vectors per text. With 7
-    # bits every x86 CPU computes the same integers (0.9927 to torch here, at the same speed).
+    # an AVX2 machine gave vectors at mean cosine 0.9934 to torch's where an earlier machine had
+    # 0.9942, so a figure measured on one machine moved on another, and replicas on two kinds
+    # of CPU could fill one vector cache with two vectors per text. With 7 bits every x86 CPU
+    # computes the same integers (0.9927 to torch on the AVX2 machine, at the same speed).
     # uint8 weights never saturate either (0.9943 here), but uint8 x uint8 cannot use VNNI's
     # uint8 x int8 instruction, the reason int8 runs fast on the CPUs that have it.
     quantize_dynamic(
