@@ -61,10 +61,12 @@ def combiner() -> LearnedCombiner:
 def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):  # type: ignore[no-untyped-def]
     x, labels, _ = rows(seed=1)
     predicted = [combiner.classes[i] for i in combiner.predict_proba(x).argmax(axis=1)]
-    assert np.mean(np.array(predicted) == np.array(labels)) > 0.8  # the classifier alone: 0.8
+    assert np.mean(np.array(predicted) == np.array(labels)) > 0.7  # the classifier alone: 0.8
     row = combiner.classes.index("model")
     weights = dict(zip(combiner.feature_names, combiner.coef[row], strict=True))
-    assert weights["classifier_log_p_model"] > 0 and weights["reacted_within_10_min"] > 0
+    assert weights["classifier_log_p_model"] > 0
+    # The reaction carries the label in these rows, but its weight is the hand-set prior.
+    assert "reacted_within_10_min" not in weights and "reaction" not in combiner.groups
 
     combiner.save(tmp_path)
     with zipfile.ZipFile(tmp_path / COMBINER_FILE) as archive:
@@ -77,19 +79,20 @@ def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):
     )
 
 
-def test_combiner_gives_no_weight_to_a_group_that_does_not_help(combiner):  # type: ignore[no-untyped-def]
-    cv = combiner.card["cv"]
-    # Empty groups (examples, outputs, context here) and noise (cues) do not lower the CV F1.
-    for group in ("cues", "examples", "outputs", "context"):
-        assert cv["macro_f1_without"][group] >= cv["macro_f1_all_groups"]
-        assert group not in combiner.groups and group in combiner.card["groups_without_weight"]
+def test_combiner_gives_no_weight_to_a_group_with_nothing_in_it_or_to_the_reaction(combiner):  # type: ignore[no-untyped-def]
+    left_out = combiner.card["groups_without_weight"]
+    # Empty groups (examples, words, outputs, context here) carry nothing.
+    for group in ("examples", "words", "outputs", "context"):
+        assert group not in combiner.groups and "never vary" in left_out[group]
         assert not any(name in combiner.feature_names for name in FEATURE_GROUPS[group])
-    assert combiner.groups == ["classifier", "reaction"]
+    assert "TRIAGE_CATEGORIZE_REACTION_PRIOR" in left_out["reaction"]
+    # Noise (the cues) does not raise the held-out macro-F1 beyond chance when removed.
+    assert combiner.groups == ["classifier", "cues"]
 
 
-def test_combiner_keeps_one_of_two_signals_that_say_the_same_thing():
-    # The words repeat the classifier: removing either alone costs nothing, removing both costs
-    # everything. Groups go one at a time, so exactly one of the two stays.
+def test_combiner_keeps_two_signals_that_say_the_same_thing():
+    # The words repeat the classifier: removing either alone costs nothing and gains nothing,
+    # which is no reason to remove one (the old rule removed whichever a near-tie picked).
     x, labels, groups = rows()
     for name in CATEGORIES:
         x[:, FEATURES.index(f"words_log_p_{name}")] = x[
@@ -97,13 +100,37 @@ def test_combiner_keeps_one_of_two_signals_that_say_the_same_thing():
         ]
     combiner = fit_combiner(x, labels, groups)
     cv = combiner.card["cv"]
-    assert cv["macro_f1_without"]["words"] >= cv["macro_f1_all_groups"]
-    assert cv["macro_f1_without"]["classifier"] >= cv["macro_f1_all_groups"]
-    assert len({"classifier", "words"} & set(combiner.groups)) == 1
-    assert cv["macro_f1_kept"] >= cv["macro_f1_all_groups"]
-    assert [step["group"] for step in cv["backward_elimination"]] == list(
-        combiner.card["groups_without_weight"]
+    assert cv["macro_f1_without"]["words"] >= cv["macro_f1_all_groups"] - 0.02
+    assert {"classifier", "words"} <= set(combiner.groups)
+    assert not cv["backward_elimination"] or all(
+        "reason" in step for step in cv["backward_elimination"]
     )
+
+
+def test_combiner_removes_a_group_whose_removal_helps_beyond_chance():
+    # A noisy classifier and three groups of noise on few rows per product, barely
+    # regularised: the fit overfits the noise, and removing the cues raises the held-out
+    # products' macro-F1 by more than luck would (t 3.3 against 2.59 needed, this seed).
+    rng = np.random.default_rng(1)
+    x, labels, groups = [], [], []
+    for product in range(12):
+        for i in range(8):
+            label = CATEGORIES[i % len(CATEGORIES)]
+            row = np.zeros(len(FEATURES))
+            for name in CATEGORIES:
+                row[FEATURES.index(f"classifier_log_p_{name}")] = (name == label) + rng.normal(
+                    scale=0.8
+                )
+                for noise in (f"cues_{name}", f"examples_{name}", f"words_log_p_{name}"):
+                    row[FEATURES.index(noise)] = rng.normal()
+            x.append(row)
+            labels.append(label)
+            groups.append(f"p{product}")
+    combiner = fit_combiner(np.array(x), labels, groups, c=1000.0)
+    removed = {s["group"]: s for s in combiner.card["cv"]["backward_elimination"] if "t" in s}
+    assert list(removed) == ["cues"] and removed["cues"]["t"] > removed["cues"]["t_needed"]
+    assert "classifier" in combiner.groups and "cues" not in combiner.groups
+    assert "beyond chance" in combiner.card["groups_without_weight"]["cues"]
 
 
 def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combiner):  # type: ignore[no-untyped-def]
@@ -112,15 +139,15 @@ def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combi
         "classifier": SignalScore(neutral, {n: f"classifier gives {n} 0.25" for n in neutral})
     }
     quick = TicketContext(linked=True, minutes_after_output=2.0)
-    calm, reaction = decide_learned_many(combiner, [scored, scored], [TicketContext(), quick])
-    assert (
-        reaction.category == "model"
-        and reaction.probabilities["model"] > calm.probabilities["model"]
+    # The reaction is not learned; its weight is the prior (odds x e^4 here).
+    calm, reaction = decide_learned_many(
+        combiner, [scored, scored], [TicketContext(), quick], reaction_prior=4.0
     )
+    assert reaction.category == "model" and calm.category != "model"
     assert reaction.confidence == reaction.probabilities["model"]
     by_signal = {e.signal: e for e in reaction.evidence}
-    assert set(by_signal) == {"classifier", "reaction"}
-    assert by_signal["reaction"].contribution > 0
+    assert set(by_signal) == {"classifier", "cues", "reaction"}
+    assert by_signal["reaction"].contribution == 4.0
     assert "2 minutes after the answer" in by_signal["reaction"].reason
 
 
