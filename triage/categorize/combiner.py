@@ -128,11 +128,6 @@ def _macro_f1(y: Sequence[str], probabilities: np.ndarray) -> float:
     return float(f1_score(list(y), predicted, labels=sorted(set(y)), average="macro"))
 
 
-def cv_macro_f1(x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, c: float) -> float:
-    """Macro-F1 of predictions made with each group (product) held out in turn."""
-    return _macro_f1(y, cv_probabilities(x, y, groups, c=c))
-
-
 @dataclass
 class LearnedCombiner:
     classes: list[str]
