@@ -181,3 +181,12 @@ def test_context_version_lift_leaves_the_ticket_out_and_marks_quick_reactions():
     assert context.version_log_lift > 0.4
     assert contexts[99] == (None, TicketContext())
     assert not TicketContext(minutes_after_output=45.0).reacted
+
+
+def test_combiner_with_nothing_that_varies_still_fits_the_label_shares():
+    x = np.zeros((16, len(FEATURES)))
+    labels = ["ui", "data", "model", "model"] * 4
+    combiner = fit_combiner(x, labels, ["a"] * 8 + ["b"] * 8)
+    assert combiner.groups == ["classifier"]
+    proba = dict(zip(combiner.classes, combiner.predict_proba(x[:1])[0], strict=True))
+    assert proba["model"] == pytest.approx(0.5, abs=0.05)

@@ -245,7 +245,10 @@ def _select_groups(
     from scipy.stats import t as student_t
 
     eliminated: list[dict[str, Any]] = []
-    kept = [g for g in LEARNED_GROUPS if np.ptp(x[:, columns([g])], axis=0).any()]
+    # With nothing varying at all, the first group stays, so the fit learns the label shares.
+    kept = [g for g in LEARNED_GROUPS if np.ptp(x[:, columns([g])], axis=0).any()] or [
+        LEARNED_GROUPS[0]
+    ]
     for group in LEARNED_GROUPS:
         if group not in kept:
             eliminated.append({"group": group, "reason": "its features never vary here"})
