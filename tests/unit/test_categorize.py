@@ -404,7 +404,7 @@ def test_categorize_classifier_is_fitted_with_its_params(examples):
 
 
 def test_examples_scored_for_many_tickets_at_once_as_for_each_alone(examples):  # type: ignore[no-untyped-def]
-    from triage.categorize.signals import score_examples, score_examples_many
+    from triage.categorize.signals import score_examples_many
 
     # What the loop over one ticket's rows computed before it scored many tickets at once.
     def one_by_one(vectors: np.ndarray) -> dict[str, float]:
@@ -430,7 +430,7 @@ def test_examples_scored_for_many_tickets_at_once_as_for_each_alone(examples):  
     together = score_examples_many(tickets, examples, k=5)
     assert len(together) == len(tickets)
     for ticket, many in zip(tickets, together, strict=True):
-        alone = score_examples(ticket, examples, k=5)
+        (alone,) = score_examples_many([ticket], examples, k=5)
         assert many.scores == pytest.approx(alone.scores)
         if len(ticket):
             assert many.scores == pytest.approx(one_by_one(ticket))

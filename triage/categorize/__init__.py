@@ -29,9 +29,7 @@ from triage.categorize.signals import (
     SIGNALS,
     OutputThresholds,
     SignalScore,
-    score_classifier,
     score_cues,
-    score_examples,
     score_outputs,
 )
 from triage.lexicon import MODELS_DIR, NOT_FOR_MATCHING, CueLexicon, lemma_docs, lemma_nlp
@@ -63,9 +61,7 @@ __all__ = [
     "lemma_nlp",
     "load_categorizer",
     "ranked",
-    "score_classifier",
     "score_cues",
-    "score_examples",
     "score_outputs",
     "train_classifier",
 ]

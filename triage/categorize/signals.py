@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from triage.categorize.classifier import CategoryClassifier
 from triage.categorize.examples import CATEGORIES, LabelledExamples
 from triage.config import Settings, defaults_of, params_from
 from triage.link import OutputSignals
@@ -81,16 +80,12 @@ def score_cues(matches: Sequence[Mapping[str, list[str]]], *, saturation: float)
     return SignalScore(scores, reasons, data)
 
 
-def score_examples(vectors: np.ndarray, examples: LabelledExamples, *, k: int) -> SignalScore:
-    """How the ``k`` labelled examples nearest each of one ticket's vectors are labelled."""
-    return score_examples_many([vectors], examples, k=k)[0]
-
-
 def score_examples_many(
     groups: Sequence[np.ndarray], examples: LabelledExamples, *, k: int
 ) -> list[SignalScore]:
-    """``score_examples`` of many tickets (each its rows of vectors), with one product and one
-    sort for all of them: a refresh decides thousands of tickets."""
+    """For each ticket (its rows of vectors), how the ``k`` labelled examples nearest each of
+    its vectors are labelled, with one product and one sort for all of them: a refresh decides
+    thousands of tickets."""
     sizes = [len(group) for group in groups]
     if not len(examples) or not sum(sizes):
         return [SignalScore({}, {}) for _ in groups]
@@ -160,18 +155,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return best
 
 
-def score_classifier(
-    classifier: CategoryClassifier, vectors: np.ndarray, cue_counts: np.ndarray | None
-) -> SignalScore:
-    if not len(vectors):
-        return SignalScore({}, {})
-    return classifier_score(classifier.classes, classifier.predict_proba(vectors, cue_counts))
-
-
 def classifier_score(classes: Sequence[str], proba: np.ndarray) -> SignalScore:
     """The classifier signal of one ticket from its texts' rows of the classifier's
-    probabilities (columns in ``classes`` order): their mean. Apart from ``score_classifier``
-    so many tickets' rows can go through the classifier at once."""
+    probabilities (columns in ``classes`` order): their mean. The rows of many tickets go
+    through the classifier at once (``Categorizer.signal_scores_many``)."""
     if not len(proba):
         return SignalScore({}, {})
     mean = proba.mean(axis=0)
