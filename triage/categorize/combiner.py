@@ -239,9 +239,10 @@ def _select_groups(
     columns: Callable[[Sequence[str]], list[int]],
     *,
     c: float,
-) -> tuple[list[str], list[dict[str, Any]], float, dict[str, float]]:
-    """The groups the combiner weighs (module docstring): (kept, the removals in order, the
-    macro-F1 with every learned group, the macro-F1 without each)."""
+) -> tuple[list[str], np.ndarray, list[dict[str, Any]], float, dict[str, float]]:
+    """The groups the combiner weighs (module docstring): (kept, their cross-validated
+    probabilities, the removals in order, the macro-F1 with every learned group, the macro-F1
+    without each)."""
     from scipy.stats import t as student_t
 
     eliminated: list[dict[str, Any]] = []
@@ -253,14 +254,15 @@ def _select_groups(
         if group not in kept:
             eliminated.append({"group": group, "reason": "its features never vary here"})
 
-    def cv(names: Sequence[str]) -> tuple[float, np.ndarray]:
+    def cv(names: Sequence[str]) -> tuple[float, np.ndarray, np.ndarray]:
         probabilities = cv_probabilities(x[:, columns(names)], y, groups, c=c)
-        return _macro_f1(y, probabilities), _per_product_f1(y, probabilities, groups)
+        f1 = _macro_f1(y, probabilities)
+        return f1, _per_product_f1(y, probabilities, groups), probabilities
 
-    current, per_product = cv(kept)
+    current, per_product, held_out = cv(kept)
     with_all = current
     trials = {g: cv([k for k in kept if k != g]) for g in kept} if len(kept) > 1 else {}
-    without = {g: round(score, 4) for g, (score, _) in trials.items()}
+    without = {g: round(score, 4) for g, (score, _, _) in trials.items()}
     products = len(per_product)
     while len(kept) > 1 and products > 2:
         # One-sided paired t over the held-out products: does removing the group raise their
@@ -281,10 +283,10 @@ def _select_groups(
              "t_needed": round(critical, 2)}
         )  # fmt: skip
         kept.remove(group)
-        current, per_product = trials[group]
+        current, per_product, held_out = trials[group]
         if len(kept) > 1:
             trials = {g: cv([k for k in kept if k != g]) for g in kept}
-    return kept, eliminated, with_all, without
+    return kept, held_out, eliminated, with_all, without
 
 
 def fit_combiner(
@@ -305,9 +307,8 @@ def fit_combiner(
     def columns(kept: Sequence[str]) -> list[int]:
         return [i for i, name in enumerate(FEATURES) if GROUP_OF[name] in kept]
 
-    kept, eliminated, with_all, without = _select_groups(x, y, groups, columns, c=c)
+    kept, held_out, eliminated, with_all, without = _select_groups(x, y, groups, columns, c=c)
     index = columns(kept)
-    held_out = cv_probabilities(x[:, index], y, groups, c=c)
     with_kept = _macro_f1(y, held_out)
     neighbour_weight, by_weight = 0.0, dict[str, float]()
     if vectors is not None:

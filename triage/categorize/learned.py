@@ -6,13 +6,12 @@ feature matrix, one pass of the combiner), each as it would be alone.
 One piece is not learned: a ticket written within ``REACTION_MINUTES`` of the answer it is
 linked to, whose words name no other category's cue, has ``reaction_prior`` added to the
 model's log-odds (``quick_reaction``). Issue 13 asks for it: a quick reaction to an answer is
-evidence against the model unless the text says otherwise. Cross-validation on the labelled
-sets gives the reaction time no weight, because there a quick reaction is as often a stale
-source (which its words usually say: "the old price") as the model's fault, and the sets hold
-no chatbot that misread its user; without the prior, twenty such reactions written for the
-purpose came out model 5 times, with it 14. On feedback-dev, leave one product out, the
-per-ticket macro-F1 is the same with it (0.814) and issue ARI 0.656 -> 0.657 (README,
-"Evaluation")."""
+evidence against the model unless the text says otherwise. The combiner does not learn the
+reaction (``combiner.LEARNED_GROUPS``): in the labelled sets a quick reaction is as often a
+stale source (which its words usually say: "the old price") as the model's fault, and they
+hold no chatbot that misread its user, so cross-validation gives it no weight. Without the
+prior, twenty such reactions written for the purpose came out model 5 times, with it 14
+(README, "How it works")."""
 
 from __future__ import annotations
 
