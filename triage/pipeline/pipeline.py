@@ -264,9 +264,8 @@ class Pipeline:
             with step("load"):
                 # In transactions of its own, before this session reads anything.
                 stats.reembedded = embed_missing(
-                    engine, self.embedder, batch_size=self.settings.embedding_batch_size,
-                    lock=store.lock_issues,
-                )  # fmt: skip
+                    engine, self.embedder, batch_size=self.settings.embedding_batch_size
+                )
                 units = load_units(session, model_id=self.embedder.model_id)
                 if not units.ids:
                     stats.skipped.append("no processed units yet")

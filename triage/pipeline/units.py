@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +38,18 @@ class UnitMatrix:
         return rows_of
 
 
-def embed_missing(
-    engine: Engine, embedder: Embedder, *, batch_size: int, lock: Callable[[Session], None]
-) -> int:
+def embed_missing(engine: Engine, embedder: Embedder, *, batch_size: int) -> int:
     """Give every unit whose text has no vector of ``embedder``'s model one, so a database
     processed under another embedding model (a changed backend, a newer export) is clustered
-    whole rather than only its newest units; how many texts were embedded. ``lock`` is called
-    in the write transaction first (the refresh's issues lock)."""
+    whole rather than only its newest units; how many texts were embedded. The vectors are
+    written under the issues lock, as a refresh writes."""
     with db.session_scope(engine) as session:
         missing = store.units_without_vector(session, model_id=embedder.model_id)
     if not missing:
         return 0
     vectors = embedder.embed(list(missing.values()), batch_size=batch_size)
     with db.session_scope(engine, write_lock=True) as session:
-        lock(session)
+        store.lock_issues(session)
         store.add_vectors(
             session,
             vectors={h: vector_to_bytes(v) for h, v in zip(missing, vectors, strict=True)},
