@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import numpy as np
 import pytest
 from sqlmodel import select
 
@@ -326,3 +327,29 @@ def test_pipeline_refresh_embeds_again_what_another_model_embedded(engine, setti
         assert len(load_units(session, model_id="fake-32").ids) == 36
     again = other.refresh(engine)
     assert again.reembedded == 0 and not again.reclustered
+
+
+def test_pipeline_embeds_a_title_candidate_once_across_refreshes(engine, settings):  # type: ignore[no-untyped-def]
+    class Counting(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def embed_batch(self, texts: list[str]) -> np.ndarray:
+            self.seen.extend(texts)
+            return super().embed_batch(texts)
+
+    embedder = Counting()
+    pipeline = Pipeline(settings, embedder=embedder)
+    add(engine, tickets("export", 12) + tickets("numbers", 12) + tickets("language", 12))
+    pipeline.run(engine)
+    with db.session_scope(engine) as session:
+        unit_texts = {u.text for u in session.exec(select(Unit)).all()}
+        for issue in session.exec(select(Issue)).all():
+            issue.refresh_key = None  # every issue labelled again by the next refresh
+            session.add(issue)
+    # Titles' clauses went through the vector cache, beside the statements.
+    assert set(embedder.seen) - unit_texts
+    embedder.seen.clear()
+    assert pipeline.refresh(engine).issues_redone >= 3
+    assert embedder.seen == []

@@ -325,8 +325,22 @@ class Pipeline:
             changed = changed_issues(issues, keys)
             stats.issues_redone = len(changed)
             with step("label"):
+                # Title candidates are embedded through the vector cache, as the whole tickets
+                # are: an issue labelled again embeds only the clauses it did not have before.
+                title_vectors: dict[str, bytes] = {}
                 relabel(session, units, issue_of(memberships), params=self.label_params,
-                        only=changed, embed=self.embedder.embed)  # fmt: skip
+                        only=changed,
+                        embed=lambda texts: embed_cached(
+                            session, self.embedder, texts, None,
+                            batch_size=self.settings.embedding_batch_size,
+                            pending=title_vectors,
+                        ))  # fmt: skip
+                store.add_vectors(
+                    session,
+                    vectors=title_vectors,
+                    model_id=self.embedder.model_id,
+                    dim=self.embedder.dim,
+                )
             with step("rank"):
                 diagnose(session, units, issue_of(memberships), self.categorizer, judged,
                          params=self.diagnose_params, now=now, keys=keys)  # fmt: skip
