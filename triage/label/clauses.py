@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from triage.label.words import (
     FILLER_WORDS,
+    LAST_RESORT_BREAK,
     REPORTERS,
     REPORTING_VERBS,
     STRONG_BREAK,
@@ -84,17 +85,31 @@ def clauses(text: str, *, max_words: int, keep: frozenset[str] = frozenset()) ->
     a "but", and so on. The scorer picks among them, so a long sentence still yields its core."""
     found: dict[str, Clause] = {}
     for sentence, question in _sentences(text):
-        cuts = [0, *(m.start() for m in WEAK_BREAK.finditer(sentence)), len(sentence)]
-        ends = [0, *(m.end() for m in WEAK_BREAK.finditer(sentence)), len(sentence)]
-        for first in range(len(cuts) - 1):
-            for last in range(first + 1, len(cuts)):
-                piece = sentence[ends[first] : cuts[last]]
-                if len(words(piece)) > max_words * 2:
-                    break  # longer runs only grow; tidying never halves a clause
-                clause = tidy(piece, keep=keep)
-                if clause and len(words(clause)) <= max_words and clause not in found:
-                    found[clause] = Clause(clause, question)
+        pieces = _runs(sentence, WEAK_BREAK, max_words=max_words, keep=keep)
+        if not pieces:  # too long and no weaker break: cut before "and", "who", ...
+            pieces = _runs(sentence, LAST_RESORT_BREAK, max_words=max_words, keep=keep)
+        for clause in pieces:
+            found.setdefault(clause, Clause(clause, question))
     return tuple(found.values())
+
+
+def _runs(
+    sentence: str, breaks: re.Pattern[str], *, max_words: int, keep: frozenset[str]
+) -> list[str]:
+    """Every run of consecutive pieces of ``sentence`` between ``breaks``, tidied, of at most
+    ``max_words`` words."""
+    cuts = [0, *(m.start() for m in breaks.finditer(sentence)), len(sentence)]
+    ends = [0, *(m.end() for m in breaks.finditer(sentence)), len(sentence)]
+    found: list[str] = []
+    for first in range(len(cuts) - 1):
+        for last in range(first + 1, len(cuts)):
+            piece = sentence[ends[first] : cuts[last]]
+            if len(words(piece)) > max_words * 2:
+                break  # longer runs only grow; tidying never halves a clause
+            clause = tidy(piece, keep=keep)
+            if clause and len(words(clause)) <= max_words and clause not in found:
+                found.append(clause)
+    return found
 
 
 def _sentences(text: str) -> list[tuple[str, bool]]:

@@ -25,25 +25,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from triage.label.clauses import Clause, clauses, quote_key, tidy, words
+from triage.label.clauses import Clause, clauses, quote_key, words
 from triage.label.meaning import Meaning
+from triage.label.wishes import PLEASANTRY, is_request, request_core
 from triage.label.words import (
     DANGLING_ENDINGS,
     FAILURE_LEMMAS,
     META_WORDS,
     MODAL_OPENERS,
     OBJECT_VERBS,
-    PLEASANTRY_OPENERS,
     POSITIVE_WORDS,
     PREPOSITIONS,
     PRONOUN_SUBJECTS,
     QUESTION_OPENERS,
-    REQUEST_OPENERS,
 )
 from triage.label.wordspace import WordSpace
 from triage.lexicon import lemma_docs
@@ -60,31 +58,6 @@ _PAST_FORMS = frozenset({"lost", "broke", "went", "came", "gave", "took", "made"
 # statement of what went wrong.
 _QUOTED = re.compile(r"""^(['"‘“]).*(['"’”])$""")
 
-
-def _opener(phrases: Sequence[str]) -> re.Pattern[str]:
-    alternatives = "|".join(sorted((re.escape(p) for p in phrases), key=len, reverse=True))
-    return re.compile(rf"^(?:{alternatives})(?![\w'’])", re.IGNORECASE)
-
-
-_REQUEST = _opener(REQUEST_OPENERS)
-_PLEASANTRY = _opener(PLEASANTRY_OPENERS)
-# "please" anywhere makes a request ("Daily forecast pls").
-_POLITE = re.compile(r"\b(?:please|pls|plz)\b[\s,]*", re.IGNORECASE)
-# "Can it read ...", "Could we pin ...": a modal and a person or "it" open a request too.
-_MODAL_SUBJECT = re.compile(
-    rf"^(?:{'|'.join(sorted(MODAL_OPENERS))})\s+(?:it|we|you|i|they|someone|somebody)\b\s*",
-    re.IGNORECASE,
-)
-# What links a request's opener to the thing wanted: "would love (it to) read", "nice to have",
-# "wish (it could) take notes".
-_REQUEST_LINK = re.compile(
-    r"^(?:(?:of|for|on|about)\s+)?(?:(?:it|we|you|i|they)\s+(?:could|would|can|will)\s+)?"
-    r"(?:(?:it|us|me|them)\s+)?"
-    r"(?:(?:nice|great|good|helpful|useful|awesome|cool|ideal|handy)\s+)?"
-    r"(?:to\s+|if\s+)?(?:(?:be\s+able|the\s+ability|an?\s+option|a\s+way|a\s+setting)\s+to\s+)?"
-    r"(?:(?:have|get|see|add|allow|support|make|let|show)\s+)?",
-    re.IGNORECASE,
-)
 
 # How much each property counts. Keyword coverage and centrality are on [0, 1]; the margin over
 # the nearest other issue is a cosine difference, usually within [-0.1, 0.3].
@@ -155,16 +128,42 @@ def choose_titles(
             [contexts[issue].position for issue, _ in every],
         )
     if meaning is not None and every:
-        scores += W_MEANING * _meaning_margins(meaning, every, scores, contexts, texts)
-    best: dict[int, tuple[float, str]] = {}
-    for (issue, candidate), score in zip(every, scores, strict=True):
-        # Most central first, so it wins ties.
-        if score > best.get(issue, (-np.inf, ""))[0]:
-            best[issue] = (float(score), candidate.text)
+        margins = _meaning_margins(meaning, every, scores, contexts, texts)
+        scores += W_MEANING * margins
+        scores[_names_another(every, margins)] = -np.inf
+    titles = _distinct(every, scores)
     return {
-        issue: _headline(best[issue][1]) if issue in best else _from_keywords(context.keywords)
+        issue: titles.get(issue) or _from_keywords(context.keywords)
         for issue, context in contexts.items()
     }
+
+
+def _names_another(every: Sequence[tuple[int, _Candidate]], margins: np.ndarray) -> np.ndarray:
+    """Candidates whose own embedding is no closer to their issue's centroid than to another
+    issue's (``Meaning.margins`` <= 0), in an issue with a candidate that is: such a clause
+    names the other issue ("action items get cut off after five", said in passing in a
+    complaint about invented action items), and a reader of the list would look for it there."""
+    issues = np.array([issue for issue, _ in every])
+    own = np.isfinite(margins) & (margins > 0)
+    named = np.isin(issues, issues[own])
+    return named & np.isfinite(margins) & (margins <= 0)
+
+
+def _distinct(every: Sequence[tuple[int, _Candidate]], scores: np.ndarray) -> dict[int, str]:
+    """Each issue's best candidate by ``scores``, no two issues with the same title: candidates
+    are taken best first, so where two issues' best is one clause (a statement repeated in
+    both), the issue it scores higher in keeps it and the other takes its next best. Ties go to
+    the more central candidate (``every`` is in pool order)."""
+    titles: dict[int, str] = {}
+    taken: set[str] = set()
+    finite = np.flatnonzero(np.isfinite(scores)).tolist()
+    for i in sorted(finite, key=lambda i: (-scores[i], i)):
+        issue, candidate = every[i]
+        title = _headline(candidate.text)
+        if issue not in titles and title.lower() not in taken:
+            titles[issue] = title
+            taken.add(title.lower())
+    return titles
 
 
 def _meaning_margins(
@@ -216,7 +215,7 @@ def _pool(
             if not _plausible(clause):
                 # A request still says what is wanted: its core ("pin products to the top")
                 # is a candidate, behind any statement of a problem.
-                core = _request_core(clause.text)
+                core = request_core(clause.text)
                 if not core or not _plausible(Clause(core, False)):
                     continue
                 clause, request = Clause(core, False), True
@@ -224,32 +223,6 @@ def _pool(
                 seen.add(clause.text.lower())
                 pool.append(_Candidate(clause.text, row, clause.question, request))
     return pool
-
-
-def _is_request(text: str) -> bool:
-    if _REQUEST.match(text) or _MODAL_SUBJECT.match(text) or _POLITE.search(text):
-        return True
-    # "Plase add ...": customers misspell the word that makes a request as often as any other.
-    first = text[:8].split(maxsplit=1)[0].lower() if text.strip() else ""
-    return first[:1] == "p" and SequenceMatcher(None, first, "please").ratio() >= 0.8
-
-
-def _request_core(text: str) -> str | None:
-    """What a request asks for, without the asking: "Could we get forecasts by day" -> "forecasts
-    by day"; None when ``text`` is no request."""
-    if not _is_request(text):
-        return None
-    if not _REQUEST.match(text) and not _MODAL_SUBJECT.match(text) and not _POLITE.search(text):
-        text = text.split(maxsplit=1)[1] if len(text.split()) > 1 else ""  # the misspelt "please"
-    text = _POLITE.sub("", text).strip(" ,")
-    for _ in range(4):  # "Is there a way to get ..." takes several steps
-        before = text
-        text = _REQUEST.sub("", text, count=1).lstrip(" ,")
-        text = _MODAL_SUBJECT.sub("", text, count=1)
-        text = _REQUEST_LINK.sub("", text, count=1)
-        if text == before:
-            break
-    return tidy(text) or None
 
 
 def _plausible(clause: Clause) -> bool:
@@ -260,8 +233,8 @@ def _plausible(clause: Clause) -> bool:
         len(found) >= MIN_WORDS
         and not _PLACEHOLDER.search(clause.text)
         and not _URL.search(clause.text)
-        and not _is_request(clause.text)
-        and not _PLEASANTRY.match(clause.text)
+        and not is_request(clause.text)
+        and not PLEASANTRY.match(clause.text)
         and found[-1].lower() not in DANGLING_ENDINGS
         and _balanced(clause.text)
         and not _QUOTED.match(clause.text)

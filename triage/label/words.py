@@ -139,3 +139,7 @@ WEAK_BREAK = re.compile(
     r"|but|and then|so)\s)",
     re.IGNORECASE,
 )
+# Where a sentence too long for a title and without a weaker break is cut all the same: before
+# a coordinated or relative clause ("It invented an action item | and assigned it to someone
+# who ..."), so the central statement of an issue still offers its head.
+LAST_RESORT_BREAK = re.compile(r"\s+(?=(?:and|or|who|when|where)\s)", re.IGNORECASE)
