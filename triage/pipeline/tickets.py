@@ -196,7 +196,9 @@ def decide_tickets(
     def whole_text(feedback_id: int) -> str:
         return " ".join(units.texts[r] for r in rows_of[feedback_id])
 
-    whole_vectors = None if embed is None else _once_per_ticket(embed, whole_text)
+    # A one-statement ticket read whole is its statement, whose vector is at hand.
+    known = {f: units.vectors[rows[0]] for f, rows in rows_of.items() if len(rows) == 1}
+    whole_vectors = None if embed is None else _once_per_ticket(embed, whole_text, known)
     domain = domain_centre(categorizer, sorted(rows_of), whole_vectors)
     keys: dict[int, str | None] = {}
     decisions: dict[int, CategoryDecision] = {}
@@ -266,12 +268,14 @@ def decide_tickets(
 
 
 def _once_per_ticket(
-    embed: Callable[[list[str]], np.ndarray], whole_text: Callable[[int], str]
+    embed: Callable[[list[str]], np.ndarray],
+    whole_text: Callable[[int], str],
+    known: Mapping[int, np.ndarray],
 ) -> Callable[[Sequence[int]], np.ndarray]:
     """feedback ids -> their tickets' whole-text vectors, each embedded (or read from the vector
     cache) once per refresh however many steps want it: the centre's window, the tickets
-    decided, the neighbours."""
-    fetched: dict[int, np.ndarray] = {}
+    decided, the neighbours. ``known``: vectors at hand already (the same the cache holds)."""
+    fetched: dict[int, np.ndarray] = dict(known)
 
     def whole_vectors(feedback_ids: Sequence[int]) -> np.ndarray:
         if not feedback_ids:
