@@ -109,6 +109,15 @@ def _feedback_dev(section: dict[str, Any]) -> list[str]:
             f"{_f(c['issue_category']['macro_f1'])}, "
             f"{c['issue_category']['without_category']} tickets without one."
         )
+    if "uncertain" in c:
+        u = c["uncertain"]
+        lines.append(
+            f"\nSaid their category is uncertain (`category_uncertain`, the confidence below "
+            f"which the fold's combiner's cross-validated decisions were more often wrong than "
+            f"right): {u['tickets']} tickets ({_pct(u['share'])}), right "
+            f"{_pct(u['accuracy_uncertain'])} of the time; the others right "
+            f"{_pct(u['accuracy_rest'])}."
+        )
     return lines
 
 

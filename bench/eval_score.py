@@ -50,6 +50,25 @@ def category_scores(gold: Sequence[str], predicted: Sequence[str | None]) -> dic
     }
 
 
+def uncertain_scores(
+    gold: Sequence[str], predicted: Sequence[str | None], uncertain: Sequence[bool]
+) -> dict[str, Any]:
+    """How many tickets said their category is uncertain (``category_uncertain``), and how
+    often the category was right among them and among the others."""
+    right = np.array([g == p for g, p in zip(gold, predicted, strict=True)], dtype=bool)
+    flagged = np.array(uncertain, dtype=bool)
+
+    def accuracy(rows: np.ndarray) -> float:
+        return float(right[rows].mean()) if rows.any() else float("nan")
+
+    return {
+        "tickets": int(flagged.sum()),
+        "share": float(flagged.mean()) if len(flagged) else float("nan"),
+        "accuracy_uncertain": accuracy(flagged),
+        "accuracy_rest": accuracy(~flagged),
+    }
+
+
 def with_singletons(labels: Sequence[Hashable | None]) -> list[str]:
     """Cluster labels as strings, every missing label (None or a negative number) its own
     singleton."""

@@ -19,6 +19,7 @@ from bench.eval_score import (
     majority,
     nearest_description,
     title_quality,
+    uncertain_scores,
 )
 from bench.eval_userpath import ROOT, Workspace, read_jsonl, strip, ticket_result
 
@@ -67,6 +68,8 @@ def _tickets(
         }
         if "issue_category" in row:
             record["issue_category"] = row["issue_category"]
+        if "category_uncertain" in row:
+            record["category_uncertain"] = bool(row["category_uncertain"])
         rows.append(record)
     return rows
 
@@ -76,6 +79,12 @@ def _category_block(tickets: list[dict[str, Any]], gold: str) -> dict[str, Any]:
     if any("issue_category" in t for t in tickets):
         scores["issue_category"] = category_scores(
             [t[gold] for t in tickets], [t.get("issue_category") for t in tickets]
+        )
+    if any("category_uncertain" in t for t in tickets):
+        scores["uncertain"] = uncertain_scores(
+            [t[gold] for t in tickets],
+            [t["category"] for t in tickets],
+            [bool(t.get("category_uncertain")) for t in tickets],
         )
     return scores
 

@@ -160,6 +160,7 @@ def test_cli_issues_and_export_before_processing(settings, tmp_path):  # type: i
     assert row["external_id"] == "1" and row["status"] == "pending" and row["issue_id"] is None
     assert row["issue_ids"] == [] and row["category"] is None
     assert row["issue_category"] is None  # the ticket's own category and its issue's, apart
+    assert row["category_uncertain"] is False
     exported = invoke("export", "feedback", "--format", "csv").stdout.splitlines()
     assert exported[0].startswith("id,external_id,source,status,issue_id,issue_ids,category")
 
@@ -277,11 +278,52 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
     assert (out / "combiner.npz").exists() and classifier.card["combiner"]["groups_kept"]
     # And the weight of each ticket's nearest tickets, with what each weight scored.
     assert "nearest tickets: weight" in result.stderr
+    # And the confidence under which its decisions say they are uncertain (``abstain``).
+    assert "uncertain below" in result.stderr
+    card = json.loads((out / "combiner.json").read_text())
+    assert 0 < card["uncertain"]["below"] <= 1
     # The examples signal reads the corrections too, beside the labelled training rows.
     examples = LabelledExamples.load(out / EXAMPLES_FILE)
     assert len(examples) == classifier.card["training_examples"] + 3
     assert set(classifier.classes) == {"ui", "data", "model", "expectation"}
     assert not list(out.glob("*.pkl"))
+
+
+def test_cli_run_says_a_category_below_the_learned_confidence_is_uncertain(
+    settings, engine, tmp_path, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """`triage train` learns where its decisions turn more often wrong than right; a ticket
+    decided below that says so first, and the export flags it (``categorize.abstain``)."""
+    from triage.categorize.combiner import LearnedCombiner
+    from triage.config import get_settings
+    from triage.models import Feedback
+
+    out = tmp_path / "classifier"
+    assert invoke("train", "--out", str(out)).exit_code == 0
+    monkeypatch.setenv("TRIAGE_CATEGORIZE_CLASSIFIER_DIR", str(out))
+    get_settings.cache_clear()
+    path = tmp_path / "t.jsonl"
+    texts = ["The export button does nothing on Safari.", "The totals use last month's prices."]
+    write_jsonl(path, [{"source": "s", "external_id": str(i), "text": t}
+                       for i, t in enumerate(texts)])  # fmt: skip
+    invoke("ingest", "feedback", str(path))
+
+    def exported(below: float) -> list[dict]:  # type: ignore[type-arg]
+        combiner = LearnedCombiner.load(out)
+        combiner.uncertain_below = below  # 1: every decision is below it; 0: none is
+        combiner.save(out)
+        assert invoke("run").exit_code == 0
+        return [json.loads(line) for line in invoke("export", "feedback").stdout.splitlines()]
+
+    rows = exported(1.0)
+    assert [r["category_uncertain"] for r in rows] == [True, True]
+    with db.session_scope(engine) as session:
+        for feedback in session.exec(select(Feedback)).all():
+            first = feedback.category_evidence[0]
+            assert first["signal"] == "uncertain" and first["category"] == feedback.category
+            assert first["reason"].startswith(f"uncertain: {feedback.category} at ")
+    # The threshold is part of what a decision is made from: the next run decides again.
+    assert [r["category_uncertain"] for r in exported(0.0)] == [False, False]
 
 
 def test_cli_issues_formats_carry_breakdown_and_versions(settings, engine):  # type: ignore[no-untyped-def]

@@ -127,3 +127,12 @@ def test_bench_eval_clustering_is_judged_on_the_mean_over_seeds() -> None:
     table = render(results)
     assert "| 0.805 | 1.0% | 80 | 1.00 | 0.790 0.820 |" in table
     assert "| 0.700 | 1.0% | 90 | 1.00 | - |" in table
+
+
+def test_bench_eval_uncertain_tickets_are_counted_with_their_accuracy() -> None:
+    from bench.eval_score import uncertain_scores
+
+    found = uncertain_scores(GOLD[:4], ["ui", "model", "model", "ui"], [False, True, True, False])
+    assert found["tickets"] == 2 and found["share"] == 0.5
+    assert found["accuracy_uncertain"] == 0.5 and found["accuracy_rest"] == 0.5
+    assert uncertain_scores(GOLD[:1], ["ui"], [False])["accuracy_uncertain"] != 0.0  # nan

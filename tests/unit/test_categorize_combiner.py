@@ -77,6 +77,11 @@ def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):
     assert loaded.card["coefficients"]["model"]["classifier_log_p_model"] == pytest.approx(
         weights["classifier_log_p_model"]
     )
+    # Where its cross-validated decisions turn more often wrong than right (``abstain``).
+    assert 0 < combiner.uncertain_below < 1
+    assert loaded.uncertain_below == combiner.uncertain_below
+    assert loaded.card["uncertain"]["below"] == combiner.uncertain_below
+    assert loaded.card["uncertain"]["accuracy_at_or_above"] >= 0.5
 
 
 def test_combiner_gives_no_weight_to_a_group_with_nothing_in_it_or_to_the_reaction(combiner):  # type: ignore[no-untyped-def]

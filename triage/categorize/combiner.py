@@ -39,10 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from triage.categorize.abstain import ACCURACY, fit_uncertain_below
 from triage.categorize.classifier import rowwise
 from triage.categorize.context import REACTION_MINUTES, TicketContext
 from triage.categorize.examples import CATEGORIES
-from triage.categorize.neighbours import NEIGHBOURS, fit_weight
+from triage.categorize.neighbours import NEIGHBOURS, by_group, fit_weight, smooth_by_group
 from triage.categorize.signals import SignalScore
 
 COMBINER_FILE = "combiner.npz"
@@ -140,6 +141,9 @@ class LearnedCombiner:
     # How much a ticket's nearest tickets' own probabilities weigh in its category
     # (``neighbours``), learned by cross-validation; 0: none.
     neighbour_weight: float = 0.0
+    # Below this confidence a decision says it is uncertain (``abstain``), learned by
+    # cross-validation; 0: never (a combiner trained before it).
+    uncertain_below: float = 0.0
 
     @property
     def groups(self) -> list[str]:
@@ -194,6 +198,7 @@ class LearnedCombiner:
             mean=self.mean.astype(np.float64),
             scale=self.scale.astype(np.float64),
             neighbour_weight=np.array(self.neighbour_weight, dtype=np.float64),
+            uncertain_below=np.array(self.uncertain_below, dtype=np.float64),
         )
         (folder / COMBINER_CARD).write_text(
             json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
@@ -216,6 +221,7 @@ class LearnedCombiner:
             scale=data["scale"],
             card=card,
             neighbour_weight=float(data["neighbour_weight"]) if "neighbour_weight" in data else 0.0,
+            uncertain_below=float(data["uncertain_below"]) if "uncertain_below" in data else 0.0,
         )
 
 
@@ -311,8 +317,13 @@ def fit_combiner(
     index = columns(kept)
     with_kept = _macro_f1(y, held_out)
     neighbour_weight, by_weight = 0.0, dict[str, float]()
+    final = held_out  # each row's cross-validated probabilities as a refresh would show them
     if vectors is not None:
         neighbour_weight, by_weight = fit_weight(held_out, vectors, y, groups, CATEGORIES)
+        final = smooth_by_group(held_out, by_group(vectors, groups), neighbour_weight)
+    uncertain = fit_uncertain_below(
+        final.max(axis=1), np.array(CATEGORIES)[final.argmax(axis=1)] == np.array(y)
+    )
     model, mean, scale = _fit(x[:, index], y, c)
     coef, intercept = model.coef_, model.intercept_
     if coef.shape[0] == 1:  # two classes: softmax over (0, w.x + b) is the same sigmoid
@@ -328,6 +339,7 @@ def fit_combiner(
         mean=mean,
         scale=scale,
         neighbour_weight=neighbour_weight,
+        uncertain_below=uncertain["below"],
         card={
             "purpose": "Combines the signal scores and the ticket's context into one category "
             "and confidence; learned, replacing the hand-set TRIAGE_CATEGORIZE_WEIGHT_*.",
@@ -358,6 +370,12 @@ def fit_combiner(
             }
             if vectors is not None
             else None,
+            "uncertain": {
+                **uncertain,
+                "how": "isotonic fit of the cross-validated decisions' accuracy on their "
+                f"confidence; below 'below' it is under {ACCURACY:g} "
+                "(triage/categorize/abstain.py)",
+            },
             "groups_without_weight": {
                 "reaction": "not learned: its weight is the hand-set prior "
                 "TRIAGE_CATEGORIZE_REACTION_PRIOR (triage/categorize/learned.py)",

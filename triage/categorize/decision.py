@@ -146,6 +146,12 @@ class Categorizer:
         return self.combiner.neighbour_weight if self.learned and self.combiner else 0.0
 
     @property
+    def uncertain_below(self) -> float:
+        """Below this confidence a decision says it is uncertain (``abstain``): the learned
+        combiner's cross-validated threshold, 0 (never) without one."""
+        return self.combiner.uncertain_below if self.learned and self.combiner else 0.0
+
+    @property
     def weights(self) -> dict[str, float]:
         return self.params.weights
 

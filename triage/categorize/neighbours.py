@@ -73,19 +73,36 @@ def fit_weight(
     its database's tickets. Ties go to the smaller weight."""
     from sklearn.metrics import f1_score
 
-    groups_array = np.array([str(g) for g in groups])
-    neighbours = {g: nearest(vectors[groups_array == g]) for g in sorted(set(groups_array))}
+    neighbours = by_group(vectors, groups)
     present = sorted(set(labels))
     scores: dict[str, float] = {}
     best, best_score = 0.0, -1.0
     for weight in WEIGHTS:
-        predicted = np.empty(len(labels), dtype=object)
-        for group, near in neighbours.items():
-            rows = np.flatnonzero(groups_array == group)
-            mixed = smooth(probabilities[rows], near, weight)
-            predicted[rows] = [classes[i] for i in mixed.argmax(axis=1)]
-        score = float(f1_score(list(labels), list(predicted), labels=present, average="macro"))
+        mixed = smooth_by_group(probabilities, neighbours, weight)
+        predicted = [classes[i] for i in mixed.argmax(axis=1)]
+        score = float(f1_score(list(labels), predicted, labels=present, average="macro"))
         scores[f"{weight:g}"] = round(score, 4)
         if score > best_score + 1e-9:
             best, best_score = weight, score
     return best, scores
+
+
+def by_group(vectors: np.ndarray, groups: Sequence[str]) -> dict[str, tuple[np.ndarray, Any]]:
+    """group -> (its rows, their ``nearest`` among the group's rows)."""
+    groups_array = np.array([str(g) for g in groups])
+    found = {}
+    for group in sorted(set(groups_array)):
+        rows = np.flatnonzero(groups_array == group)
+        found[group] = (rows, nearest(vectors[rows]))
+    return found
+
+
+def smooth_by_group(
+    probabilities: np.ndarray, neighbours: dict[str, tuple[np.ndarray, Any]], weight: float
+) -> np.ndarray:
+    """``smooth`` within each group (``by_group``): a product's rows mixed with their nearest
+    rows of the same product, as a refresh mixes its database's tickets."""
+    mixed = np.asarray(probabilities, dtype=np.float64).copy()
+    for rows, near in neighbours.values():
+        mixed[rows] = smooth(mixed[rows], near, weight)
+    return mixed

@@ -82,6 +82,15 @@ def train(
                 f"(leave-one-product-out macro-F1 {by_weight[weight]:.3f}, "
                 f"{by_weight['0']:.3f} without)"
             )
+        uncertain = trained.combiner.card.get("uncertain") or {}
+        if uncertain.get("rows"):
+            right_below = uncertain["accuracy_below"]
+            console.print(
+                f"uncertain below {uncertain['below']:.0%} confidence: "
+                f"{uncertain['share_below']:.0%} of the cross-validated decisions"
+                + (f", right {right_below:.0%} of the time" if right_below is not None else "")
+                + f" (right {uncertain['accuracy_at_or_above']:.0%} at or above)"
+            )
     console.print(
         f"trained on {trained.train} labelled items and {len(corrected)} corrected units; "
         f"saved to {trained.folder}"

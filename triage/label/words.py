@@ -140,6 +140,7 @@ WEAK_BREAK = re.compile(
     re.IGNORECASE,
 )
 # Where a sentence too long for a title and without a weaker break is cut all the same: before
-# a coordinated or relative clause ("It invented an action item | and assigned it to someone
-# who ..."), so the central statement of an issue still offers its head.
-LAST_RESORT_BREAK = re.compile(r"\s+(?=(?:and|or|who|when|where)\s)", re.IGNORECASE)
+# a relative clause ("It invented an action item and assigned it to someone | who wasn't even
+# in the meeting"), so the central statement of an issue still offers its head. Not before
+# "and": what comes first is as often context ("We updated the page weeks ago | and ...").
+LAST_RESORT_BREAK = re.compile(r"\s+(?=(?:who|whom|whose|when|where)\s)", re.IGNORECASE)

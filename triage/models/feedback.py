@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Tag, field_validator
+from pydantic import Discriminator, Tag, computed_field, field_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
@@ -100,6 +100,16 @@ FEEDBACK_REDACTED_ON_READ = (
 )  # fmt: skip
 
 
+# The evidence line a ticket's decision starts with when its category is a guess
+# (``triage.categorize.abstain``): what ``category_uncertain`` reads.
+UNCERTAIN_SIGNAL = "uncertain"
+
+
+def is_uncertain(evidence: list[dict[str, Any]] | None) -> bool:
+    """Whether a stored decision's evidence says its category is uncertain."""
+    return any(line.get("signal") == UNCERTAIN_SIGNAL for line in evidence or [])
+
+
 # What the API returns for a ticket: redacted text only, never the raw one.
 class FeedbackPublic(FeedbackBase, _Output):
     # Redacted on read, so without the length limits of what is sent: "<PERSON>" outgrows "Jo".
@@ -120,6 +130,15 @@ class FeedbackPublic(FeedbackBase, _Output):
     category: str | None = None
     category_confidence: float | None = None
     category_evidence: list[dict[str, Any]] = Field(default_factory=list)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The category is a guess: its confidence is below the one under which "
+        "decisions on unseen products were more often wrong than right; the first evidence "
+        "line says so."
+    )
+    @property
+    def category_uncertain(self) -> bool:
+        return is_uncertain(self.category_evidence)
 
 
 # A batch: {"items": [...]} with 1 to 1,000 tickets. Items are validated one by one after

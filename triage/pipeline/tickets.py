@@ -35,6 +35,7 @@ from triage.categorize import (
     ranked,
     score_outputs,
 )
+from triage.categorize.abstain import mark_uncertain
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
 from triage.categorize.decision import TicketInputs
 from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
@@ -258,6 +259,7 @@ def decide_tickets(
         # Every ticket as the classifier reads it; from the vector cache but the new ones.
         vectors = domain.apply(whole_vectors(order))
         decisions = with_neighbours(own, vectors, order, categorizer.neighbour_weight)
+    decisions = mark_uncertain(decisions, categorizer.uncertain_below)
     changed = set(todo) | {
         f for f, d in decisions.items() if f in stored and not stored[f].shows(d)
     }

@@ -23,6 +23,7 @@ from triage.models import (
     as_utc,
     utcnow,
 )
+from triage.models.feedback import is_uncertain
 from triage.store._common import insert_idempotent, paginate, sha256_hex, table_of
 from triage.store.audit import record_audit
 
@@ -287,6 +288,7 @@ def export_feedback(session: Session, *, chunk: int = 1000) -> Iterator[dict[str
                 "issue_ids": issue_ids,
                 "category": row.category,
                 "category_confidence": row.category_confidence,
+                "category_uncertain": is_uncertain(row.category_evidence),
                 "issue_category": categories.get(main) if main is not None else None,
                 "created_at": row.created_at,
                 "customer_id": row.customer_id,
