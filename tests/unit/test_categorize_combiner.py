@@ -19,7 +19,7 @@ from triage.categorize.combiner import (
     fit_combiner,
 )
 from triage.categorize.context import TicketContext, TicketLinks, ticket_contexts
-from triage.categorize.learned import decide_learned_many
+from triage.categorize.learned import _context_reason, decide_learned_many
 from triage.link import OutputRecord
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -195,3 +195,32 @@ def test_combiner_with_nothing_that_varies_still_fits_the_label_shares():
     assert combiner.groups == ["classifier"]
     proba = dict(zip(combiner.classes, combiner.predict_proba(x[:1])[0], strict=True))
     assert proba["model"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_context_source_lift_finds_the_feed_the_complaints_pile_on():
+    """Complaints whose outputs all read one feed that a tenth of traffic reads: the feed's
+    lift is high, and the explanation names it; a complaint on common feeds has none."""
+
+    def cited(i: int, *feeds: str, minutes_before: float = 60.0) -> OutputRecord:
+        created = NOW - timedelta(minutes=minutes_before)
+        sources = [{"id": feed, "as_of": created.date().isoformat()} for feed in feeds]
+        return OutputRecord(id=i, output_id=f"o{i}", created_at=created, model="m",
+                            model_version="1.0", confidence=0.8, meta={"sources": sources})  # fmt: skip
+
+    traffic = [cited(i, "routes", "partner_feed" if i % 10 == 0 else "scans") for i in range(40)]
+    suspect = [cited(100 + i, "routes", "partner_feed") for i in range(4)]
+    ordinary = cited(200, "routes", "scans")
+    tickets = {i: TicketLinks(NOW, [o]) for i, o in enumerate([*suspect, ordinary])}
+    contexts = ticket_contexts(tickets, [*traffic, *suspect, ordinary])
+    _, context = contexts[0]
+    assert context.source == "partner_feed" and context.source_log_lift > 1.0
+    # Three of the four other complaints read it (smoothed); about a sixth of traffic does.
+    assert context.source_complaint_share == pytest.approx(3.5 / 5)
+    assert context.source_traffic_share == pytest.approx((8 + 0.5) / (45 + 1))
+    assert feature_vector({}, context)[FEATURES.index("source_log_lift")] == context.source_log_lift
+    _, plain = contexts[4]
+    assert plain.source_log_lift < 0.3 and contexts[0][1].version_log_lift == plain.version_log_lift
+    reason = _context_reason("context", context)
+    assert (
+        "its source partner_feed is cited by 70% of that model's other linked complaints" in reason
+    )

@@ -135,6 +135,7 @@ def test_link_rollup_profile_agrees_with_profile_from_every_output():  # type: i
     assert rolled.n == exact.n and rolled.group_counts == exact.group_counts
     assert rolled.missing_counts == exact.missing_counts
     assert rolled.version_counts == exact.version_counts
+    assert rolled.source_counts == exact.source_counts and exact.source_counts
     assert rolled.typical_ages.keys() == exact.typical_ages.keys()
     for source, age in exact.typical_ages.items():
         assert rolled.typical_ages[source] == pytest.approx(age, abs=_log_error(age))

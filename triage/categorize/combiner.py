@@ -10,8 +10,9 @@ The feature layout is fixed (``FEATURE_GROUPS``), one group per signal plus two 
 - ``cues``: the cue-word score of each category;
 - ``outputs``: 1 when the ticket has a linked output, then ``score_outputs``' score per category;
 - ``context``: the linked output's stale-source share, how low its confidence and eval score sit
-  in traffic (1 - percentile, 0.5 unknown), and the log lift of its model version among that
-  model's complaints over its share of the model's traffic (``context.ticket_contexts``);
+  in traffic (1 - percentile, 0.5 unknown), the log lift of its model version among that
+  model's complaints over its share of the model's traffic, and the same for the most
+  over-represented dated source it cites (``context.ticket_contexts``);
 - ``reaction``: 1 when the ticket came within ``REACTION_MINUTES`` after the answer it is about.
 
 The reaction is not learned: its weight is the hand-set prior of ``learned`` (issue 13 asks
@@ -55,7 +56,7 @@ FEATURE_GROUPS: dict[str, list[str]] = {
     "examples": [f"examples_{c}" for c in CATEGORIES],
     "cues": [f"cues_{c}" for c in CATEGORIES],
     "outputs": ["outputs_linked", *(f"outputs_{c}" for c in CATEGORIES)],
-    "context": ["stale_share", "low_confidence", "low_eval", "version_log_lift"],
+    "context": ["stale_share", "low_confidence", "low_eval", "version_log_lift", "source_log_lift"],
     "reaction": [f"reacted_within_{REACTION_MINUTES:.0f}_min"],
 }
 FEATURES = [name for names in FEATURE_GROUPS.values() for name in names]
@@ -85,6 +86,7 @@ def feature_vector(scored: Mapping[str, SignalScore], context: TicketContext) ->
         context.low_confidence,
         context.low_eval,
         context.version_log_lift,
+        context.source_log_lift,
         float(context.reacted),
     ]
     return np.array(row, dtype=np.float64)

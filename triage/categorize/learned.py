@@ -40,6 +40,12 @@ def _context_reason(group: str, context: TicketContext) -> str:
             f"that model's other linked complaints vs {100 * context.traffic_share:.0f}% of its "
             "traffic"
         )
+    if context.source is not None and context.source_complaint_share is not None:
+        parts.append(
+            f"its source {context.source} is cited by "
+            f"{100 * context.source_complaint_share:.0f}% of that model's other linked "
+            f"complaints vs {100 * (context.source_traffic_share or 0.0):.0f}% of its traffic"
+        )
     parts.append(
         f"linked confidence lower than {100 * (1 - context.low_confidence):.0f}% of traffic"
     )

@@ -367,6 +367,7 @@ def profile_from_rollups(
         name: BinnedSample(name, sketch.values.get(name, Histogram())) for name in VALUE_FIELDS
     }
     profile.typical_ages = typical_ages(sketch.sources, params.stale_baseline_min)
+    profile.source_counts = Counter({source: h.n for source, h in sketch.sources.items()})
     profile.missing_counts = sketch.missing
     with_sources = sketch.oldest.n
     profile.rolled_up_freshness = (

@@ -116,6 +116,11 @@ def source_ages(output: OutputRecord) -> list[tuple[str, datetime, float]]:
     return ages
 
 
+def cited_sources(output: OutputRecord) -> list[str]:
+    """The ids of the dated sources ``output`` cites, each once, in order."""
+    return list(dict.fromkeys(source for source, _, _ in source_ages(output)))
+
+
 def source_family(source: str) -> str:
     # "sales_daily:eu" and "sales_daily:us" are one feed in two regions.
     return source.split(":", 1)[0]
@@ -237,6 +242,11 @@ class TrafficProfile:
             for name in GROUP_FIELDS:
                 self.period_counts[period, name, group_key(output, name)] += 1
         self.version_counts = Counter((o.model, o.model_version) for o in outputs)
+        # Outputs citing each dated source (``source_ages``), whatever their model: the
+        # rollups keep per-source histograms but not per model, and this is what they give.
+        self.source_counts: Counter[str] = Counter(
+            source for o in outputs for source, _, _ in source_ages(o)
+        )
         self.values: dict[str, Sample] = {
             name: ExactSample(
                 np.array([v for v in map(value_of, outputs) if v is not None], dtype=float)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-from triage.categorize.context import TicketLinks
-from triage.link import TrafficProfile
+from triage.categorize.context import Complaints, TicketLinks
+from triage.link import TrafficProfile, cited_sources
 
 
 def _release() -> str:
@@ -53,7 +52,7 @@ def ticket_key(
     links: TicketLinks,
     *,
     traffic: TrafficProfile,
-    complaints: tuple[Counter[tuple[str, str | None]], Counter[str]],
+    complaints: Complaints,
     whole: bool = True,
     centre: str = "",
 ) -> str | None:
@@ -62,8 +61,8 @@ def ticket_key(
     A linked ticket's outputs signal and context (``ticket_contexts``) are a function of its
     outputs (stored outputs never change), when it was written, the traffic they are compared
     with (the rollups: they only grow, so their count moves whenever they do) and how many of
-    the other tickets about its model and version complain: the key holds those, so an
-    unchanged ticket is not even compared with traffic again. ``whole``: decided on the ticket
+    the other tickets about its model, version and cited sources complain: the key holds those,
+    so an unchanged ticket is not even compared with traffic again. ``whole``: decided on the ticket
     read as one text (the refresh) or on its statements (a correction in the API); ``centre``:
     a digest of the vector its vector was centred on (``categorize.domain``)."""
     if fingerprint is None:
@@ -71,10 +70,11 @@ def ticket_key(
     linked = None
     if links.outputs:
         first = links.outputs[0]
-        by_version, by_model = complaints
         linked = [
             [o.id for o in links.outputs], links.created_at, traffic.n, repr(traffic.params),
-            by_version[(first.model, first.model_version)], by_model[first.model],
+            complaints.by_version[(first.model, first.model_version)],
+            complaints.by_model[first.model],
+            [complaints.by_source[(first.model, s)] for s in cited_sources(first)],
         ]  # fmt: skip
     return digest("ticket", fingerprint, model_id, list(unit_ids), linked, whole, centre)
 
