@@ -62,3 +62,6 @@ _.exported_at
 
 # Fields of the OTLP ExportTraceServiceResponse, set on the protobuf message for the exporter.
 _.rejected_spans, _.error_message
+
+# A computed field of the API's ticket (FeedbackPublic), serialised by pydantic.
+_.category_uncertain

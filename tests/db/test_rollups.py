@@ -87,7 +87,8 @@ def test_rollups_the_merge_kept_with_the_watermark_is_the_rows_merge(engine):  #
         session.execute(update(RollupWatermark).values(sketch=None))
     merged = _traffic(engine)
     for name in ("n", "group_counts", "period_counts", "period_totals", "version_counts",
-                 "source_counts", "missing_counts", "typical_ages", "rolled_up_freshness"):  # fmt: skip
+                 "source_counts", "missing_counts", "typical_ages",
+                 "rolled_up_freshness"):  # fmt: skip
         assert getattr(kept, name) == getattr(merged, name), name
     linked = np.array([0.4, 0.9, 0.95])
     for name in ("confidence", "latency_ms"):

@@ -204,8 +204,10 @@ def test_context_source_lift_finds_the_feed_the_complaints_pile_on():
     def cited(i: int, *feeds: str, minutes_before: float = 60.0) -> OutputRecord:
         created = NOW - timedelta(minutes=minutes_before)
         sources = [{"id": feed, "as_of": created.date().isoformat()} for feed in feeds]
-        return OutputRecord(id=i, output_id=f"o{i}", created_at=created, model="m",
-                            model_version="1.0", confidence=0.8, meta={"sources": sources})  # fmt: skip
+        return OutputRecord(
+            id=i, output_id=f"o{i}", created_at=created, model="m", model_version="1.0",
+            confidence=0.8, meta={"sources": sources},
+        )  # fmt: skip
 
     traffic = [cited(i, "routes", "partner_feed" if i % 10 == 0 else "scans") for i in range(40)]
     suspect = [cited(100 + i, "routes", "partner_feed") for i in range(4)]
