@@ -353,3 +353,40 @@ def test_pipeline_embeds_a_title_candidate_once_across_refreshes(engine, setting
     embedder.seen.clear()
     assert pipeline.refresh(engine).issues_redone >= 3
     assert embedder.seen == []
+
+
+def test_pipeline_embeds_titles_of_a_reclustering_before_its_write_transaction(
+    engine, settings, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """After a re-clustering every issue is labelled; its title clauses are embedded before the
+    write transaction (on SQLite ingestion waits for it), so labelling inside embeds nothing."""
+    from triage.pipeline import pipeline as module
+
+    class Counting(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def embed_batch(self, texts: list[str]) -> np.ndarray:
+            self.seen.extend(texts)
+            return super().embed_batch(texts)
+
+    embedder = Counting()
+    inside: list[str] = []
+    real = module.relabel
+
+    def relabel(*args, **kwargs):  # type: ignore[no-untyped-def]
+        before = len(embedder.seen)
+        real(*args, **kwargs)
+        inside.extend(embedder.seen[before:])
+
+    monkeypatch.setattr(module, "relabel", relabel)
+    add(engine, tickets("export", 12) + tickets("numbers", 12) + tickets("language", 12))
+    _, refreshed = Pipeline(settings, embedder=embedder).run(engine)
+    assert refreshed.reclustered and refreshed.issues >= 3
+    with db.session_scope(engine) as session:
+        unit_texts = {u.text for u in session.exec(select(Unit)).all()}
+        titles = [issue.title for issue in session.exec(select(Issue)).all()]
+    assert set(embedder.seen) - unit_texts  # clauses were embedded: before the transaction
+    assert inside == []
+    assert all(titles)

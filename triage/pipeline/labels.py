@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlmodel import Session
@@ -55,9 +56,48 @@ def relabel(
     correction, in the API process, which loads no model, relabels without it, and the next
     refresh labels that issue again (its key changed) with it."""
     labels = np.array([issue_of.get(u, -1) for u in units.ids], dtype=int)
+    found = _label(session, units, labels, params=params, only=only, embed=embed)
+    for issue in store.active_issues(session):
+        if issue.id not in found:
+            continue
+        members = units.vectors[labels == issue.id]
+        centroid = members.mean(axis=0)
+        issue.centroid = vector_to_bytes(centroid / (np.linalg.norm(centroid) or 1.0))
+        label = found[issue.id]
+        issue.keywords, issue.quotes = label.keywords, label.quotes
+        if "title" not in issue.human_fields:
+            issue.title = label.title
+        issue.updated_at = utcnow()
+        session.add(issue)
+
+
+def prefetch_titles(
+    session: Session,
+    units: UnitMatrix,
+    labels: np.ndarray,
+    *,
+    params: LabelParams,
+    embed: Callable[[list[str]], np.ndarray],
+) -> None:
+    """Label the groups of a clustering (``labels``: one per unit, -1 for none) and drop the
+    result, for what it embeds: run before the write transaction that stores the issues, it
+    puts their title candidates' vectors where ``embed`` keeps them (the refresh's pending
+    vectors), so ``relabel`` inside that transaction embeds nothing it saw here."""
+    _label(session, units, labels, params=params, only=None, embed=embed)
+
+
+def _label(
+    session: Session,
+    units: UnitMatrix,
+    labels: np.ndarray,
+    *,
+    params: LabelParams,
+    only: Collection[int] | None,
+    embed: Callable[[list[str]], np.ndarray] | None,
+) -> dict[int, Any]:
     # The ticket of each unit, so one long ticket cannot fill an issue's quotes on its own.
     ticket_of = store.unit_context(session)
-    found = label_issues(
+    return label_issues(
         labels.tolist(),
         units.texts,
         units.lemmas,
@@ -72,15 +112,3 @@ def relabel(
         only=only,
         embed=embed,
     )
-    for issue in store.active_issues(session):
-        if issue.id not in found:
-            continue
-        members = units.vectors[labels == issue.id]
-        centroid = members.mean(axis=0)
-        issue.centroid = vector_to_bytes(centroid / (np.linalg.norm(centroid) or 1.0))
-        label = found[issue.id]
-        issue.keywords, issue.quotes = label.keywords, label.quotes
-        if "title" not in issue.human_fields:
-            issue.title = label.title
-        issue.updated_at = utcnow()
-        session.add(issue)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -39,7 +40,7 @@ from triage.pipeline.diagnose import (
     issue_keys,
     judge_tickets,
 )
-from triage.pipeline.labels import LabelParams, relabel
+from triage.pipeline.labels import LabelParams, prefetch_titles, relabel
 from triage.pipeline.links import link_pending
 from triage.pipeline.memberships import (
     MembershipParams,
@@ -300,6 +301,22 @@ class Pipeline:
                     units.vectors, causes=judged.causes(units), facets=judged.facets(units),
                     contexts=judged.contexts(units),
                 )  # fmt: skip
+        # Title candidates are embedded through the vector cache, as the whole tickets are:
+        # an issue labelled again embeds only the clauses it did not have before. After a
+        # re-clustering every issue is labelled, so its clauses are embedded here, before the
+        # write transaction (on SQLite, ingestion waits for it), and found there in these.
+        title_vectors: dict[str, bytes] = {}
+
+        def embed_titles(session: Session) -> Callable[[list[str]], np.ndarray]:
+            return lambda texts: embed_cached(
+                session, self.embedder, texts, None,
+                batch_size=self.settings.embedding_batch_size, pending=title_vectors,
+            )  # fmt: skip
+
+        if result is not None:
+            with step("titles"), db.session_scope(engine) as session:
+                prefetch_titles(session, units, result.labels, params=self.label_params,
+                                embed=embed_titles(session))  # fmt: skip
         with db.session_scope(engine, write_lock=True) as session:
             # One refresh writes at a time; units another worker assigned since the read are
             # kept (their memberships are read again here) or seen by the next refresh.
@@ -325,16 +342,8 @@ class Pipeline:
             changed = changed_issues(issues, keys)
             stats.issues_redone = len(changed)
             with step("label"):
-                # Title candidates are embedded through the vector cache, as the whole tickets
-                # are: an issue labelled again embeds only the clauses it did not have before.
-                title_vectors: dict[str, bytes] = {}
                 relabel(session, units, issue_of(memberships), params=self.label_params,
-                        only=changed,
-                        embed=lambda texts: embed_cached(
-                            session, self.embedder, texts, None,
-                            batch_size=self.settings.embedding_batch_size,
-                            pending=title_vectors,
-                        ))  # fmt: skip
+                        only=changed, embed=embed_titles(session))  # fmt: skip
                 store.add_vectors(
                     session,
                     vectors=title_vectors,
