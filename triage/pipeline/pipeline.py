@@ -74,6 +74,7 @@ PHASES = {
     "load": "loading units",
     "categorize": "deciding each ticket's category",
     "cluster": "forming issues",
+    "titles": "embedding the new issues' title candidates",
     "issues": "keeping issue ids stable",
     "label": "titles, keywords and quotes",
     "rank": "issue categories and priorities",
