@@ -226,3 +226,4 @@ def test_context_source_lift_finds_the_feed_the_complaints_pile_on():
     assert (
         "its source partner_feed is cited by 70% of that model's other linked complaints" in reason
     )
+    assert "its source" not in _context_reason("context", plain)  # no feed over-represented

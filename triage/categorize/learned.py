@@ -40,10 +40,11 @@ def _context_reason(group: str, context: TicketContext) -> str:
             f"that model's other linked complaints vs {100 * context.traffic_share:.0f}% of its "
             "traffic"
         )
-    if context.source is not None and context.source_complaint_share is not None:
+    # A source only when its complaints outnumber its traffic share: then it may be the cause.
+    if context.source is not None and context.source_log_lift > 0:
         parts.append(
             f"its source {context.source} is cited by "
-            f"{100 * context.source_complaint_share:.0f}% of that model's other linked "
+            f"{100 * (context.source_complaint_share or 0.0):.0f}% of that model's other linked "
             f"complaints vs {100 * (context.source_traffic_share or 0.0):.0f}% of its traffic"
         )
     parts.append(
