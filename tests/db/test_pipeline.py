@@ -329,16 +329,19 @@ def test_pipeline_refresh_embeds_again_what_another_model_embedded(engine, setti
     assert again.reembedded == 0 and not again.reclustered
 
 
+class Counting(FakeEmbedder):
+    """The fake embedder, keeping every text it embedded (not those the cache served)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        return super().embed_batch(texts)
+
+
 def test_pipeline_embeds_a_title_candidate_once_across_refreshes(engine, settings):  # type: ignore[no-untyped-def]
-    class Counting(FakeEmbedder):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[str] = []
-
-        def embed_batch(self, texts: list[str]) -> np.ndarray:
-            self.seen.extend(texts)
-            return super().embed_batch(texts)
-
     embedder = Counting()
     pipeline = Pipeline(settings, embedder=embedder)
     add(engine, tickets("export", 12) + tickets("numbers", 12) + tickets("language", 12))
@@ -361,15 +364,6 @@ def test_pipeline_embeds_titles_of_a_reclustering_before_its_write_transaction(
     """After a re-clustering every issue is labelled; its title clauses are embedded before the
     write transaction (on SQLite ingestion waits for it), so labelling inside embeds nothing."""
     from triage.pipeline import pipeline as module
-
-    class Counting(FakeEmbedder):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[str] = []
-
-        def embed_batch(self, texts: list[str]) -> np.ndarray:
-            self.seen.extend(texts)
-            return super().embed_batch(texts)
 
     embedder = Counting()
     inside: list[str] = []
