@@ -84,6 +84,19 @@ def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):
     assert loaded.card["uncertain"]["accuracy_at_or_above"] >= 0.5
 
 
+def test_combiner_saved_before_the_uncertain_threshold_marks_nothing(combiner, tmp_path):  # type: ignore[no-untyped-def]
+    """A classifier folder trained before ``abstain`` has no threshold: it loads with 0, and no
+    decision is said to be uncertain."""
+    combiner.save(tmp_path)
+    with np.load(tmp_path / COMBINER_FILE) as arrays:
+        old = {name: arrays[name] for name in arrays.files if name != "uncertain_below"}
+    np.savez_compressed(tmp_path / COMBINER_FILE, **old)
+    loaded = LearnedCombiner.load(tmp_path)
+    assert loaded.uncertain_below == 0.0
+    x, _, _ = rows(n_per_product=4, seed=2)
+    assert np.allclose(loaded.predict_proba(x), combiner.predict_proba(x))
+
+
 def test_combiner_gives_no_weight_to_a_group_with_nothing_in_it_or_to_the_reaction(combiner):  # type: ignore[no-untyped-def]
     left_out = combiner.card["groups_without_weight"]
     # Empty groups (examples, words, outputs, context here) carry nothing.
