@@ -56,10 +56,12 @@ def _tickets(shared_cause: bool, seed: int = 0):  # type: ignore[no-untyped-def]
 
 
 def test_the_weight_is_learned_and_none_is_given_when_neighbours_say_nothing():
-    weight, scores = fit_weight(*_tickets(shared_cause=True), CATEGORIES)
+    probabilities, *rest = _tickets(shared_cause=True)
+    weight, scores, mixed = fit_weight(probabilities, *rest, CATEGORIES)
     assert weight > 0 and scores[f"{weight:g}"] > scores["0"]
+    assert mixed.shape == probabilities.shape and not np.allclose(mixed, probabilities)
     assert set(scores) == {f"{w:g}" for w in WEIGHTS}
-    weight, scores = fit_weight(*_tickets(shared_cause=False), CATEGORIES)
+    weight, scores, _ = fit_weight(*_tickets(shared_cause=False), CATEGORIES)
     assert weight == 0.0
 
 

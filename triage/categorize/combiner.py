@@ -44,7 +44,7 @@ from triage.categorize.abstain import ACCURACY, fit_uncertain_below
 from triage.categorize.classifier import rowwise
 from triage.categorize.context import REACTION_MINUTES, TicketContext
 from triage.categorize.examples import CATEGORIES
-from triage.categorize.neighbours import NEIGHBOURS, by_group, fit_weight, smooth_by_group
+from triage.categorize.neighbours import NEIGHBOURS, fit_weight
 from triage.categorize.signals import SignalScore
 
 COMBINER_FILE = "combiner.npz"
@@ -321,8 +321,7 @@ def fit_combiner(
     neighbour_weight, by_weight = 0.0, dict[str, float]()
     final = held_out  # each row's cross-validated probabilities as a refresh would show them
     if vectors is not None:
-        neighbour_weight, by_weight = fit_weight(held_out, vectors, y, groups, CATEGORIES)
-        final = smooth_by_group(held_out, by_group(vectors, groups), neighbour_weight)
+        neighbour_weight, by_weight, final = fit_weight(held_out, vectors, y, groups, CATEGORIES)
     uncertain = fit_uncertain_below(
         final.max(axis=1), np.array(CATEGORIES)[final.argmax(axis=1)] == np.array(y)
     )

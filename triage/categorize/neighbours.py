@@ -66,43 +66,44 @@ def fit_weight(
     labels: Sequence[str],
     groups: Sequence[str],
     classes: Sequence[str],
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], np.ndarray]:
     """(the weight of ``WEIGHTS`` whose smoothing gives the best macro-F1, each weight's
-    macro-F1): ``probabilities`` are out-of-fold (columns in ``classes`` order), and each row's
-    neighbours are looked for among its own group's (product's) rows, as a refresh looks among
-    its database's tickets. Ties go to the smaller weight."""
+    macro-F1, the probabilities smoothed at that weight): ``probabilities`` are out-of-fold
+    (columns in ``classes`` order), and each row's neighbours are looked for among its own
+    group's (product's) rows, as a refresh looks among its database's tickets. Ties go to the
+    smaller weight."""
     from sklearn.metrics import f1_score
 
-    neighbours = by_group(vectors, groups)
+    neighbours = _by_group(vectors, groups)
     present = sorted(set(labels))
     scores: dict[str, float] = {}
-    best, best_score = 0.0, -1.0
+    best, best_score, best_mixed = 0.0, -1.0, np.asarray(probabilities, dtype=np.float64)
     for weight in WEIGHTS:
-        mixed = smooth_by_group(probabilities, neighbours, weight)
+        mixed = _smooth_by_group(probabilities, neighbours, weight)
         predicted = [classes[i] for i in mixed.argmax(axis=1)]
         score = float(f1_score(list(labels), predicted, labels=present, average="macro"))
         scores[f"{weight:g}"] = round(score, 4)
         if score > best_score + 1e-9:
-            best, best_score = weight, score
-    return best, scores
+            best, best_score, best_mixed = weight, score, mixed
+    return best, scores, best_mixed
 
 
-def by_group(vectors: np.ndarray, groups: Sequence[str]) -> dict[str, tuple[np.ndarray, Any]]:
-    """group -> (its rows, their ``nearest`` among the group's rows)."""
+def _by_group(vectors: np.ndarray, groups: Sequence[str]) -> list[tuple[np.ndarray, Any]]:
+    """(rows, their ``nearest`` among those rows) for each group."""
     groups_array = np.array([str(g) for g in groups])
-    found = {}
+    found = []
     for group in sorted(set(groups_array)):
         rows = np.flatnonzero(groups_array == group)
-        found[group] = (rows, nearest(vectors[rows]))
+        found.append((rows, nearest(vectors[rows])))
     return found
 
 
-def smooth_by_group(
-    probabilities: np.ndarray, neighbours: dict[str, tuple[np.ndarray, Any]], weight: float
+def _smooth_by_group(
+    probabilities: np.ndarray, neighbours: list[tuple[np.ndarray, Any]], weight: float
 ) -> np.ndarray:
-    """``smooth`` within each group (``by_group``): a product's rows mixed with their nearest
+    """``smooth`` within each group (``_by_group``): a product's rows mixed with their nearest
     rows of the same product, as a refresh mixes its database's tickets."""
     mixed = np.asarray(probabilities, dtype=np.float64).copy()
-    for rows, near in neighbours.values():
+    for rows, near in neighbours:
         mixed[rows] = smooth(mixed[rows], near, weight)
     return mixed
