@@ -16,13 +16,10 @@ from triage.categorize.decision import (
     DEFAULT_CUES,
     CategorizeParams,
     Categorizer,
-    CategoryDecision,
-    Evidence,
-    combine,
     default_weights,
     load_categorizer,
-    ranked,
 )
+from triage.categorize.evidence import CategoryDecision, Evidence, ranked
 from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
 from triage.categorize.metrics import LabelledIssue, classification_metrics, evaluate
 from triage.categorize.signals import (
@@ -32,6 +29,7 @@ from triage.categorize.signals import (
     score_cues,
     score_outputs,
 )
+from triage.categorize.weighted import combine
 from triage.lexicon import MODELS_DIR, NOT_FOR_MATCHING, CueLexicon, lemma_docs, lemma_nlp
 
 __all__ = [

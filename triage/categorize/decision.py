@@ -1,15 +1,10 @@
 """The decision: the learned combiner (``combiner``) when the classifier folder has one, else a
-readable weighted sum of the signals, with evidence.
+readable weighted sum of the signals (``weighted``), with evidence.
 
 Learned (``learned``): the combiner's probabilities decide; each signal's evidence carries what
 it added to the decided category's logit next to an average ticket, with the signal's reason
-sentences. The fallback, for classifier folders trained before the combiner existed:
-
-With ``w_s`` the weight of signal ``s`` and ``W`` the sum of the weights of the signals that had
-something to say (no linked outputs: no ``outputs`` signal),
-``contribution[s][c] = w_s / W * score_s[c]`` and ``total[c] = sum_s contribution[s][c]``.
-The category is the largest total, the runner-up the second, and the confidence is the winner's
-share of all totals. Every signal adds one piece of evidence with a sentence a person can check.
+sentences. The weighted sum is the fallback for classifier folders trained before the combiner
+existed.
 """
 
 from __future__ import annotations
@@ -26,8 +21,8 @@ import numpy as np
 from triage.categorize.classifier import DEFAULT_CLASSIFIER_DIR, CategoryClassifier
 from triage.categorize.combiner import COMBINER_FILE, LearnedCombiner
 from triage.categorize.context import TicketContext
-from triage.categorize.evidence import CategoryDecision, Evidence, ranked
-from triage.categorize.examples import CATEGORIES, EXAMPLES_FILE, LabelledExamples
+from triage.categorize.evidence import CategoryDecision
+from triage.categorize.examples import EXAMPLES_FILE, LabelledExamples
 from triage.categorize.learned import decide_learned_many
 from triage.categorize.signals import (
     SIGNALS,
@@ -38,6 +33,7 @@ from triage.categorize.signals import (
     score_examples_many,
     score_outputs,
 )
+from triage.categorize.weighted import combine
 from triage.categorize.words import WORDS_FILE, WordClassifier, score_words_many
 from triage.config import Settings, defaults_of
 from triage.errors import InvalidInputError
@@ -140,16 +136,22 @@ class Categorizer:
         return self.classifier.domain_prior if self.classifier is not None else None
 
     @property
+    def _learned_combiner(self) -> LearnedCombiner | None:
+        return self.combiner if self.learned else None
+
+    @property
     def neighbour_weight(self) -> float:
         """How much a ticket's nearest tickets' own probabilities weigh in its category
         (``neighbours``): the learned combiner's, 0 without one."""
-        return self.combiner.neighbour_weight if self.learned and self.combiner else 0.0
+        combiner = self._learned_combiner
+        return combiner.neighbour_weight if combiner else 0.0
 
     @property
     def uncertain_below(self) -> float:
         """Below this confidence a decision says it is uncertain (``abstain``): the learned
         combiner's cross-validated threshold, 0 (never) without one."""
-        return self.combiner.uncertain_below if self.learned and self.combiner else 0.0
+        combiner = self._learned_combiner
+        return combiner.uncertain_below if combiner else 0.0
 
     @property
     def weights(self) -> dict[str, float]:
@@ -299,14 +301,14 @@ class Categorizer:
         time."""
         if any(not t.texts for t in tickets):
             raise InvalidInputError("An issue needs at least one text to be categorised.")
-        if not self.learned:
+        combiner = self._learned_combiner
+        if combiner is None:
             return [combine(s, self.params.weights) for s in self.signal_scores_many(tickets)]
-        assert self.combiner is not None
         prior = self.reaction_prior  # it reads the cues, weighed or not (``quick_reaction``)
-        unused = {s for s in (*SIGNALS, "words") if s not in self.combiner.groups}
+        unused = {s for s in (*SIGNALS, "words") if s not in combiner.groups}
         scored = self.signal_scores_many(tickets, skip=unused - ({"cues"} if prior else set()))
         contexts = [t.context or TicketContext() for t in tickets]
-        return decide_learned_many(self.combiner, scored, contexts, reaction_prior=prior)
+        return decide_learned_many(combiner, scored, contexts, reaction_prior=prior)
 
 
 def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:
@@ -317,55 +319,6 @@ def _split(items: Any, sizes: Sequence[int]) -> list[Any]:
     """``items`` (a list or rows of an array) cut into consecutive runs of ``sizes``."""
     bounds = np.cumsum([0, *sizes]).tolist()
     return [items[start:stop] for start, stop in pairwise(bounds)]
-
-
-def combine(scored: Mapping[str, SignalScore], weights: Mapping[str, float]) -> CategoryDecision:
-    """The weighted sum described in the module docstring, with evidence."""
-    active = {s: score for s, score in scored.items() if score.scores and weights.get(s, 0) > 0}
-    weight_sum = sum(weights[s] for s in active)
-    contributions = {
-        s: {name: weights[s] / weight_sum * score.scores.get(name, 0.0) for name in CATEGORIES}
-        for s, score in active.items()
-    }
-    totals = {name: sum(c[name] for c in contributions.values()) for name in CATEGORIES}
-    order = ranked(totals)
-    mass = sum(totals.values())
-    if mass <= 0:
-        # Nothing to go on (no cue, no examples, no outputs): say so rather than guess loudly.
-        return CategoryDecision(
-            category=order[0],
-            confidence=0.0,
-            runner_up=None,
-            evidence=[Evidence("no signal had anything to say", "none", order[0], 0.0)],
-            contributions=contributions,
-            totals=totals,
-            probabilities={name: 1 / len(CATEGORIES) for name in CATEGORIES},
-        )
-    category, runner_up = order[0], order[1]
-    evidence = []
-    for s, score in active.items():
-        for name, reason in score.reasons.items():
-            if contributions[s][name] > 0:
-                evidence.append(
-                    Evidence(
-                        reason=reason,
-                        signal=s,
-                        category=name,
-                        contribution=round(contributions[s][name], 4),
-                        data=score.data,
-                    )
-                )
-    # The decided category's support first, strongest first; then what argues for the others.
-    evidence.sort(key=lambda e: (e.category != category, -e.contribution, e.signal, e.category))
-    return CategoryDecision(
-        category=category,
-        confidence=round(totals[category] / mass, 4),
-        runner_up=runner_up if totals[runner_up] > 0 else None,
-        evidence=evidence,
-        contributions={s: {n: round(v, 4) for n, v in c.items()} for s, c in contributions.items()},
-        totals={name: round(value, 4) for name, value in totals.items()},
-        probabilities={name: round(value / mass, 4) for name, value in totals.items()},
-    )
 
 
 def load_categorizer(*, settings: Settings) -> Categorizer:
