@@ -512,6 +512,15 @@ def test_preprocess_yields_no_units_when_nothing_is_said(preprocessor, text):
     assert process_one(preprocessor, text).units == []
 
 
+@pytest.mark.parametrize(
+    "text", ["It's 40 not 45", "what does that have to do with anything", "no", "Why??"]
+)
+def test_preprocess_keeps_a_complaint_in_stop_words_and_numbers(preprocessor, text):
+    # A chat reaction to a wrong answer can hold no content word at all; it is still one
+    # statement (it used to fail as "Nothing to triage").
+    assert [u.text.lower() for u in process_one(preprocessor, text).units] == [text.lower()]
+
+
 # --- odd input --------------------------------------------------------------------------------
 
 

@@ -86,7 +86,13 @@ class UnitSegmenter:
             return []
         tokens = _Tokens.build(self._values, vocab, text, orths, lemmas, idx, starts)
         units = self._join_weak(tokens, list(self._statements(tokens)))
-        return [self._unit(tokens, *u) for u in units if any(tokens.content[u[0] : u[1]])]
+        said = [u for u in units if any(tokens.content[u[0] : u[1]])]
+        if not said:
+            # A complaint in stop words and numbers alone ("it's 40 not 45", "what does that
+            # have to do with anything") still says something: it is one statement, where a
+            # text of emoji, links or placeholders alone is none.
+            said = [u for u in units if any(t.isalpha() for t in tokens.text[u[0] : u[1]])]
+        return [self._unit(tokens, *u) for u in said]
 
     def _statements(self, tokens: _Tokens) -> Iterator[_Segment]:
         """Sentences minus greetings, pleasantries and sign-offs, split at clause boundaries."""
