@@ -11,8 +11,11 @@
    ``category``, issue ARI/NMI (a ticket in no issue is a singleton), unassigned statements.
 2. Title quality: the share of issues whose title is closest to its own gold issue's description
    among that product's (own: the majority gold issue of its tickets).
-3. fixtures/labelled.jsonl held out, through the same path.
-4. Clustering at every size: Banking77 test and train and HWU64, triage's Clusterer against
+3. The fixtures held out (labelled.jsonl and the chat assistants, chat/labelled.jsonl), through
+   the same path, with macro-F1 by product.
+4. Reactions to a chatbot's answers (``bench/data/chat_reactions.json``, written for this and
+   never trained on), a minute and three hours after the answer, with the shipped classifier.
+5. Clustering at every size: Banking77 test and train and HWU64, triage's Clusterer against
    BERTopic's default recipe on the same embeddings.
 5. The bars of issue 13, met or not.
 
@@ -39,11 +42,12 @@ from typing import Any
 from bench.eval_report import bars, render
 from bench.eval_userpath import ROOT, overrides
 
-SECTIONS = ("feedback-dev", "titles", "fixtures", "clustering")
+SECTIONS = ("feedback-dev", "titles", "fixtures", "reactions", "clustering")
 REQUIRED = {
     "feedback-dev": ["feedback-dev/feedback.jsonl", "feedback-dev/model_outputs.jsonl"],
     "titles": ["feedback-dev/feedback.jsonl", "feedback-dev/issues.jsonl"],
     "fixtures": [],
+    "reactions": [],
     "clustering": ["banking77/test.csv", "banking77/train.csv", "hwu64/test.csv"],
 }
 STARTED = time.perf_counter()
@@ -123,6 +127,12 @@ def run(
         started = time.perf_counter()
         results["fixtures"] = eval_tickets.fixtures_heldout(log=log)
         results["seconds"]["fixtures"] = time.perf_counter() - started
+    if "reactions" in only:
+        from bench.eval_reactions import reactions
+
+        started = time.perf_counter()
+        results["reactions"] = reactions(log=log)
+        results["seconds"]["reactions"] = time.perf_counter() - started
     if "clustering" in only:
         started = time.perf_counter()
         embedder = embedder or default_embedder()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.eval_score import CATEGORIES
+from bench.eval_score import CATEGORIES, category_scores
 
 # (name, comparison, target, where the figure is in the results); a figure that was not
 # measured in this run shows as "not run".
@@ -135,7 +135,7 @@ def _titles(section: dict[str, Any]) -> list[str]:
 def _fixtures(section: dict[str, Any]) -> list[str]:
     c = section["categories"]
     return [
-        "## fixtures/labelled.jsonl held out, through the user path",
+        "## fixtures held out (labelled.jsonl and chat/labelled.jsonl), through the user path",
         "",
         "| tickets | macro-F1 | ui | data | model | expectation | no category | issues "
         "| no issue | unassigned | seconds |",
@@ -144,7 +144,39 @@ def _fixtures(section: dict[str, Any]) -> list[str]:
         + " | ".join(_f(c["per_class"][k]["f1"], 2) for k in CATEGORIES)
         + f" | {c['without_category']} | {section['issues']} | {section['without_issue']} "
         f"| {_pct(section['unassigned'])} | {section['seconds']:.0f} |",
+        "",
+        "Macro-F1 by product: " + _by_product(section["tickets"]) + ".",
     ]
+
+
+def _by_product(tickets: list[dict[str, Any]]) -> str:
+    products = sorted({t["product"] for t in tickets})
+    scores = {}
+    for product in products:
+        rows = [t for t in tickets if t["product"] == product]
+        gold, predicted = [t["gold_category"] for t in rows], [t["category"] for t in rows]
+        scores[product] = category_scores(gold, predicted)["macro_f1"]
+    return ", ".join(f"{p} {_f(scores[p])}" for p in products)
+
+
+def _reactions(section: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Reactions to a chatbot's answers ({section['items']}, "
+        "bench/data/chat_reactions.json), shipped classifier",
+        "",
+        "Each reaction names the bare answer it reacts to; recall per class (50 model, 10 each of "
+        "the others).",
+        "",
+        "| typed | macro-F1 | ui | data | model | expectation | no category | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, run in section["runs"].items():
+        lines.append(
+            f"| {name} | {_f(run['macro_f1'])} | "
+            + " | ".join(_f(run["per_class"][k]["recall"], 2) for k in CATEGORIES)
+            + f" | {run['without_category']} | {run['seconds']:.0f} |"
+        )
+    return lines
 
 
 def _clustering(section: dict[str, Any]) -> list[str]:
@@ -214,6 +246,8 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", *_titles(results["titles"])]
     if "fixtures" in results:
         lines += ["", *_fixtures(results["fixtures"])]
+    if "reactions" in results:
+        lines += ["", *_reactions(results["reactions"])]
     if "clustering" in results:
         lines += ["", *_clustering(results["clustering"])]
     lines += ["", *_bars(results["bars"])]

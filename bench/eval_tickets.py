@@ -24,6 +24,11 @@ from bench.eval_score import (
 from bench.eval_userpath import ROOT, Workspace, read_jsonl, strip, ticket_result
 
 FIXTURES = ROOT / "fixtures"
+# The fixtures' labelled sets (five products, two chat assistants) and their outputs.
+FIXTURE_SETS = (
+    (FIXTURES / "labelled.jsonl", FIXTURES / "model_outputs.jsonl"),
+    (FIXTURES / "chat" / "labelled.jsonl", FIXTURES / "chat" / "model_outputs.jsonl"),
+)
 GOLD_FIELDS = ("gold_category", "gold_issue")
 FIXTURE_LABEL_FIELDS = ("label", "split", "product")
 
@@ -34,9 +39,16 @@ def product_of(ticket: dict[str, Any]) -> str:
     return (ticket.get("metadata") or {}).get("product", "")
 
 
+def fixtures_labelled() -> list[dict[str, Any]]:
+    return [row for labelled, _ in FIXTURE_SETS for row in read_jsonl(labelled)]
+
+
+def fixtures_outputs() -> list[dict[str, Any]]:
+    return [row for _, outputs in FIXTURE_SETS for row in read_jsonl(outputs)]
+
+
 def fixtures_train() -> list[dict[str, Any]]:
-    rows = read_jsonl(FIXTURES / "labelled.jsonl")
-    return [strip(r, ("split",)) for r in rows if r["split"] == "train"]
+    return [strip(r, ("split",)) for r in fixtures_labelled() if r["split"] == "train"]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -112,9 +124,7 @@ def feedback_dev_fold(
     models = {output_model[t["output_id"]] for t in heldout if t.get("output_id") in output_model}
     fold_outputs = [o for o in outputs if o["model"] in models]
     # The held-out product's models' outputs never reach training.
-    train_outputs = [o for o in outputs if o["model"] not in models] + read_jsonl(
-        FIXTURES / "model_outputs.jsonl"
-    )
+    train_outputs = [o for o in outputs if o["model"] not in models] + fixtures_outputs()
     with tempfile.TemporaryDirectory(prefix=f"triage-eval-{product}-") as folder:
         workspace = Workspace(Path(folder))
         log(f"[feedback-dev {product}] train on {len(train)} labelled tickets")
@@ -248,9 +258,9 @@ def titles(data: Path, folds: list[dict[str, Any]], embedder: Any, *, log: Log) 
 
 def fixtures_heldout(*, log: Log) -> dict[str, Any]:
     started = time.perf_counter()
-    labelled = read_jsonl(FIXTURES / "labelled.jsonl")
+    labelled = fixtures_labelled()
     heldout = [r for r in labelled if r["split"] == "heldout"]
-    outputs = read_jsonl(FIXTURES / "model_outputs.jsonl")
+    outputs = fixtures_outputs()
     with tempfile.TemporaryDirectory(prefix="triage-eval-fixtures-") as folder:
         workspace = Workspace(Path(folder))
         log(f"[fixtures] train on {len(labelled) - len(heldout)} labelled tickets")

@@ -273,6 +273,10 @@ def test_cli_train_learns_from_people_s_corrections(settings, engine, tmp_path):
     classifier = CategoryClassifier.load(out)
     assert classifier.card["corrections"] == 3
     assert classifier.card["training_data"].endswith("and 3 corrected units")
+    # By default: the five products' labelled set and the two chat assistants'.
+    assert classifier.card["training_data"].startswith(
+        "fixtures/labelled.jsonl + chat/labelled.jsonl split=train"
+    )
     # The fixtures hold several products, so the combiner is learned beside the classifier.
     assert classifier.card["heldout_metrics"]["evaluated_as"].startswith("the learned combiner")
     assert (out / "combiner.npz").exists() and classifier.card["combiner"]["groups_kept"]

@@ -61,6 +61,9 @@ def _when(value: str) -> datetime:
 FEEDBACK_FILES = [FIXTURES / "labelled.jsonl", HISTORY / "feedback.jsonl"]
 OUTPUT_FILES = [FIXTURES / "model_outputs.jsonl", HISTORY / "model_outputs.jsonl"]
 PAIRS = list(zip(FEEDBACK_FILES, OUTPUT_FILES, strict=True))
+# The two chat assistants' labelled set (``fixtures/chat/generate.py``), checked on its own.
+CHAT = FIXTURES / "chat"
+CHAT_PRODUCTS = {"travel-assistant", "telco-assistant"}
 
 
 @pytest.mark.parametrize("path", FEEDBACK_FILES, ids=lambda p: p.name)
@@ -84,13 +87,15 @@ def test_fixtures_model_outputs_validate(path: Path) -> None:
 
 
 def test_fixtures_feedback_keys_unique_across_files() -> None:
-    keys = Counter((r["source"], r["external_id"]) for p in FEEDBACK_FILES for r in _rows(p))
+    files = [*FEEDBACK_FILES, CHAT / "labelled.jsonl"]
+    keys = Counter((r["source"], r["external_id"]) for p in files for r in _rows(p))
     duplicates = [key for key, n in keys.items() if n > 1]
     assert not duplicates, duplicates[:5]
 
 
 def test_fixtures_output_ids_unique_across_files() -> None:
-    ids = Counter(r["output_id"] for p in OUTPUT_FILES for r in _rows(p))
+    files = [*OUTPUT_FILES, CHAT / "model_outputs.jsonl"]
+    ids = Counter(r["output_id"] for p in files for r in _rows(p))
     duplicates = [key for key, n in ids.items() if n > 1]
     assert not duplicates, duplicates[:5]
 
@@ -226,3 +231,37 @@ def test_fixtures_history_regenerates_byte_identical(tmp_path: Path) -> None:
     assert committed == sorted(p.name for p in tmp_path.glob("*.jsonl"))
     for name in committed:
         assert (tmp_path / name).read_bytes() == (HISTORY / name).read_bytes(), name
+
+
+def test_fixtures_chat_validate_and_name_the_answers_they_react_to() -> None:
+    outputs = {}
+    for row in _rows(CHAT / "model_outputs.jsonl"):
+        assert set(row) == OUTPUT_KEYS, row["output_id"]
+        output = ModelOutputCreate.model_validate(row)
+        assert output.model in CHAT_PRODUCTS and output.input and output.output
+        outputs[row["output_id"]] = row
+    rows = _rows(CHAT / "labelled.jsonl")
+    for row in rows:
+        assert set(row) == FEEDBACK_KEYS | LABEL_KEYS, row["external_id"]
+        item = FeedbackCreate.model_validate(_feedback_of(row))
+        assert item.meta and item.meta["product"] == row["product"] in CHAT_PRODUCTS
+    cells = Counter((r["product"], r["label"], r["split"]) for r in rows)
+    assert all(cells[(p, c.value, "heldout")] >= 2 for p in CHAT_PRODUCTS for c in Category)
+    # Most model complaints are typed in the chat right after the answer they name.
+    quick = Counter(
+        r["label"]
+        for r in rows
+        if r["output_id"]
+        and _when(r["created_at"]) - _when(outputs[r["output_id"]]["created_at"])
+        <= timedelta(minutes=10)
+    )
+    per_label = Counter(r["label"] for r in rows)
+    assert quick["model"] / per_label["model"] > 0.8
+    assert all(quick[c] / per_label[c] < 0.6 for c in ("ui", "data", "expectation"))
+
+
+def test_fixtures_chat_regenerate_byte_identical_and_pass_their_checks(tmp_path: Path) -> None:
+    script = CHAT / "generate.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True)
+    for name in ("labelled.jsonl", "model_outputs.jsonl"):
+        assert (tmp_path / name).read_bytes() == (CHAT / name).read_bytes(), name

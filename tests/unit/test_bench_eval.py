@@ -87,6 +87,11 @@ def test_bench_eval_bars_and_table_show_what_was_not_run() -> None:
             "without_issue": 0,
             "unassigned": 0.0,
             "seconds": 1.0,
+            "tickets": [
+                {"product": product, "gold_category": g, "category": g}
+                for product in ("docs", "chat")
+                for g in GOLD
+            ],
         },
     }
     results["bars"] = bars(results)
@@ -96,6 +101,7 @@ def test_bench_eval_bars_and_table_show_what_was_not_run() -> None:
     table = render(results)
     assert "not run" in table
     assert "| 6 | 1.000 |" in table
+    assert "Macro-F1 by product: chat 1.000, docs 1.000." in table
 
 
 def test_bench_eval_clustering_is_judged_on_the_mean_over_seeds() -> None:

@@ -45,9 +45,13 @@ def train(
 
     settings = get_settings()
     if labelled is None:
-        # The shipped fixtures, with the outputs their tickets were about unless others given.
-        labelled = [FIXTURES / "labelled.jsonl"]
-        outputs = outputs or [FIXTURES / "model_outputs.jsonl"]
+        # The shipped fixtures (five products and two chat assistants), with the outputs their
+        # tickets were about unless others given.
+        labelled = [FIXTURES / "labelled.jsonl", FIXTURES / "chat" / "labelled.jsonl"]
+        outputs = outputs or [
+            FIXTURES / "model_outputs.jsonl",
+            FIXTURES / "chat" / "model_outputs.jsonl",
+        ]
     with _errors():
         engine = _ready(settings)
         with db.session_scope(engine) as session:
