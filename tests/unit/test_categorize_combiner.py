@@ -65,8 +65,8 @@ def test_combiner_learns_weights_and_roundtrips_through_npz(combiner, tmp_path):
     row = combiner.classes.index("model")
     weights = dict(zip(combiner.feature_names, combiner.coef[row], strict=True))
     assert weights["classifier_log_p_model"] > 0
-    # The reaction carries the label in these rows, but its weight is the hand-set prior.
-    assert "reacted_within_10_min" not in weights and "reaction" not in combiner.groups
+    # The reaction carries the label in these rows, and it is learned like the others.
+    assert weights["reacted_within_10_min"] > 0 and "reaction" in combiner.groups
 
     combiner.save(tmp_path)
     with zipfile.ZipFile(tmp_path / COMBINER_FILE) as archive:
@@ -97,15 +97,23 @@ def test_combiner_saved_before_the_uncertain_threshold_marks_nothing(combiner, t
     assert np.allclose(loaded.predict_proba(x), combiner.predict_proba(x))
 
 
-def test_combiner_gives_no_weight_to_a_group_with_nothing_in_it_or_to_the_reaction(combiner):  # type: ignore[no-untyped-def]
+def test_combiner_gives_no_weight_to_a_group_with_nothing_in_it(combiner):  # type: ignore[no-untyped-def]
     left_out = combiner.card["groups_without_weight"]
     # Empty groups (examples, words, outputs, context here) carry nothing.
     for group in ("examples", "words", "outputs", "context"):
         assert group not in combiner.groups and "never vary" in left_out[group]
         assert not any(name in combiner.feature_names for name in FEATURE_GROUPS[group])
-    assert "TRIAGE_CATEGORIZE_REACTION_PRIOR" in left_out["reaction"]
     # Noise (the cues) does not raise the held-out macro-F1 beyond chance when removed.
-    assert combiner.groups == ["classifier", "cues"]
+    assert combiner.groups == ["classifier", "cues", "reaction"]
+
+
+def test_combiner_without_a_reaction_in_its_rows_leaves_it_to_the_hand_set_prior():
+    x, labels, groups = rows(n_per_product=20, seed=3)
+    x[:, FEATURES.index(FEATURE_GROUPS["reaction"][0])] = 0.0  # no labelled quick reaction
+    combiner = fit_combiner(x, labels, groups)
+    assert "reaction" not in combiner.groups
+    reason = combiner.card["groups_without_weight"]["reaction"]
+    assert "never vary" in reason and "TRIAGE_CATEGORIZE_REACTION_PRIOR" in reason
 
 
 def test_combiner_keeps_two_signals_that_say_the_same_thing():
@@ -157,15 +165,13 @@ def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combi
         "classifier": SignalScore(neutral, {n: f"classifier gives {n} 0.25" for n in neutral})
     }
     quick = TicketContext(linked=True, minutes_after_output=2.0)
-    # The reaction is not learned; its weight is the prior (odds x e^4 here).
-    calm, reaction = decide_learned_many(
-        combiner, [scored, scored], [TicketContext(), quick], reaction_prior=4.0
-    )
+    # The reaction is learned here (the prior is 0, as the Categorizer passes it then).
+    calm, reaction = decide_learned_many(combiner, [scored, scored], [TicketContext(), quick])
     assert reaction.category == "model" and calm.category != "model"
     assert reaction.confidence == reaction.probabilities["model"]
     by_signal = {e.signal: e for e in reaction.evidence}
     assert set(by_signal) == {"classifier", "cues", "reaction"}
-    assert by_signal["reaction"].contribution == 4.0
+    assert by_signal["reaction"].category == "model" and by_signal["reaction"].contribution > 0
     assert "2 minutes after the answer" in by_signal["reaction"].reason
 
 

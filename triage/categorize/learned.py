@@ -3,15 +3,13 @@ weighs adds one piece of evidence, carrying what it added to the decided categor
 an average ticket, with the signal's reason sentence. Many tickets are decided at once (one
 feature matrix, one pass of the combiner), each as it would be alone.
 
-One piece is not learned: a ticket written within ``REACTION_MINUTES`` of the answer it is
-linked to, whose words name no other category's cue, has ``reaction_prior`` added to the
-model's log-odds (``quick_reaction``). Issue 13 asks for it: a quick reaction to an answer is
-evidence against the model unless the text says otherwise. The combiner does not learn the
-reaction (``combiner.LEARNED_GROUPS``): in the labelled sets a quick reaction is as often a
-stale source (which its words usually say: "the old price") as the model's fault, and they
-hold no chatbot that misread its user, so cross-validation gives it no weight. Without the
-prior, twenty such reactions written for the purpose came out model 5 times, with it 14
-(README, "How it works")."""
+A quick reaction (a ticket written within ``REACTION_MINUTES`` of the answer it is linked to) is
+a group the combiner learns like the others: the fixtures' two chat assistants hold the
+reactions typed right after a wrong answer that the other labelled sets lack. Where a combiner
+gives it no weight (the selection removed it, or a folder trained before), a hand-set prior
+stands in, because issue 13 asks that such a reaction count against the model unless the text
+says otherwise: a quick reaction whose words name no other category's cue has
+``reaction_prior`` added to the model's log-odds (``quick_reaction``; README, "How it works")"""
 
 from __future__ import annotations
 
