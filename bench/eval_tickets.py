@@ -21,14 +21,9 @@ from bench.eval_score import (
     title_quality,
     uncertain_scores,
 )
-from bench.eval_userpath import ROOT, Workspace, read_jsonl, strip, ticket_result
+from bench.eval_userpath import Workspace, read_jsonl, strip, ticket_result
+from triage.cli.app import FIXTURE_SETS
 
-FIXTURES = ROOT / "fixtures"
-# The fixtures' labelled sets (five products, two chat assistants) and their outputs.
-FIXTURE_SETS = (
-    (FIXTURES / "labelled.jsonl", FIXTURES / "model_outputs.jsonl"),
-    (FIXTURES / "chat" / "labelled.jsonl", FIXTURES / "chat" / "model_outputs.jsonl"),
-)
 GOLD_FIELDS = ("gold_category", "gold_issue")
 FIXTURE_LABEL_FIELDS = ("label", "split", "product")
 

@@ -38,6 +38,12 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# The labelled sets `triage train` learns from by default, each with the model outputs its
+# tickets were about: the five products and the two chat assistants (fixtures/README.md).
+FIXTURE_SETS = (
+    (FIXTURES / "labelled.jsonl", FIXTURES / "model_outputs.jsonl"),
+    (FIXTURES / "chat" / "labelled.jsonl", FIXTURES / "chat" / "model_outputs.jsonl"),
+)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from triage import db, store
-from triage.cli.app import FIXTURES, _errors, _ready, console
+from triage.cli.app import FIXTURE_SETS, _errors, _ready, console
 from triage.config import get_settings
 
 
@@ -45,13 +45,9 @@ def train(
 
     settings = get_settings()
     if labelled is None:
-        # The shipped fixtures (five products and two chat assistants), with the outputs their
-        # tickets were about unless others given.
-        labelled = [FIXTURES / "labelled.jsonl", FIXTURES / "chat" / "labelled.jsonl"]
-        outputs = outputs or [
-            FIXTURES / "model_outputs.jsonl",
-            FIXTURES / "chat" / "model_outputs.jsonl",
-        ]
+        # The shipped fixtures, with the outputs their tickets were about unless others given.
+        labelled = [tickets for tickets, _ in FIXTURE_SETS]
+        outputs = outputs or [logged for _, logged in FIXTURE_SETS]
     with _errors():
         engine = _ready(settings)
         with db.session_scope(engine) as session:
