@@ -172,7 +172,17 @@ def test_combiner_decision_explains_each_signal_and_reads_a_quick_reaction(combi
     by_signal = {e.signal: e for e in reaction.evidence}
     assert set(by_signal) == {"classifier", "cues", "reaction"}
     assert by_signal["reaction"].category == "model" and by_signal["reaction"].contribution > 0
-    assert "2 minutes after the answer" in by_signal["reaction"].reason
+    assert by_signal["reaction"].reason == (
+        "written 2 minutes after the answer it is about: a quick reaction"
+    )
+    # A late one says so, in the unit a person would use.
+    late = [TicketContext(linked=True, minutes_after_output=m) for m in (1.0, 185.0, 4320.0)]
+    decided = decide_learned_many(combiner, [scored] * 3, late)
+    assert [next(e.reason for e in d.evidence if e.signal == "reaction") for d in decided] == [
+        "written 1 minute after the answer it is about: a quick reaction",
+        "written 3 hours after the answer it is about: not a quick reaction",
+        "written 3 days after the answer it is about: not a quick reaction",
+    ]
 
 
 def test_combiner_feature_vector_follows_the_documented_layout():

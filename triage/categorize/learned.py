@@ -24,11 +24,24 @@ from triage.categorize.examples import CATEGORIES
 from triage.categorize.signals import SignalScore
 
 
+def _elapsed(minutes: float) -> str:
+    """How long after the answer, as a person would say it: "1 minute", "3 hours", "2 days"."""
+    if minutes < 90:
+        n, unit = max(round(minutes), 0), "minute"
+    elif minutes < 48 * 60:
+        n, unit = round(minutes / 60), "hour"
+    else:
+        n, unit = round(minutes / (24 * 60)), "day"
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
 def _context_reason(group: str, context: TicketContext) -> str:
     if group == "reaction":
-        if context.minutes_after_output is None:
+        minutes = context.minutes_after_output
+        if minutes is None:
             return "not linked to an answer it could react to"
-        return f"written {context.minutes_after_output:.0f} minutes after the answer it is about"
+        kind = "a quick reaction" if context.reacted else "not a quick reaction"
+        return f"written {_elapsed(minutes)} after the answer it is about: {kind}"
     if not context.linked:
         return "no linked output to judge"
     parts = []
@@ -130,7 +143,7 @@ def _explained(
         minutes = context.minutes_after_output or 0.0
         evidence.append(
             Evidence(
-                f"written {minutes:.0f} minutes after the answer it is linked to, and its words "
+                f"written {_elapsed(minutes)} after the answer it is linked to, and its words "
                 f"name no other cause: a quick reaction counts against the model (its odds "
                 f"x{np.exp(prior):.1f})",
                 "reaction",
