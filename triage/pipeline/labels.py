@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from sqlmodel import Session
@@ -15,7 +14,7 @@ from sqlmodel import Session
 from triage import store
 from triage.config import Settings
 from triage.embed import vector_to_bytes
-from triage.label import label_issues
+from triage.label import IssueLabel, label_issues
 from triage.models import utcnow
 from triage.pipeline.units import UnitMatrix
 
@@ -94,7 +93,7 @@ def _label(
     params: LabelParams,
     only: Collection[int] | None,
     embed: Callable[[list[str]], np.ndarray] | None,
-) -> dict[int, Any]:
+) -> dict[int, IssueLabel]:
     # The ticket of each unit, so one long ticket cannot fill an issue's quotes on its own.
     ticket_of = store.unit_context(session)
     return label_issues(
