@@ -160,12 +160,13 @@ def _by_product(tickets: list[dict[str, Any]]) -> str:
 
 
 def _reactions(section: dict[str, Any]) -> list[str]:
+    first = next(iter(section["runs"].values()))
+    support = ", ".join(f"{first['per_class'][k]['support']} {k}" for k in CATEGORIES)
     lines = [
         f"## Reactions to a chatbot's answers ({section['items']}, "
         "bench/data/chat_reactions.json), shipped classifier",
         "",
-        "Each reaction names the bare answer it reacts to; recall per class (50 model, 10 each of "
-        "the others).",
+        f"Each reaction names the bare answer it reacts to; recall per class ({support}).",
         "",
         "| typed | macro-F1 | ui | data | model | expectation | no category | seconds |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

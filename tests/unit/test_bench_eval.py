@@ -142,3 +142,37 @@ def test_bench_eval_uncertain_tickets_are_counted_with_their_accuracy() -> None:
     assert found["tickets"] == 2 and found["share"] == 0.5
     assert found["accuracy_uncertain"] == 0.5 and found["accuracy_rest"] == 0.5
     assert uncertain_scores(GOLD[:1], ["ui"], [False])["accuracy_uncertain"] != 0.0  # nan
+
+
+def test_bench_eval_reactions_name_their_answer_and_the_table_shows_recall() -> None:
+    from datetime import datetime, timedelta
+
+    from bench.eval_reactions import BACKGROUND, DELAYS, files
+
+    items = [{"question": "q", "answer": "a", "reaction": "no", "label": "model"}] * 2
+    outputs, tickets = files(items, DELAYS["after 1 minute"])
+    assert len(outputs) == BACKGROUND + 2
+    by_id = {o["output_id"]: o for o in outputs}
+    for ticket in tickets:
+        answer = by_id[ticket["output_id"]]
+        gap = datetime.fromisoformat(ticket["created_at"]) - datetime.fromisoformat(
+            answer["created_at"]
+        )
+        assert gap == timedelta(minutes=1)
+        # Bare, as a chatbot logs its answers: nothing measured.
+        assert "confidence" not in answer and "metadata" not in answer
+
+    results = {
+        "date": "2026-12-01 00:00 UTC",
+        "commit": "abc1234",
+        "settings_overrides": {},
+        "seconds": {"reactions": 1.0},
+        "reactions": {
+            "items": len(GOLD),
+            "runs": {"after 1 minute": {**category_scores(GOLD, GOLD), "seconds": 1.0}},
+        },
+    }
+    results["bars"] = bars(results)
+    table = render(results)
+    assert "recall per class (2 ui, 2 data, 1 model, 1 expectation)" in table
+    assert "| after 1 minute | 1.000 | 1.00 | 1.00 | 1.00 | 1.00 | 0 | 1 |" in table
