@@ -21,6 +21,9 @@ RUN pip install --no-cache-dir -e . \
 USER triage
 # Owned by triage, so the named volume docker-compose.yml mounts here starts writable by it.
 RUN mkdir -p /home/triage/.cache/triage/onnx
+# The census names' table the redactor reads (triage.preprocess.pii_fullnames), derived once here
+# instead of at every container start.
+RUN python -c "from triage.preprocess.pii_fullnames import derived_table; derived_table()"
 
 EXPOSE 8000
 CMD ["triage", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

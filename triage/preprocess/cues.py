@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from triage.preprocess.pii_fullnames import CensusPairs
+
 
 class _CaselessSearch:
     """``pattern.search(text)`` for a case-insensitive pattern of words, faster on ASCII text.
@@ -41,9 +43,17 @@ _GREETINGS_BEFORE_NAME = r"hi|hello|hey|dear|morning|afternoon|evening"
 _DASHES = r"--|—|–|-"
 
 
+class _CensusPairs:
+    """``search(text)``: a census first name then a surname anywhere (``pii_fullnames``), the
+    lists loaded on the first text that could hold one."""
+
+    def search(self, text: str) -> bool:
+        return CensusPairs.default().search(text)
+
+
 class _Cue(NamedTuple):
     entity: str
-    pattern: re.Pattern[str] | _CaselessSearch  # the text must match it
+    pattern: re.Pattern[str] | _CaselessSearch | _CensusPairs  # the text must match it
     substring: str = ""  # the text must contain it
     digit: bool = False  # the text must hold a digit (the pattern needs one)
 
@@ -85,6 +95,8 @@ _PII_CUES = [
             starts=re.compile(rf"\b(?:{_INTRODUCTIONS}|{_GREETINGS_BEFORE_NAME})|{_DASHES}"),
         ),
     ),
+    # A full name anywhere: a census first name, then a census surname.
+    _Cue("PERSON", _CensusPairs()),
     # Contact details, which the signature and quoted-name rules look for after a name.
     _Cue("PERSON", re.compile(r"@\w"), "@"),
     _Cue(

@@ -23,6 +23,7 @@ from presidio_analyzer.predefined_recognizers import (
     PhoneRecognizer,
 )
 
+from triage.preprocess.pii_fullnames import CensusPairs, FullNameRecognizer
 from triage.preprocess.pii_names import NameRuleRecognizer
 
 # Presidio entity type -> the placeholder people see instead of the value.
@@ -52,6 +53,7 @@ def pii_recognizers(
         _IpRecognizer(),
         _credentials_url_recognizer(),
         NameRuleRecognizer(stop_words),
+        FullNameRecognizer(CensusPairs.default(stop_words)),
     ]
 
 
