@@ -61,7 +61,6 @@ def units_of(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     per_ticket, vectors = topic_units(
         [(item.redacted_text, item.units) for item in processed],
         embed_cached([u.text for item in processed for u in item.units]),
-        embed_cached,
         min_similarity=settings.preprocess_join_similarity,
     )
     unit_texts = [unit.text for units in per_ticket for unit in units]

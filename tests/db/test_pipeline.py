@@ -11,9 +11,10 @@ from sqlmodel import select
 
 from tests.support.reliability import note
 from triage import db, store
-from triage.embed import FakeEmbedder
+from triage.embed import FakeEmbedder, vector_from_bytes
 from triage.models import Feedback, FeedbackCreate, Issue, Membership, Unit
 from triage.pipeline import PHASES, Pipeline, load_units
+from triage.preprocess.units import joined_vector
 
 TOPICS = {
     "export": [
@@ -206,6 +207,27 @@ def test_pipeline_joins_statements_about_the_same_thing(engine, pipeline):  # ty
     # "Also, ..." opens a new topic: never joined, however similar
     assert len(by_ticket[2]) == 2
     assert stats.units == 5 and len(cached) == len({u.text_hash for u in units})
+
+
+def test_a_joined_unit_is_not_embedded_again(engine, settings):  # type: ignore[no-untyped-def]
+    """Its vector is its statements' averaged, stored under its text like any unit's, so
+    neither processing nor the refresh embeds the joined text."""
+    embedder = Counting()
+    pipeline = Pipeline(settings, embedder=embedder)
+    statements = [
+        "The CSV export fails for large files.",
+        "The CSV export fails for large files every single time.",
+    ]
+    add(engine, [FeedbackCreate(source="test", external_id="joined", text=" ".join(statements))])
+    pipeline.run(engine)
+    with db.session_scope(engine) as session:
+        (unit,) = session.exec(select(Unit)).all()
+        (stored,) = store.cached_vectors(
+            session, text_hashes=[unit.text_hash], model_id=embedder.model_id
+        ).values()
+    assert unit.text == " ".join(statements) and unit.text not in embedder.seen
+    expected = joined_vector(embedder.embed(statements), statements)
+    assert np.allclose(vector_from_bytes(stored), expected, atol=1e-6)
 
 
 def test_pipeline_assigns_new_units_to_existing_issues(engine, pipeline):  # type: ignore[no-untyped-def]

@@ -559,19 +559,14 @@ def test_preprocess_handles_10000_emoji(preprocessor):
     assert [unit.lemmas for unit in results[1].units] == [["export", "fail", "time"]]
 
 
-def test_topic_units_keep_statement_vectors_and_embed_only_joined_text():
+def test_topic_units_keep_statement_vectors_and_average_joined_ones():
     text = "Alpha beta. Alpha beta gamma. Delta."
     units = [UnitText("Alpha beta.", [], start=0, end=11),
              UnitText("Alpha beta gamma.", [], start=12, end=29),
              UnitText("Delta.", [], start=30, end=36)]  # fmt: skip
-    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    embedded: list[list[str]] = []
-
-    def embed(texts):  # type: ignore[no-untyped-def]
-        embedded.append(texts)
-        return np.array([[0.6, 0.8]])
-
-    per_ticket, final = topic_units([(text, units)], vectors, embed, min_similarity=0.5)
+    vectors = np.array([[1.0, 0.0], [0.8, 0.6], [-0.6, 0.8]])
+    per_ticket, final = topic_units([(text, units)], vectors, min_similarity=0.5)
     assert [u.text for u in per_ticket[0]] == ["Alpha beta. Alpha beta gamma.", "Delta."]
-    assert embedded == [["Alpha beta. Alpha beta gamma."]]
-    assert final.tolist() == [[0.6, 0.8], [0.0, 1.0]]
+    # Two words and three: the joined vector leans 2:3 towards the second, at unit length.
+    mean = 2 * vectors[0] + 3 * vectors[1]
+    assert np.allclose(final, [mean / np.linalg.norm(mean), vectors[2]])

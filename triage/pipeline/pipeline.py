@@ -201,7 +201,7 @@ class Pipeline:
                 session, embedder, texts, stats,
                 batch_size=self.settings.embedding_batch_size, pending=pending,
             ),
-            join_similarity=self.preprocess_params.join_similarity,
+            join_similarity=self.preprocess_params.join_similarity, pending=pending,
         )  # fmt: skip
         return Batch(changes, units, vectors, pending, embedder.model_id, embedder.dim)
 

