@@ -314,12 +314,13 @@ def test_cli_run_says_a_category_below_the_learned_confidence_is_uncertain(
 
     def exported(below: float) -> list[dict]:  # type: ignore[type-arg]
         combiner = LearnedCombiner.load(out)
-        combiner.uncertain_below = below  # 1: every decision is below it; 0: none is
+        # Just over 1: every decision is below it (a sure one has confidence 1.0); 0: none is.
+        combiner.uncertain_below = below
         combiner.save(out)
         assert invoke("run").exit_code == 0
         return [json.loads(line) for line in invoke("export", "feedback").stdout.splitlines()]
 
-    rows = exported(1.0)
+    rows = exported(1.0 + 1e-9)
     assert [r["category_uncertain"] for r in rows] == [True, True]
     with db.session_scope(engine) as session:
         for feedback in session.exec(select(Feedback)).all():

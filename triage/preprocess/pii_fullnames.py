@@ -9,7 +9,8 @@ pipeline we cannot ship, and tags product names as people; the census lists alon
 over its two words, English text writes them capitalised more often than lowercased (spaCy's
 lexeme probabilities from ``spacy-lookups-data``): "Dennis Walsh" is a name, "Bill Pay" and
 "Vesta Home" are not. A pair with a stop word ("Will Smith") or a day or month ("Sun Sep") is
-left alone.
+left alone. A courtesy title and the capitalised word after it ("Dr. Okonkwo", "Ms Ferreira")
+is a name whatever the word: in the texts below (every text field, 92,000), all 24 were people.
 
 Measured on every ticket and model output of the fixtures, feedback-dev, Banking77 and HWU64
 (62,700 texts): 317 distinct pairs found, 3 judged not names; of the 314 kept, two were not
@@ -44,6 +45,10 @@ _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augu
            "september", "october", "november", "december")  # fmt: skip
 _CALENDAR = frozenset(
     [*_DAYS, *_MONTHS, *(w[:3] for w in _DAYS + _MONTHS), "tues", "thur", "thurs", "sept"]
+)
+# A courtesy title and the capitalised word after it: "Dr. Okonjo", "Ms Ferreira".
+_HONORIFIC = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Mx|Dr|Prof)\.?[ \t]+[A-Z][a-z]+(?:['’-][A-Z]?[a-z]+)?|\bMiss[ \t]+[A-Z][a-z]+"
 )
 _FORMAT = 1  # bump when what the derived table holds changes
 
@@ -106,8 +111,9 @@ def _table() -> dict[str, dict[str, float]]:
 
 
 class CensusPairs:
-    """Where a text holds a census first name followed by a census surname (``search``, the
-    redactor's cheap cue) and which of those read as a person's name (``names``)."""
+    """Where a text holds a census first name followed by a census surname or a courtesy title
+    and a name (``search``, the redactor's cheap cue), and which of those read as a person's
+    name (``names``)."""
 
     def __init__(self, table: dict[str, dict[str, float]], stop_words: Iterable[str]) -> None:
         self._first = table["first"]
@@ -131,17 +137,20 @@ class CensusPairs:
                 yield match, self._first[first] + min(self._last[p] for p in parts)
 
     def search(self, text: str) -> bool:
-        """Whether any census pair is in ``text`` (a superset of what ``names`` finds)."""
-        return next(iter(self._pairs(text)), None) is not None
+        """Whether a census pair or a courtesy title is in ``text`` (a superset of what
+        ``names`` finds)."""
+        return bool(_HONORIFIC.search(text)) or next(iter(self._pairs(text)), None) is not None
 
     def names(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of each pair whose two words read, summed, as names rather than words;
-        overlapping pairs ("Mary Ann Hill") as one span."""
+        """(start, end) of each pair whose two words read, summed, as names rather than words,
+        and of each courtesy title with the name after it; overlapping ones ("Mary Ann Hill",
+        "Dr. Mary Hill") as one span."""
+        found = sorted(
+            [(m.start(1), m.end(2)) for m, lift in self._pairs(text) if lift > 0]
+            + [m.span() for m in _HONORIFIC.finditer(text)]
+        )
         spans: list[tuple[int, int]] = []
-        for match, lift in self._pairs(text):
-            if lift <= 0:
-                continue
-            start, end = match.start(1), match.end(2)
+        for start, end in found:
             if spans and start < spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
