@@ -91,3 +91,15 @@ def test_a_pair_is_a_name_when_its_words_read_as_names_on_balance() -> None:
     assert pairs.names("Grace Liu said so") == [(0, 9)]
     assert pairs.names("Bill Pay said so") == []
     assert pairs.search("Bill Pay said so")  # the cue is a superset of what is redacted
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_table_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pii_fullnames.json, "dump", full_disk)
+    table = derived_table(tmp_path)
+    assert table["first"]["Dennis"] > 0
+    assert list(tmp_path.iterdir()) == []

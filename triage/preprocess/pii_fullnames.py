@@ -94,6 +94,7 @@ def derived_table(cache_root: Path | None = None) -> dict[str, dict[str, float]]
     except (OSError, ValueError):
         pass
     table = _build()
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=".census-", dir=path.parent)
@@ -101,7 +102,9 @@ def derived_table(cache_root: Path | None = None) -> dict[str, dict[str, float]]
             json.dump(table, out)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only home: built again by the next process, still correct
+        # A read-only home or a full disk: built again by the next process, still correct.
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return table
 
 
