@@ -54,6 +54,21 @@ def test_words_predicts_as_scikit_learn_does_and_roundtrips_without_pickle(examp
     np.testing.assert_allclose(loaded.predict_proba(unseen), expected, atol=1e-6)
 
 
+def test_redaction_placeholders_are_not_words(examples):  # type: ignore[no-untyped-def]
+    """ "<PERSON>" in every wish would make "person" a cue of expectation, and "<CARD>" the word
+    "card": the words model reads the text without them."""
+    texts = [*examples.texts, "<PERSON> asked: i wish it had <CARD> limits"]
+    labels = [*examples.labels, "expectation"]
+    words = train_words(LabelledExamples(texts, FakeEmbedder(dim=16).embed(texts), labels))
+    assert words is not None
+    assert not {"person", "card"} & {w for term in words.vocabulary for w in term.split()}
+    assert "limits" in words.vocabulary
+    with_placeholder, without = words.predict_proba(
+        ["<EMAIL> the button is hidden", "the button is hidden"]
+    )
+    np.testing.assert_allclose(with_placeholder, without)
+
+
 def test_words_reasons_name_the_tickets_own_words(examples):  # type: ignore[no-untyped-def]
     words = train_words(examples)
     assert words is not None
