@@ -8,7 +8,7 @@ counts as its own singleton, so leaving things out is never free.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,3 +134,26 @@ def title_quality(own: Sequence[str | None], nearest: Sequence[str]) -> dict[str
     good = [o is not None and o == n for o, n in zip(own, nearest, strict=True)]
     return {"issues": len(good), "good": sum(good),
             "share": sum(good) / len(good) if good else float("nan")}  # fmt: skip
+
+
+def bootstrap_interval(
+    groups: Sequence[Sequence[Any]],
+    statistic: Callable[[list[Any]], float],
+    *,
+    draws: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The ``level`` percentile interval of ``statistic`` over ``draws`` resamples of
+    ``groups`` with replacement, each draw pooling the items of the groups it drew. With the
+    products as groups it asks how the figure would move with another set of products of the
+    same kind, the way a new customer's data differs from these (Efron's percentile
+    bootstrap; a handful of groups makes it coarse, and it leaves out the retraining's own
+    noise, so it is a floor on the uncertainty, not the whole of it)."""
+    rng = np.random.default_rng(seed)
+    values = [
+        statistic([item for i in rng.integers(0, len(groups), len(groups)) for item in groups[i]])
+        for _ in range(draws)
+    ]
+    low, high = np.nanpercentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)

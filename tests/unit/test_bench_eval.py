@@ -7,6 +7,7 @@ import pytest
 
 from bench.eval_report import bars, render
 from bench.eval_score import (
+    bootstrap_interval,
     category_scores,
     issue_scores,
     majority,
@@ -176,3 +177,32 @@ def test_bench_eval_reactions_name_their_answer_and_the_table_shows_recall() -> 
     table = render(results)
     assert "recall per class (2 ui, 2 data, 1 model, 1 expectation)" in table
     assert "| after 1 minute | 1.000 | 1.00 | 1.00 | 1.00 | 1.00 | 0 | 1 |" in table
+
+
+def test_bench_eval_bootstrap_interval_over_products() -> None:
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    # Products that agree leave nothing to resample; products that differ spread the figure.
+    assert bootstrap_interval([[0.7], [0.7], [0.7]], mean) == pytest.approx((0.7, 0.7))
+    low, high = bootstrap_interval([[0.5], [0.6], [0.7], [0.8], [0.9]], mean)
+    assert 0.5 <= low < 0.7 < high <= 0.9
+    assert bootstrap_interval([[0.5], [0.9]], mean, seed=1) == bootstrap_interval(
+        [[0.5], [0.9]], mean, seed=1
+    )
+
+
+def test_bench_eval_a_bar_shows_its_interval_over_products_and_whether_it_clears() -> None:
+    right = [{"product": "a", "gold_category": g, "category": g} for g in GOLD]
+    wrong = [{"product": "b", "gold_category": g, "category": "ui"} for g in GOLD]
+    results = {"fixtures": {"categories": category_scores(GOLD * 2, GOLD + ["ui"] * len(GOLD)),
+                            "tickets": right + wrong}}  # fmt: skip
+    (row,) = [r for r in bars(results) if r["bar"] == "fixtures held-out macro-F1 (user path)"]
+    low, high = row["interval"]
+    assert low < row["value"] < high and high == pytest.approx(1.0)
+    assert row["interval_clears"] is False
+    table = render({"date": "d", "commit": "c", "settings_overrides": {}, "seconds": {},
+                    "bars": [row]})  # fmt: skip
+    bar = "| fixtures held-out macro-F1 (user path) | >= 0.85 | 0.667 | **no** | 0.125 to "
+    assert bar in table
+    assert table.splitlines()[-3].endswith(" to 1.000 | no |")

@@ -54,8 +54,8 @@ _FORMAT = 1  # bump when what the derived table holds changes
 
 
 def _census(file: str) -> list[str]:
-    """One census list of the ``names`` package, capitalised ("JENNINGS 0.013 ..." ->
-    "Jennings")."""
+    """One census list of the ``names`` package, capitalised ("WALSH 0.013 ..." ->
+    "Walsh")."""
     text = resources.files("names").joinpath(file).read_text(encoding="ascii")
     return [line.split()[0].capitalize() for line in text.splitlines() if line.strip()]
 
