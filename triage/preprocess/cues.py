@@ -44,11 +44,15 @@ _DASHES = r"--|—|–|-"
 
 
 class _CensusPairs:
-    """``search(text)``: a census first name then a surname anywhere (``pii_fullnames``), the
-    lists loaded on the first text that could hold one."""
+    """``search(text)``: a census first name then a surname, or a courtesy title and a name,
+    anywhere (``pii_fullnames``); the lists are loaded on the first text asked about."""
+
+    _pairs: CensusPairs | None = None
 
     def search(self, text: str) -> bool:
-        return CensusPairs.default().search(text)
+        if self._pairs is None:
+            self._pairs = CensusPairs.default()
+        return self._pairs.search(text)
 
 
 class _Cue(NamedTuple):
