@@ -17,7 +17,8 @@
    never trained on), a minute and three hours after the answer, with the shipped classifier.
 5. Clustering at every size: Banking77 test and train and HWU64, triage's Clusterer against
    BERTopic's default recipe on the same embeddings.
-5. The bars of issue 13, met or not.
+6. The bars of issue 13, met or not, with a 95% interval over products where the figure is a
+   sample of products.
 
 Prints Markdown to stdout, progress to stderr, and saves bench/eval-results.json and .md (with
 the UTC date and time). Data: ``<repo>/../shared/data``, or ``TRIAGE_EVAL_DATA``; embedding cache:

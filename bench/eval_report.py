@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.eval_score import CATEGORIES, bootstrap_interval, category_scores
+from bench.eval_score import CATEGORIES, bootstrap_interval, category_scores, title_quality
 
 # (name, comparison, target, where the figure is in the results); a figure that was not
 # measured in this run shows as "not run".
@@ -38,23 +38,22 @@ BARS: list[tuple[str, str, float, Callable[[dict[str, Any]], float]]] = [
 ]  # fmt: skip
 
 
-def _by_product_groups(tickets: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _products(tickets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The tickets of each product, products in name order."""
     products: dict[str, list[dict[str, Any]]] = {}
-    for ticket in tickets:
-        products.setdefault(str(ticket.get("product")), []).append(ticket)
-    return list(products.values())
+    for ticket in sorted(tickets, key=lambda t: str(t["product"])):
+        products.setdefault(str(ticket["product"]), []).append(ticket)
+    return products
 
 
 def _macro_f1(tickets: list[dict[str, Any]]) -> float:
-    return float(
-        category_scores([t["gold_category"] for t in tickets], [t["category"] for t in tickets])[
-            "macro_f1"
-        ]
-    )
+    gold, predicted = [t["gold_category"] for t in tickets], [t["category"] for t in tickets]
+    return float(category_scores(gold, predicted)["macro_f1"])
 
 
-def _share_good(issues: list[dict[str, Any]]) -> float:
-    return sum(i["own"] is not None and i["own"] == i.get("nearest") for i in issues) / len(issues)
+def _title_share(issues: list[dict[str, Any]]) -> float:
+    own, nearest = [i["own"] for i in issues], [i["nearest"] for i in issues]
+    return float(title_quality(own, nearest)["share"])
 
 
 # Bars whose figure is a sample of products, and how to recompute it from the results' items
@@ -67,10 +66,10 @@ INTERVALS: dict[str, Callable[[dict[str, Any]], tuple[list[list[Any]], Callable[
         [[fold["issues"]["ari"]] for fold in r["feedback_dev"]["folds"]],
         lambda values: float(sum(values) / len(values))),
     "fixtures held-out macro-F1 (user path)": lambda r: (
-        _by_product_groups(r["fixtures"]["tickets"]), _macro_f1),
+        list(_products(r["fixtures"]["tickets"]).values()), _macro_f1),
     "feedback-dev title quality": lambda r: (
         [fold["issue_list"] for fold in r["feedback_dev"]["folds"] if fold["issue_list"]],
-        _share_good),
+        _title_share),
 }  # fmt: skip
 
 
@@ -198,13 +197,7 @@ def _fixtures(section: dict[str, Any]) -> list[str]:
 
 
 def _by_product(tickets: list[dict[str, Any]]) -> str:
-    products = sorted({t["product"] for t in tickets})
-    scores = {}
-    for product in products:
-        rows = [t for t in tickets if t["product"] == product]
-        gold, predicted = [t["gold_category"] for t in rows], [t["category"] for t in rows]
-        scores[product] = category_scores(gold, predicted)["macro_f1"]
-    return ", ".join(f"{p} {_f(scores[p])}" for p in products)
+    return ", ".join(f"{p} {_f(_macro_f1(rows))}" for p, rows in _products(tickets).items())
 
 
 def _reactions(section: dict[str, Any]) -> list[str]:
