@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 
 import numpy as np
@@ -11,6 +12,7 @@ import tldextract
 
 from triage.config import Settings
 from triage.errors import StageError
+from triage.placeholders import PLACEHOLDER
 from triage.preprocess import (
     PLACEHOLDERS,
     Preprocessor,
@@ -92,6 +94,17 @@ def test_preprocess_redacts_personal_data(preprocessor, text, secret, entity):
     assert PLACEHOLDERS[entity] in result.redacted_text
     assert result.redactions.get(entity, 0) >= 1
     assert all(secret not in unit.text for unit in result.units)
+
+
+def test_preprocess_every_placeholder_written_is_one_the_later_stages_find(preprocessor):
+    # The word model and the title picker strip placeholders with ``triage.placeholders``,
+    # without loading presidio: whatever the redactor writes must be one they know.
+    redacted = preprocessor.redact([text for text, _, _ in PII_CASES])
+    written = {p for text in redacted for p in re.findall(r"<[A-Z_]+>", text)}
+    assert written == set(PLACEHOLDERS.values())
+    assert all(PLACEHOLDER.fullmatch(p) for p in written)
+    # Angle brackets a customer typed are text, not a placeholder.
+    assert not PLACEHOLDER.search("The <DIV> and <person> tags render raw.")
 
 
 def test_preprocess_redact_keeps_the_text_around_the_placeholder(preprocessor):

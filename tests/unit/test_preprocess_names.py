@@ -68,21 +68,24 @@ def test_the_cue_lets_a_full_name_through_to_presidio_and_nothing_else() -> None
 def test_the_derived_table_is_built_once_then_read_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built = derived_table(tmp_path)
+    # By default in the user cache, where the ONNX export is kept too.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = derived_table()
     assert len(built["first"]) > 5000 and len(built["last"]) > 80_000
     assert built["first"]["Dennis"] > 0 and built["last"]["Walsh"] > 0
-    (cached,) = tmp_path.iterdir()
+    (cached,) = (tmp_path / "triage" / "names").iterdir()
     assert cached.name.startswith("census-lift-names-")
 
     def no_rebuild() -> None:
         raise AssertionError("built again although the cache holds the table")
 
+    build = pii_fullnames._build
     monkeypatch.setattr(pii_fullnames, "_build", no_rebuild)
-    assert derived_table(tmp_path) == built
+    assert derived_table() == built
     # A damaged cache file is rebuilt, not trusted.
     cached.write_text("{not json", encoding="utf-8")
-    monkeypatch.undo()
-    assert derived_table(tmp_path) == built
+    monkeypatch.setattr(pii_fullnames, "_build", build)
+    assert derived_table() == built
 
 
 def test_a_pair_is_a_name_when_its_words_read_as_names_on_balance() -> None:

@@ -18,7 +18,6 @@ sublinear-tf, idf and L2 steps, which is what ``TfidfVectorizer.transform`` comp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from triage.categorize.classifier import logistic_proba
 from triage.categorize.examples import LabelledExamples
+from triage.placeholders import PLACEHOLDER
 
 WORDS_FILE = "words.npz"
 NGRAMS = (1, 2)
@@ -38,11 +38,10 @@ C = 1.0
 # Redaction's placeholders ("<PERSON>", "<EMAIL>", "<CARD>") are no words a customer wrote:
 # read as words they made "person" a cue of whichever category mentions people, and "<CARD>" the
 # word "card". The vectorizers see the text without them, lowercased as scikit-learn's default.
-_PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 
 
 def _without_placeholders(text: str) -> str:
-    return _PLACEHOLDER.sub(" ", text).lower()
+    return PLACEHOLDER.sub(" ", text).lower()
 
 
 def _counter(vocabulary: dict[str, int] | None = None) -> Any:

@@ -25,6 +25,7 @@ import numpy as np
 from triage.embed.base import Embedder
 from triage.embed.pin import default_model_path, load_pin, verify_model_folder
 from triage.errors import ModelNotFoundError
+from triage.paths import user_cache
 
 ONNX_FORMAT = 3  # bump when the export or quantisation recipe changes, so old caches are redone
 ONNX_FILE = "model-int8.onnx"
@@ -39,8 +40,7 @@ EXPORT_SUFFIXES = (MODEL_ID_SUFFIX, "-onnx-int8")
 
 def default_onnx_cache_root() -> Path:
     """The user cache (XDG), so every working directory shares one export."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "triage" / "onnx"
+    return user_cache("onnx")
 
 
 def _export_int8_onnx(folder: Path, target: Path) -> None:

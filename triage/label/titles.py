@@ -45,12 +45,12 @@ from triage.label.words import (
 )
 from triage.label.wordspace import WordSpace
 from triage.lexicon import lemma_docs
+from triage.placeholders import PLACEHOLDER
 from triage.preprocess.words import _GENERIC_LEMMAS, _NAMING_STOP_WORDS, _VERB_CUES
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Token
 
-_PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 _URL = re.compile(r"\w+://|www\.", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 _PAST_FORMS = frozenset({"lost", "broke", "went", "came", "gave", "took", "made", "got", "kept"})
@@ -231,7 +231,7 @@ def _plausible(clause: Clause) -> bool:
     found = words(clause.text)
     return (
         len(found) >= MIN_WORDS
-        and not _PLACEHOLDER.search(clause.text)
+        and not PLACEHOLDER.search(clause.text)
         and not _URL.search(clause.text)
         and not is_request(clause.text)
         and not PLEASANTRY.match(clause.text)

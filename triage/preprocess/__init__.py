@@ -18,6 +18,7 @@ runs them as the ``Preprocessor``, with the knobs of ``params``.
 """
 
 from triage.imports import without_deep_learning
+from triage.placeholders import PLACEHOLDERS
 
 # spaCy and presidio are imported here and only here (every module of this package), without
 # torch and transformers, which neither needs for what triage runs (``triage.imports``).
@@ -26,7 +27,6 @@ with without_deep_learning():
     from triage.preprocess.components import LANGUAGE, build_nlp, new_nlp
     from triage.preprocess.lemmatizer import LookupLemmatizer
     from triage.preprocess.params import PreprocessParams
-    from triage.preprocess.pii import PLACEHOLDERS
     from triage.preprocess.redact import Redactor
     from triage.preprocess.segment import UNITS_ATTR, UnitSegmenter
     from triage.preprocess.sentencizer import LineSentencizer

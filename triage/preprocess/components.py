@@ -13,9 +13,9 @@ from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from triage.errors import ConfigError
+from triage.placeholders import PLACEHOLDER_TEXTS
 from triage.preprocess.lemmatizer import LookupLemmatizer
 from triage.preprocess.params import PreprocessParams
-from triage.preprocess.pii import _PLACEHOLDER_TEXTS
 from triage.preprocess.segment import UnitSegmenter
 from triage.preprocess.sentencizer import LineSentencizer
 
@@ -113,7 +113,7 @@ def new_nlp(
     # The 1M-character guard protects parser/NER memory; this pipeline keeps one small struct per
     # token, and the API caps texts long before memory matters.
     nlp.max_length = 10_000_000
-    placeholder = "|".join(re.escape(p) for p in sorted(_PLACEHOLDER_TEXTS))
+    placeholder = "|".join(re.escape(p) for p in sorted(PLACEHOLDER_TEXTS))
     # spaCy's Tokenizer, a compiled class without types; English sets every rule list.
     tokenizer: Any = nlp.tokenizer
     defaults = nlp.Defaults
@@ -124,7 +124,7 @@ def new_nlp(
     tokenizer.infix_finditer = compile_infix_regex(
         [placeholder, *(defaults.infixes or ())]
     ).finditer
-    for text in _PLACEHOLDER_TEXTS:
+    for text in PLACEHOLDER_TEXTS:
         tokenizer.add_special_case(text, [{ORTH: text}])
     # The names of spaCy's own components, which these replace: callers disable pipes by name.
     nlp.add_pipe("triage_sentencizer", name="sentencizer")

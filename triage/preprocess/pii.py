@@ -26,18 +26,6 @@ from presidio_analyzer.predefined_recognizers import (
 from triage.preprocess.pii_fullnames import CensusPairs, FullNameRecognizer
 from triage.preprocess.pii_names import NameRuleRecognizer
 
-# Presidio entity type -> the placeholder people see instead of the value.
-PLACEHOLDERS: dict[str, str] = {
-    "EMAIL_ADDRESS": "<EMAIL>",
-    "PHONE_NUMBER": "<PHONE>",
-    "CREDIT_CARD": "<CARD>",
-    "IBAN_CODE": "<IBAN>",
-    "IP_ADDRESS": "<IP>",
-    "URL": "<URL>",  # only URLs that carry credentials; plain links stay
-    "PERSON": "<PERSON>",
-}
-_PLACEHOLDER_TEXTS = frozenset(PLACEHOLDERS.values())
-
 
 def pii_recognizers(
     phone_regions: Sequence[str], stop_words: Iterable[str]

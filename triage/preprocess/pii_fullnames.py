@@ -36,6 +36,8 @@ from pathlib import Path
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from triage.paths import user_cache
+
 # Two capitalised words, at every word start (a lookahead, so "Ask Dennis Walsh" offers "Dennis
 # Walsh" after "Ask Dennis"); a hyphenated surname ("Ortiz-Lane") is read by its parts.
 _PAIR = re.compile(r"\b(?=([A-Z][a-z]+)[ \t]+([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b)")
@@ -78,17 +80,12 @@ def _build() -> dict[str, dict[str, float]]:
     }
 
 
-def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "triage" / "names"
-
-
 def derived_table(cache_root: Path | None = None) -> dict[str, dict[str, float]]:
     """``{"first": {name: lift}, "last": {...}}``, read from the user cache, or built and
     written there (atomically: two processes building at once both finish) on first use. The
     file is named after the versions of the two packages it comes from."""
     versions = f"names-{metadata.version('names')}-lookups-{metadata.version('spacy-lookups-data')}"
-    path = (cache_root or default_cache_root()) / f"census-lift-{versions}-v{_FORMAT}.json"
+    path = (cache_root or user_cache("names")) / f"census-lift-{versions}-v{_FORMAT}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -16,12 +16,13 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from triage.errors import StageError
+from triage.placeholders import PLACEHOLDERS
 from triage.preprocess.clean import clean_text
 from triage.preprocess.components import LANGUAGE, build_nlp
 from triage.preprocess.cues import possible_entities
 from triage.preprocess.fold import fold, unfold_span
 from triage.preprocess.params import PreprocessParams
-from triage.preprocess.pii import _BASE_SCORES, PLACEHOLDERS, pii_recognizers
+from triage.preprocess.pii import _BASE_SCORES, pii_recognizers
 
 if TYPE_CHECKING:
     from triage.config import Settings

@@ -10,8 +10,8 @@ from typing import NamedTuple
 from spacy.strings import StringStore
 from spacy.vocab import Vocab
 
+from triage.placeholders import PLACEHOLDER_TEXTS
 from triage.preprocess.memo import _Memo
-from triage.preprocess.pii import _PLACEHOLDER_TEXTS
 from triage.preprocess.words import _DETERMINERS, _OPENERS, _VERB_CUES
 
 
@@ -57,7 +57,7 @@ class _WordValues:
         lower = text.lower()
         alpha = text.isalpha()
         stop = lower in self.stop_words
-        placeholder = text in _PLACEHOLDER_TEXTS
+        placeholder = text in PLACEHOLDER_TEXTS
         space = text.isspace()
         name = placeholder or (alpha and text.istitle() and not stop)
         pattern = lower.replace("’", "'")
