@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.eval_score import CATEGORIES, bootstrap_interval, category_scores, title_quality
+from bench.eval_score import (
+    CATEGORIES,
+    bootstrap_interval,
+    category_scores,
+    issue_weight_scores,
+    title_quality,
+)
 
 # (name, comparison, target, where the figure is in the results); a figure that was not
 # measured in this run shows as "not run".
@@ -156,6 +162,17 @@ def _feedback_dev(section: dict[str, Any]) -> list[str]:
             f"{_f(c['issue_category']['macro_f1'])}, "
             f"{c['issue_category']['without_category']} tickets without one."
         )
+    if "issue_weight" in section:
+        w = section["issue_weight"]
+        by = ", ".join(f"{k}: {_f(v)}" for k, v in w["by_weight"].items())
+        chosen = sorted(set(w["chosen_without"].values()))
+        lines.append(
+            f"\nA ticket hears the other tickets of its issue (`TRIAGE_CATEGORIZE_ISSUE_WEIGHT`; "
+            f"{w['tickets_heard']} tickets heard one): pooled macro-F1 by weight, worked out from "
+            f"these runs, {by}. Chosen on the other seven products for each product: "
+            f"{', '.join(f'{x:g}' for x in chosen)}; every product scored at the weight chosen "
+            f"without it (nested): {_f(w['nested_macro_f1'])}."
+        )
     if "uncertain" in c:
         u = c["uncertain"]
         lines.append(
@@ -192,8 +209,22 @@ def _fixtures(section: dict[str, Any]) -> list[str]:
         + f" | {c['without_category']} | {section['issues']} | {section['without_issue']} "
         f"| {_pct(section['unassigned'])} | {section['seconds']:.0f} |",
         "",
-        "Macro-F1 by product: " + _by_product(section["tickets"]) + ".",
+        "Macro-F1 by product: "
+        + _by_product(section["tickets"])
+        + "."
+        + _by_weight(section["tickets"]),
     ]
+
+
+def _by_weight(tickets: list[dict[str, Any]]) -> str:
+    """What the macro-F1 would have been at each issue weight, when tickets heard their issue."""
+    if not any(t.get("issue_mix") for t in tickets):
+        return ""
+    by = issue_weight_scores(_products(tickets))["by_weight"]
+    return (
+        " At each weight a ticket could give its issue's other tickets (worked out from this "
+        "run): " + ", ".join(f"{k}: {_f(v)}" for k, v in by.items()) + "."
+    )
 
 
 def _by_product(tickets: list[dict[str, Any]]) -> str:

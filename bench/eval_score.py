@@ -69,6 +69,50 @@ def uncertain_scores(
     }
 
 
+def category_at_weight(ticket: dict[str, Any], weight: float) -> str | None:
+    """The ticket's category had it heard the other tickets of its issue at ``weight``: its
+    probabilities before (``issue_mix``, as the run stored them) times (1 - weight) plus its
+    peers' mean times weight; a ticket that heard nothing keeps its exported category."""
+    heard = ticket.get("issue_mix")
+    if not heard:
+        return ticket.get("category")
+    mixed = {c: (1 - weight) * heard["before"][c] + weight * heard["mean"][c] for c in CATEGORIES}
+    return max(CATEGORIES, key=mixed.__getitem__)
+
+
+def issue_weight_scores(
+    by_product: dict[str, list[dict[str, Any]]], weights: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """The pooled macro-F1 at each weight a ticket could give its issue's other tickets
+    (``categorize.issue_peers.WEIGHTS``), worked out from one run per product; and nested:
+    for each product, the weight best on the other products' tickets (ties to the smaller),
+    and the pooled macro-F1 of every product's tickets at the weight chosen without it."""
+    from triage.categorize.issue_peers import WEIGHTS
+
+    weights = list(WEIGHTS if weights is None else weights)
+
+    def macro(tickets: list[dict[str, Any]], weight: float) -> float:
+        gold = [t["gold_category"] for t in tickets]
+        return float(
+            category_scores(gold, [category_at_weight(t, weight) for t in tickets])["macro_f1"]
+        )
+
+    everyone = [t for tickets in by_product.values() for t in tickets]
+    chosen: dict[str, float] = {}
+    for product in by_product:
+        others = [t for name, tickets in by_product.items() if name != product for t in tickets]
+        scores = [macro(others, w) for w in weights]
+        chosen[product] = weights[max(range(len(weights)), key=lambda i: (round(scores[i], 9), -i))]
+    gold = [t["gold_category"] for name in by_product for t in by_product[name]]
+    nested = [category_at_weight(t, chosen[name]) for name in by_product for t in by_product[name]]
+    return {
+        "by_weight": {f"{w:g}": macro(everyone, w) for w in weights},
+        "chosen_without": chosen,
+        "nested_macro_f1": float(category_scores(gold, nested)["macro_f1"]),
+        "tickets_heard": sum(1 for t in everyone if t.get("issue_mix")),
+    }
+
+
 def with_singletons(labels: Sequence[Hashable | None]) -> list[str]:
     """Cluster labels as strings, every missing label (None or a negative number) its own
     singleton."""

@@ -16,6 +16,7 @@ from bench.eval_score import (
     CATEGORIES,
     category_scores,
     issue_scores,
+    issue_weight_scores,
     majority,
     nearest_description,
     title_quality,
@@ -60,11 +61,13 @@ def _tickets(
     exported: list[dict[str, Any]],
     sent: list[dict[str, Any]],
     extra: Callable[[dict[str, Any]], dict[str, Any]],
+    issue_lines: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per ticket: the gold fields (from ``extra``), what the export says, no text."""
+    """Per ticket: the gold fields (from ``extra``), what the export says, what it heard from
+    its issue (``issue_lines``, ``Workspace.issue_lines``), no text."""
     keys = [(t.get("source"), t.get("external_id")) for t in sent]
     rows = []
-    for ticket, row in zip(sent, ticket_result(exported, keys), strict=True):
+    for key, ticket, row in zip(keys, sent, ticket_result(exported, keys), strict=True):
         record = {
             "external_id": ticket.get("external_id"),
             **extra(ticket),
@@ -77,6 +80,9 @@ def _tickets(
             record["issue_category"] = row["issue_category"]
         if "category_uncertain" in row:
             record["category_uncertain"] = bool(row["category_uncertain"])
+        heard = (issue_lines or {}).get(key)  # type: ignore[arg-type]
+        if heard is not None:
+            record["issue_mix"] = {"before": heard["before"], "mean": heard["mean_probabilities"]}
         rows.append(record)
     return rows
 
@@ -136,6 +142,7 @@ def feedback_dev_fold(
         exported = workspace.export()
         issues = workspace.issues()
         counts = workspace.counts()
+        issue_lines = workspace.issue_lines()
     rows = _tickets(
         exported,
         heldout,
@@ -144,6 +151,7 @@ def feedback_dev_fold(
             "gold_category": t["gold_category"],
             "gold_issue": t["gold_issue"],
         },
+        issue_lines,
     )
     return {
         "product": product,
@@ -189,7 +197,12 @@ def feedback_dev(data: Path, *, products: Sequence[str] | None = None, log: Log)
     if unknown:
         raise SystemExit(f"unknown products {sorted(unknown)}; feedback-dev has {every}")
     folds = [feedback_dev_fold(product, tickets, outputs, log=log) for product in products or every]
-    return {"folds": folds, "mean": _mean_of(folds), "pooled": _pooled(folds)}
+    return {
+        "folds": folds,
+        "mean": _mean_of(folds),
+        "pooled": _pooled(folds),
+        "issue_weight": issue_weight_scores({f["product"]: f["tickets"] for f in folds}),
+    }
 
 
 def _mean_of(folds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -267,8 +280,10 @@ def fixtures_heldout(*, log: Log) -> dict[str, Any]:
         workspace.run()
         exported = workspace.export()
         counts = workspace.counts()
+        issue_lines = workspace.issue_lines()
     rows = _tickets(exported, heldout, lambda r: {"product": r.get("product"),
-                                                  "gold_category": r["label"]})  # fmt: skip
+                                                  "gold_category": r["label"]},
+                    issue_lines)  # fmt: skip
     return {
         "categories": _category_block(rows, "gold_category"),
         "issues": len({t["issue_id"] for t in rows if t["issue_id"] is not None}),

@@ -141,6 +141,21 @@ class Workspace:
                 "linked_tickets": one("SELECT COUNT(DISTINCT feedback_id) FROM link"),
             }
 
+    def issue_lines(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(source, external_id) -> what the ticket heard from the other tickets of its issue
+        (the data of its ``issue`` evidence line: ``before``, ``mean_probabilities``, ``weight``),
+        read straight from the SQLite file; tickets that heard nothing are left out."""
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as connection:
+            rows = connection.execute(
+                "SELECT source, external_id, category_evidence FROM feedback"
+            ).fetchall()
+        lines = {}
+        for source, external_id, evidence in rows:
+            for line in json.loads(evidence or "[]"):
+                if line.get("signal") == "issue":
+                    lines[(source, external_id)] = line["data"]
+        return lines
+
 
 def strip(row: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     """The ticket as a client would send it: without the gold fields."""

@@ -19,6 +19,7 @@ from triage import db, store
 from triage.categorize import CATEGORIES, Categorizer, LabelledExamples, train_classifier
 from triage.categorize.combiner import LearnedCombiner
 from triage.categorize.domain import centre_groups, ladder_window
+from triage.config import Settings
 from triage.embed import text_hash
 from triage.models import Feedback, FeedbackCreate, Issue, ModelOutputCreate, Unit
 from triage.pipeline import Pipeline
@@ -251,12 +252,13 @@ def test_a_ticket_hears_its_nearest_tickets_and_kept_decisions_still_match_a_ful
     assert first.decided == 20
     with db.session_scope(engine) as session:
         stored = session.exec(select(Feedback).order_by(Feedback.id)).all()
-        # What people read says what the neighbours added; what is kept is the ticket's own.
-        assert all(f.category_evidence[0]["signal"] == "neighbours" for f in stored)
+        # What people read says what the neighbours added (after what the other tickets of
+        # its issue added, heard last); what is kept is the ticket's own.
+        lines = [[e for e in f.category_evidence if e["signal"] == "neighbours"] for f in stored]
+        assert all(len(found) == 1 for found in lines)
         assert all(
-            f.category_evidence[0]["data"]["weight"] == 0.5
-            and f.category_evidence[0]["data"]["neighbours"] == 5
-            for f in stored
+            found[0]["data"]["weight"] == 0.5 and found[0]["data"]["neighbours"] == 5
+            for found in lines
         )
         assert any(
             abs(f.category_confidence - max(f.category_probabilities.values())) > 1e-6
@@ -272,3 +274,43 @@ def test_a_ticket_hears_its_nearest_tickets_and_kept_decisions_still_match_a_ful
     forget_keys(engine)
     assert pipeline.refresh(engine).decided == 21
     assert snapshot(engine) == kept
+
+
+def test_a_ticket_hears_the_other_tickets_of_its_issue_which_aggregates_their_own(
+    engine, settings, monkeypatch
+):  # type: ignore[no-untyped-def]
+    add(engine, tickets("export", 12) + tickets("numbers", 12))
+    Pipeline(settings).run(engine)
+    with db.session_scope(engine) as session:
+        stored = session.exec(select(Feedback).order_by(Feedback.id)).all()
+        issues = {i.id: i for i in session.exec(select(Issue))}
+        heard = [f for f in stored if f.category_evidence[0]["signal"] == "issue"]
+        assert heard, "no ticket heard its issue"
+        weight = settings.categorize_issue_weight
+        for f in heard:
+            line = f.category_evidence[0]["data"]
+            assert line["weight"] == weight and line["peers"] >= 1
+            assert set(line["issues"]) <= set(issues)
+            # What it shows is its own (as the refresh left it) mixed with its peers' mean.
+            mixed = {
+                c: (1 - weight) * line["before"][c] + weight * line["mean_probabilities"][c]
+                for c in CATEGORIES
+            }
+            assert f.category == max(mixed, key=mixed.__getitem__)
+            assert f.category_confidence == pytest.approx(max(mixed.values()), abs=1e-3)
+        # Each issue's category is its members' own decisions' aggregate, before the mix.
+        for issue in issues.values():
+            assert issue.evidence[0]["signal"] == "tickets"
+            assert "on their own evidence" in issue.evidence[0]["reason"]
+    kept = snapshot(engine)
+
+    # Turned off: every ticket shows its own decision again, and the issues are the same.
+    monkeypatch.setenv("TRIAGE_CATEGORIZE_ISSUE_WEIGHT", "0")
+    Pipeline(Settings()).refresh(engine)
+    with db.session_scope(engine) as session:
+        assert not any(
+            e["signal"] == "issue"
+            for f in session.exec(select(Feedback))
+            for e in f.category_evidence
+        )
+    assert snapshot(engine)[1] == kept[1]

@@ -8,8 +8,10 @@ import pytest
 from bench.eval_report import bars, render
 from bench.eval_score import (
     bootstrap_interval,
+    category_at_weight,
     category_scores,
     issue_scores,
+    issue_weight_scores,
     majority,
     nearest_description,
     purity,
@@ -206,3 +208,36 @@ def test_bench_eval_a_bar_shows_its_interval_over_products_and_whether_it_clears
     bar = "| fixtures held-out macro-F1 (user path) | >= 0.85 | 0.667 | **no** | 0.125 to "
     assert bar in table
     assert table.splitlines()[-3].endswith(" to 1.000 | no |")
+
+
+def _heard(gold: str, before: dict[str, float], mean: dict[str, float]) -> dict[str, object]:
+    full = {c: 0.0 for c in ("ui", "data", "model", "expectation")}
+    return {
+        "gold_category": gold,
+        "category": max(before, key=before.__getitem__),
+        "issue_mix": {"before": {**full, **before}, "mean": {**full, **mean}},
+    }
+
+
+def test_bench_eval_the_issue_weight_is_worked_out_at_every_weight_and_chosen_nested() -> None:
+    # A ticket that leaned model on its own, in an issue that leans data: right from 0.5 on.
+    wrong_alone = _heard("data", {"model": 0.7, "data": 0.3}, {"data": 0.9, "model": 0.1})
+    assert category_at_weight(wrong_alone, 0.0) == "model"
+    assert category_at_weight(wrong_alone, 0.25) == "model"  # 0.55 against 0.45
+    assert category_at_weight(wrong_alone, 0.5) == "data"  # 0.6 against 0.4
+    # A ticket that heard nothing keeps what was exported.
+    alone = {"gold_category": "ui", "category": "ui"}
+    assert category_at_weight(alone, 0.75) == "ui"
+    # Product a gains from hearing its issue, product b loses: each is scored at the weight
+    # the other chose.
+    gains = [wrong_alone, _heard("ui", {"ui": 0.9}, {"ui": 1.0}), alone]
+    loses = [
+        _heard("model", {"model": 0.7, "data": 0.3}, {"data": 0.8, "model": 0.2}),
+        _heard("data", {"data": 0.9}, {"data": 1.0}),
+    ]
+    scores = issue_weight_scores({"a": gains, "b": loses}, weights=[0.0, 0.5])
+    assert scores["chosen_without"] == {"a": 0.0, "b": 0.5}
+    assert scores["tickets_heard"] == 4
+    assert set(scores["by_weight"]) == {"0", "0.5"}
+    # a at 0 gets its model-leaning ticket wrong; b at 0.5 gets its model ticket wrong.
+    assert scores["nested_macro_f1"] < max(scores["by_weight"].values())

@@ -62,6 +62,7 @@ class CategorizeParams:
     knn_k: int = _setting("knn_k")
     cue_saturation: float = _setting("cue_saturation")
     reaction_prior: float = _setting("reaction_prior")
+    issue_weight: float = _setting("issue_weight")
     thresholds: OutputThresholds = field(default_factory=OutputThresholds)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,7 @@ class CategorizeParams:
             knn_k=settings.categorize_knn_k,
             cue_saturation=settings.categorize_cue_saturation,
             reaction_prior=settings.categorize_reaction_prior,
+            issue_weight=settings.categorize_issue_weight,
             thresholds=OutputThresholds.from_settings(settings),
         )
 

@@ -80,6 +80,15 @@ class DiagnosisSettings(BaseModel):
         "answer it is linked to whose words name no other category's cue (0.69: the odds "
         "doubled); 0 turns it off. Set by hand, not learned: see the README.",
     )
+    categorize_issue_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=0.5,
+        description="How much the other tickets of a ticket's issues weigh in its category "
+        "(their mean probabilities against its own); at most 0.5, so its own evidence counts "
+        "at least as much; 0 turns it off. Chosen by leave-one-product-out on feedback-dev "
+        "through the user path (make eval): see the README.",
+    )
     categorize_low_percentile: float = Field(
         default=0.25,
         gt=0,

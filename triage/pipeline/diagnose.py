@@ -227,16 +227,25 @@ def diagnose(
     only has its recency, the part of its priority the clock moves, brought up to date."""
     week_end = week_end or iso_week_start(now)
     context, links, outputs, traffic = judged.context, judged.links, judged.outputs, judged.traffic
-    tickets = judged.tickets
-    store_ticket_categories(session, judged.decided, max_evidence=params.max_evidence)
-    severity = load_severity(params.rank.severity_path)
+    tickets = judged.tickets  # before their issues are heard: what each issue aggregates
     rows_of = units.rows_by_issue(issue_of)
-    keys = keys or {}
     issues = [
         (issue, rows_of[issue_id])
         for issue_id, issue in store.active_issues_by_id(session).items()
         if issue_id in rows_of
     ]
+    issues_of: dict[int, set[int]] = {}
+    for issue, rows in issues:
+        for r in rows:
+            issues_of.setdefault(context[units.ids[r]][0], set()).add(issue.id or 0)
+    shown = judged.decided.with_issues(
+        issues_of,
+        weight=categorizer.params.issue_weight,
+        uncertain_below=categorizer.uncertain_below,
+    )
+    store_ticket_categories(session, shown, max_evidence=params.max_evidence)
+    severity = load_severity(params.rank.severity_path)
+    keys = keys or {}
     changed = []
     for issue, rows in issues:
         key = keys.get(issue.id or 0)

@@ -9,8 +9,11 @@ overwrites a member's category.
 Each ticket is read against its database's other tickets: its vector centred on their mean
 (``categorize.domain``), as training centres each product on its own; then its own
 probabilities are mixed with its nearest tickets' own by the weight training learned
-(``categorize.neighbours``). What is stored is its own decision's probabilities, to keep, and
-the decision as mixed, to show; a ticket whose neighbours moved is written again.
+(``categorize.neighbours``). Once the issues have formed, the other tickets of its issues are
+heard the same way (``categorize.issue_peers``, ``TicketDecisions.with_issues``); the issue's
+own category stays the mean of its members' decisions before that. What is stored is its own
+decision's probabilities, to keep, and the decision as mixed, to show; a ticket whose
+neighbours or issue peers moved is written again (``pipeline.peers``).
 
 A ticket whose inputs did not change since the last refresh (``pipeline.keys``) keeps the
 decision stored then: a refresh decides only new tickets and those whose evidence moved.
@@ -18,7 +21,7 @@ decision stored then: a refresh decides only new tickets and those whose evidenc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -39,10 +42,10 @@ from triage.categorize.abstain import mark_uncertain
 from triage.categorize.context import TicketLinks, complaint_counts, ticket_contexts
 from triage.categorize.decision import TicketInputs
 from triage.categorize.domain import DomainCentre, ladder_window, shrunk_mean
-from triage.categorize.neighbours import nearest, smooth
 from triage.link import OutputRecord, OutputSignals, TrafficProfile
 from triage.models import as_utc
 from triage.pipeline.keys import digest, ticket_key
+from triage.pipeline.peers import BORROWED, decision_of, with_issue_peers, with_neighbours
 from triage.pipeline.units import ParsedTexts, UnitMatrix
 
 
@@ -54,24 +57,6 @@ def rows_by_ticket(
     for row, unit_id in enumerate(units.ids):
         rows.setdefault(context[unit_id][0], []).append(row)
     return rows
-
-
-# The evidence line that says what a ticket's nearest tickets lean to (``with_neighbours``).
-NEIGHBOURS_SIGNAL = "neighbours"
-
-
-def _decision(probabilities: Mapping[str, float], evidence: list[Evidence]) -> CategoryDecision:
-    probabilities = {name: float(probabilities.get(name, 0.0)) for name in CATEGORIES}
-    first, second = ranked(probabilities)[:2]
-    return CategoryDecision(
-        category=first,
-        confidence=probabilities[first],
-        runner_up=second,
-        evidence=evidence,
-        contributions={},
-        totals=probabilities,
-        probabilities=probabilities,
-    )
 
 
 @dataclass(frozen=True)
@@ -87,12 +72,12 @@ class StoredDecision:
     evidence: list[dict[str, Any]]
 
     def decision(self) -> CategoryDecision:
-        """The ticket's own decision, before its neighbours were heard."""
-        own = [Evidence(**e) for e in self.evidence if e.get("signal") != NEIGHBOURS_SIGNAL]
+        """The ticket's own decision, before its neighbours and its issue were heard."""
+        own = [Evidence(**e) for e in self.evidence if e.get("signal") not in BORROWED]
         if len(own) < len(self.evidence):
-            return _decision(self.probabilities, own)
-        # Shown as it was decided (no neighbours line): category and confidence as stored.
-        decided = _decision(self.probabilities, own)
+            return decision_of(self.probabilities, own)
+        # Shown as it was decided (nothing borrowed): category and confidence as stored.
+        decided = decision_of(self.probabilities, own)
         runner_up = next((n for n in ranked(decided.probabilities) if n != self.category), None)
         return replace(
             decided, category=self.category, confidence=self.confidence, runner_up=runner_up
@@ -119,6 +104,25 @@ class TicketDecisions:
     # feedback ids -> their whole tickets' vectors (embedded or from the cache, each once per
     # refresh); None without an embedder
     whole: Callable[[Sequence[int]], np.ndarray] | None = None
+    # feedback id -> its decision as the last refresh stored it
+    stored: Mapping[int, StoredDecision] = field(default_factory=dict)
+
+    def with_issues(
+        self, issues_of: Mapping[int, Collection[int]], *, weight: float, uncertain_below: float
+    ) -> TicketDecisions:
+        """These decisions with the other tickets of each one's issues heard
+        (``peers.with_issue_peers``; ``issues_of``: feedback id -> its issues' ids): what is
+        stored and shown. The issues aggregate the decisions before (``self``), which their
+        keys are computed from."""
+        if weight <= 0:
+            return self
+        decisions = mark_uncertain(
+            with_issue_peers(self.decisions, issues_of, weight), uncertain_below
+        )
+        changed = self.decided | {
+            f for f, d in decisions.items() if f in self.stored and not self.stored[f].shows(d)
+        }
+        return replace(self, decisions=decisions, changed=changed)
 
     def shown_key(self, feedback_id: int) -> str | None:
         """What the ticket's decision as shown comes from: its key and what its neighbours
@@ -127,41 +131,6 @@ class TicketDecisions:
         if key is None:
             return None
         return digest("shown", key, self.decisions[feedback_id].probabilities)
-
-
-def with_neighbours(
-    own: Mapping[int, CategoryDecision], vectors: np.ndarray, order: Sequence[int], weight: float
-) -> dict[int, CategoryDecision]:
-    """Each ticket's decision with its ``NEIGHBOURS`` nearest tickets' own probabilities
-    weighing ``weight`` (``categorize.neighbours``); ``vectors``: the tickets of ``order``
-    (feedback ids in the order they were stored) as the classifier reads them."""
-    if weight <= 0 or len(order) < 2:
-        return dict(own)
-    matrix = np.array([[own[f].probabilities.get(c, 0.0) for c in CATEGORIES] for f in order])
-    near = nearest(vectors)
-    mixed = smooth(matrix, near, weight)
-    result = {}
-
-    def rounded(values: np.ndarray) -> dict[str, float]:
-        return {c: round(float(v), 4) for c, v in zip(CATEGORIES, values, strict=True)}
-
-    for row, feedback_id in enumerate(order):
-        neighbours = matrix[near[row]].mean(axis=0)
-        lean = CATEGORIES[int(neighbours.argmax())]
-        mine = own[feedback_id]
-        line = Evidence(
-            f"its {near.shape[1]} most similar tickets lean {lean} on their own evidence "
-            f"({neighbours.max():.2f}), weighing {weight:g} against its own "
-            f"({mine.category} {mine.confidence:.2f})",
-            NEIGHBOURS_SIGNAL,
-            lean,
-            round(weight * float(neighbours.max()), 4),
-            {"neighbours": near.shape[1], "weight": weight,
-             "mean_probabilities": rounded(neighbours)},
-        )  # fmt: skip
-        probabilities = rounded(mixed[row])
-        result[feedback_id] = _decision(probabilities, [line, *mine.evidence])
-    return result
 
 
 def decide_tickets(
@@ -266,6 +235,7 @@ def decide_tickets(
     return TicketDecisions(
         decisions, keys, set(todo),
         own={f: d.probabilities for f, d in own.items()}, changed=changed, whole=whole_vectors,
+        stored=stored,
     )  # fmt: skip
 
 

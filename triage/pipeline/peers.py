@@ -1,0 +1,130 @@
+"""What a ticket's category borrows from the tickets around it, after its own evidence: its
+nearest tickets before the issues form (``categorize.neighbours``), then the other tickets of
+the issues it joined (``categorize.issue_peers``). Each adds one evidence line saying what it
+borrowed and how much; a stored decision read back drops both lines (``BORROWED``) to get the
+ticket's own decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from triage.categorize import CATEGORIES, CategoryDecision, Evidence, ranked
+from triage.categorize.issue_peers import mix, peers_of
+from triage.categorize.neighbours import nearest, smooth
+
+# The evidence lines that say what a ticket's nearest tickets (``with_neighbours``) and the
+# other tickets of its issues (``with_issue_peers``) lean to.
+NEIGHBOURS_SIGNAL = "neighbours"
+ISSUE_SIGNAL = "issue"
+BORROWED = frozenset({NEIGHBOURS_SIGNAL, ISSUE_SIGNAL})
+
+
+def decision_of(probabilities: Mapping[str, float], evidence: list[Evidence]) -> CategoryDecision:
+    """The decision that ``probabilities`` make, with ``evidence``."""
+    probabilities = {name: float(probabilities.get(name, 0.0)) for name in CATEGORIES}
+    first, second = ranked(probabilities)[:2]
+    return CategoryDecision(
+        category=first,
+        confidence=probabilities[first],
+        runner_up=second,
+        evidence=evidence,
+        contributions={},
+        totals=probabilities,
+        probabilities=probabilities,
+    )
+
+
+def _matrix(decisions: Mapping[int, CategoryDecision], order: Sequence[int]) -> np.ndarray:
+    return np.array(
+        [[decisions[f].probabilities.get(c, 0.0) for c in CATEGORIES] for f in order],
+        dtype=np.float64,
+    ).reshape(len(order), len(CATEGORIES))
+
+
+def _rounded(values: np.ndarray) -> dict[str, float]:
+    return {c: round(float(v), 4) for c, v in zip(CATEGORIES, values, strict=True)}
+
+
+def _own(decision: CategoryDecision) -> str:
+    """The decision's category and probability, as a stored decision read back gives them (a
+    decision without any signal has confidence 0 but even probabilities)."""
+    return f"{decision.category} {decision.probabilities.get(decision.category, 0.0):.2f}"
+
+
+def _borrowed(mine: CategoryDecision, mixed: np.ndarray, line: Evidence) -> CategoryDecision:
+    return decision_of(_rounded(mixed), [line, *mine.evidence])
+
+
+def with_neighbours(
+    own: Mapping[int, CategoryDecision], vectors: np.ndarray, order: Sequence[int], weight: float
+) -> dict[int, CategoryDecision]:
+    """Each ticket's decision with its ``NEIGHBOURS`` nearest tickets' own probabilities
+    weighing ``weight`` (``categorize.neighbours``); ``vectors``: the tickets of ``order``
+    (feedback ids in the order they were stored) as the classifier reads them."""
+    if weight <= 0 or len(order) < 2:
+        return dict(own)
+    matrix = _matrix(own, order)
+    near = nearest(vectors)
+    mixed = smooth(matrix, near, weight)
+    result = {}
+    for row, feedback_id in enumerate(order):
+        neighbours = matrix[near[row]].mean(axis=0)
+        lean = CATEGORIES[int(neighbours.argmax())]
+        mine = own[feedback_id]
+        line = Evidence(
+            f"its {near.shape[1]} most similar tickets lean {lean} on their own evidence "
+            f"({neighbours.max():.2f}), weighing {weight:g} against its own ({_own(mine)})",
+            NEIGHBOURS_SIGNAL,
+            lean,
+            round(weight * float(neighbours.max()), 4),
+            {"neighbours": near.shape[1], "weight": weight,
+             "mean_probabilities": _rounded(neighbours)},
+        )  # fmt: skip
+        result[feedback_id] = _borrowed(mine, mixed[row], line)
+    return result
+
+
+def with_issue_peers(
+    decisions: Mapping[int, CategoryDecision],
+    issues_of: Mapping[int, Collection[int]],
+    weight: float,
+) -> dict[int, CategoryDecision]:
+    """Each ticket's decision with the mean of the other tickets of its issues weighing
+    ``weight`` (``categorize.issue_peers``): ``issues_of`` maps a feedback id to the ids of
+    the issues its statements joined. A ticket in no issue, or alone in its issues, keeps its
+    decision. The line says what the peers lean to and keeps the probabilities before the mix
+    (``before``), so the mix at another weight can be worked out from what is stored."""
+    if weight <= 0:
+        return dict(decisions)
+    order = sorted(decisions)
+    matrix = _matrix(decisions, order)
+    peers = peers_of([issues_of.get(f, ()) for f in order])
+    mixed = mix(matrix, peers, weight)
+    result: dict[int, CategoryDecision] = {}
+    for row, feedback_id in enumerate(order):
+        mine = decisions[feedback_id]
+        if not peers[row]:
+            result[feedback_id] = mine
+            continue
+        mean = matrix[peers[row]].mean(axis=0)
+        lean = CATEGORIES[int(mean.argmax())]
+        issues = sorted(issues_of[feedback_id])
+        where = ("issue #" if len(issues) == 1 else "issues #") + ", #".join(map(str, issues))
+        data: dict[str, Any] = {
+            "issues": issues, "peers": len(peers[row]), "weight": weight,
+            "mean_probabilities": _rounded(mean), "before": _rounded(matrix[row]),
+        }  # fmt: skip
+        line = Evidence(
+            f"the {len(peers[row])} other tickets of its {where} lean {lean} on their own "
+            f"evidence ({mean.max():.2f}), weighing {weight:g} against its own ({_own(mine)})",
+            ISSUE_SIGNAL,
+            lean,
+            round(weight * float(mean.max()), 4),
+            data,
+        )
+        result[feedback_id] = _borrowed(mine, mixed[row], line)
+    return result
