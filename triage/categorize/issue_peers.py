@@ -17,7 +17,8 @@ run of feedback-dev and picks, for each product, the weight best on the other se
 it chose 0.5 for all eight. It is not learned in ``triage train``: clustering the training
 products' tickets (or their statements) with their cross-validated probabilities as the cause
 and mixing the same way gave no gain there (0.828 to 0.827), where the same mix on the
-leave-one-product-out runs' own issues gave 0.804 to 0.849, so the simulation does not stand
+leave-one-product-out runs' own issues gave 0.804 to 0.849; the same clustering on a refresh's
+own probabilities reproduced the refresh's issues and gain, so the simulation does not stand
 for a refresh and its answer (no weight) was not taken. A higher weight helped feedback-dev
 further (0.864 at 0.75) but on the fixtures, whose issues hold one cause across products, it
 turned nearly every ticket into its issue's majority (0.872 to 0.841).
