@@ -28,6 +28,11 @@ from bench.cluster import resample, score, timed, umap_recipe
 
 SEEDS = 5
 FIGURES = ("ari", "nmi", "unassigned", "clusters", "seconds")
+# Small samples, as a team's first few hundred tickets are: (intents, texts of each), drawn
+# DRAWS times from each set below with fixed seeds; a mean over the draws.
+SMALL = ((12, 25), (30, 10))
+DRAWS = 3
+SMALL_SETS = ("Banking77 test", "HWU64")
 SETS = {
     "Banking77 test": ("banking77", "test.csv"),
     "Banking77 train": ("banking77", "train.csv"),
@@ -66,7 +71,7 @@ def clustering(
     from triage.config import Settings
 
     params = ClusterParams.from_settings(Settings())
-    results: dict[str, Any] = {"embedder": embedder.model_id, "sets": {}}
+    results: dict[str, Any] = {"embedder": embedder.model_id, "sets": {}, "small": {}}
     # Warm-up, not timed: numba compiles UMAP's exact (< 4,096 points) and approximate
     # neighbour searches on first use, and both recipes import their libraries.
     warm = False
@@ -109,4 +114,50 @@ def clustering(
             row["bertopic"] = {**score(labels, truth), "seconds": seconds}
         row["seconds"] = time.perf_counter() - started
         results["sets"][label] = row
+        if label in SMALL_SETS:
+            log(f"[clustering {label}] small samples {SMALL}, {DRAWS} draws each")
+            for intents, each in SMALL:
+                results["small"][f"{label}, {intents} x {each}"] = small_samples(
+                    vectors, truth, intents=intents, each=each, params=params, baseline=baseline
+                )
     return results
+
+
+def draw(truth: list[str], *, intents: int, each: int, seed: int) -> np.ndarray:
+    """Rows of ``each`` texts of each of ``intents`` intents drawn at random (``seed``), from
+    the intents with at least ``each`` texts."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(truth)
+    names = sorted(n for n in set(truth) if np.sum(labels == n) >= each)
+    chosen = rng.choice(names, size=min(intents, len(names)), replace=False)
+    return np.concatenate(
+        [rng.choice(np.flatnonzero(labels == n), size=each, replace=False) for n in chosen]
+    )
+
+
+def small_samples(
+    vectors: np.ndarray,
+    truth: list[str],
+    *,
+    intents: int,
+    each: int,
+    params: Any,
+    baseline: bool,
+) -> dict[str, Any]:
+    """Both recipes on ``DRAWS`` small samples (``draw``): each figure's mean over the draws."""
+    from triage.cluster import Clusterer
+
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "bertopic": []}
+    for seed in range(DRAWS):
+        rows = draw(truth, intents=intents, each=each, seed=seed)
+        sample, labels = vectors[rows], [truth[r] for r in rows]
+        runs["ours"].append(score(Clusterer(params).fit(sample).labels, labels))
+        if baseline:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # UMAP warns about n_jobs
+                runs["bertopic"].append(score(umap_recipe(sample), labels))
+    result: dict[str, Any] = {"texts": intents * each, "intents": intents, "draws": DRAWS}
+    for recipe, found in runs.items():
+        if found:
+            result[recipe] = {k: float(np.mean([r[k] for r in found])) for k in found[0]}
+    return result

@@ -273,6 +273,24 @@ def _clustering(section: dict[str, Any]) -> list[str]:
                     f"| {_f(r['nmi'])} | {_pct(r['unassigned'])} | {r['clusters']:.0f} "
                     f"| {r['seconds']:.2f} | {_seeds(r)} |"
                 )
+    small = section.get("small") or {}
+    if small:
+        lines += [
+            "",
+            "Small samples, as a team's first few hundred tickets are: intents x texts of each, "
+            "drawn at random three times from the set; the mean over the draws.",
+            "",
+            "| sample | texts | recipe | ARI | NMI | unassigned | clusters |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name, row in small.items():
+            for key, recipe in names.items():
+                if key in row:
+                    r = row[key]
+                    lines.append(
+                        f"| {name} | {row['texts']} | {recipe} | {_f(r['ari'])} "
+                        f"| {_f(r['nmi'])} | {_pct(r['unassigned'])} | {r['clusters']:.1f} |"
+                    )
     return lines
 
 

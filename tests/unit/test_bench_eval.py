@@ -138,6 +138,31 @@ def test_bench_eval_clustering_is_judged_on_the_mean_over_seeds() -> None:
     assert "| 0.700 | 1.0% | 90 | 1.00 | - |" in table
 
 
+def test_bench_eval_small_samples_draw_whole_intents_and_show_both_recipes() -> None:
+    from bench.eval_cluster import draw
+
+    truth = [f"intent{i % 5}" for i in range(50)] + ["rare"] * 3
+    rows = draw(truth, intents=4, each=6, seed=0)
+    picked = [truth[r] for r in rows]
+    assert len(rows) == len(set(rows.tolist())) == 24
+    assert len(set(picked)) == 4 and "rare" not in picked  # too few texts to give 6
+    assert all(picked.count(name) == 6 for name in set(picked))
+    assert (draw(truth, intents=4, each=6, seed=0) == rows).all()  # fixed by the seed
+
+    figures = {"ari": 0.7, "nmi": 0.85, "unassigned": 0.02, "clusters": 13.0}
+    section = {
+        "embedder": "fake",
+        "sets": {},
+        "small": {"HWU64, 12 x 25": {"texts": 300, "intents": 12, "draws": 3,
+                                      "ours": figures, "bertopic": {**figures, "nmi": 0.8}}},
+    }  # fmt: skip
+    table = render({"date": "2026-12-01 00:00 UTC", "commit": "abc1234",
+                    "settings_overrides": {}, "seconds": {}, "clustering": section,
+                    "bars": []})  # fmt: skip
+    assert "| HWU64, 12 x 25 | 300 | triage Clusterer | 0.700 | 0.850 | 2.0% | 13.0 |" in table
+    assert "| HWU64, 12 x 25 | 300 | BERTopic default (UMAP + HDBSCAN) | 0.700 | 0.800 |" in table
+
+
 def test_bench_eval_uncertain_tickets_are_counted_with_their_accuracy() -> None:
     from bench.eval_score import uncertain_scores
 
