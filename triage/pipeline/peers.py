@@ -49,13 +49,31 @@ def _rounded(values: np.ndarray) -> dict[str, float]:
     return {c: round(float(v), 4) for c, v in zip(CATEGORIES, values, strict=True)}
 
 
-def _own(decision: CategoryDecision) -> str:
-    """The decision's category and probability, as a stored decision read back gives them (a
-    decision without any signal has confidence 0 but even probabilities)."""
-    return f"{decision.category} {decision.probabilities.get(decision.category, 0.0):.2f}"
-
-
-def _borrowed(mine: CategoryDecision, mixed: np.ndarray, line: Evidence) -> CategoryDecision:
+def _borrowed(
+    mine: CategoryDecision,
+    mixed: np.ndarray,
+    *,
+    who: str,
+    mean: np.ndarray,
+    weight: float,
+    signal: str,
+    data: dict[str, Any],
+) -> CategoryDecision:
+    """``mine`` decided again on ``mixed``, its evidence led by the line that says what
+    ``who`` ("its 5 most similar tickets") lean to on their own (``mean``) and how much that
+    weighed; ``data`` goes with the line, beside the weight and the mean."""
+    lean = CATEGORIES[int(mean.argmax())]
+    # Its own category and probability as a stored decision read back gives them (a decision
+    # without any signal has confidence 0 but even probabilities).
+    own = f"{mine.category} {mine.probabilities.get(mine.category, 0.0):.2f}"
+    line = Evidence(
+        f"{who} lean {lean} on their own evidence ({mean.max():.2f}), weighing {weight:g} "
+        f"against its own ({own})",
+        signal,
+        lean,
+        round(weight * float(mean.max()), 4),
+        {**data, "weight": weight, "mean_probabilities": _rounded(mean)},
+    )
     return decision_of(_rounded(mixed), [line, *mine.evidence])
 
 
@@ -72,19 +90,11 @@ def with_neighbours(
     mixed = smooth(matrix, near, weight)
     result = {}
     for row, feedback_id in enumerate(order):
-        neighbours = matrix[near[row]].mean(axis=0)
-        lean = CATEGORIES[int(neighbours.argmax())]
-        mine = own[feedback_id]
-        line = Evidence(
-            f"its {near.shape[1]} most similar tickets lean {lean} on their own evidence "
-            f"({neighbours.max():.2f}), weighing {weight:g} against its own ({_own(mine)})",
-            NEIGHBOURS_SIGNAL,
-            lean,
-            round(weight * float(neighbours.max()), 4),
-            {"neighbours": near.shape[1], "weight": weight,
-             "mean_probabilities": _rounded(neighbours)},
+        result[feedback_id] = _borrowed(
+            own[feedback_id], mixed[row], who=f"its {near.shape[1]} most similar tickets",
+            mean=matrix[near[row]].mean(axis=0), weight=weight, signal=NEIGHBOURS_SIGNAL,
+            data={"neighbours": near.shape[1]},
         )  # fmt: skip
-        result[feedback_id] = _borrowed(mine, mixed[row], line)
     return result
 
 
@@ -110,21 +120,11 @@ def with_issue_peers(
         if not peers[row]:
             result[feedback_id] = mine
             continue
-        mean = matrix[peers[row]].mean(axis=0)
-        lean = CATEGORIES[int(mean.argmax())]
         issues = sorted(issues_of[feedback_id])
         where = ("issue #" if len(issues) == 1 else "issues #") + ", #".join(map(str, issues))
-        data: dict[str, Any] = {
-            "issues": issues, "peers": len(peers[row]), "weight": weight,
-            "mean_probabilities": _rounded(mean), "before": _rounded(matrix[row]),
-        }  # fmt: skip
-        line = Evidence(
-            f"the {len(peers[row])} other tickets of its {where} lean {lean} on their own "
-            f"evidence ({mean.max():.2f}), weighing {weight:g} against its own ({_own(mine)})",
-            ISSUE_SIGNAL,
-            lean,
-            round(weight * float(mean.max()), 4),
-            data,
-        )
-        result[feedback_id] = _borrowed(mine, mixed[row], line)
+        result[feedback_id] = _borrowed(
+            mine, mixed[row], who=f"the {len(peers[row])} other tickets of its {where}",
+            mean=matrix[peers[row]].mean(axis=0), weight=weight, signal=ISSUE_SIGNAL,
+            data={"issues": issues, "peers": len(peers[row]), "before": _rounded(matrix[row])},
+        )  # fmt: skip
     return result
