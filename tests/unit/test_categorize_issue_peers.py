@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from triage.categorize import CATEGORIES, Evidence
-from triage.categorize.issue_peers import mix, peer_means, peers_of
+from triage.categorize.issue_peers import peers
 from triage.pipeline.peers import ISSUE_SIGNAL, decision_of, with_issue_peers
 
 
@@ -16,24 +16,35 @@ def _probabilities(**values: float) -> dict[str, float]:
     return {c: values.get(c, 0.0) for c in CATEGORIES}
 
 
-def test_peers_are_the_other_members_of_every_issue_a_row_joined() -> None:
-    # Row 0 is in issues 7 and 9; row 3 in none; row 4 alone in issue 5.
-    peers = peers_of([{7, 9}, {7}, {9}, set(), {5}])
-    assert peers == [[1, 2], [0], [0], [], []]
-
-
-def test_the_mix_leaves_each_row_out_of_its_own_peers_mean() -> None:
-    p = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
-    peers = [[1, 2], [0, 2], [0, 1], []]
-    means = peer_means(p, peers)
-    assert means[0] == pytest.approx([0.0, 1.0])
-    assert means[1] == pytest.approx([0.5, 0.5])
-    assert np.isnan(means[3]).all()
-    mixed = mix(p, peers, 0.5)
+def test_peers_are_the_other_members_of_each_issue_a_row_joined_itself_left_out() -> None:
+    p = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5], [0.2, 0.8]])
+    # Row 0 is in issues 7 and 9; rows 1 and 2 in one each; row 3 in none; row 4 alone in 5.
+    heard = peers(p, [{7, 9}, {7}, {9}, set(), {5}])
+    assert heard.counts.tolist() == [2, 1, 1, 0, 0]
+    assert heard.means[0] == pytest.approx([0.0, 1.0])  # rows 1 and 2
+    assert heard.means[1] == pytest.approx([1.0, 0.0])  # row 0
+    assert np.isnan(heard.means[3]).all() and np.isnan(heard.means[4]).all()
+    mixed = heard.mix(p, 0.5)
     assert mixed[0] == pytest.approx([0.5, 0.5])
-    assert mixed[1] == pytest.approx([0.25, 0.75])
-    assert mixed[3] == pytest.approx([0.5, 0.5])  # no peers: its own
-    assert (mix(p, peers, 0.0) == p).all()
+    assert mixed[1] == pytest.approx([0.5, 0.5])
+    assert mixed[3] == pytest.approx([0.5, 0.5]) and mixed[4] == pytest.approx([0.2, 0.8])
+    assert (heard.mix(p, 0.0) == p).all()
+
+
+def test_a_peer_shared_through_two_issues_counts_once_per_issue() -> None:
+    p = np.array([[1.0, 0.0], [0.0, 1.0], [0.4, 0.6]])
+    heard = peers(p, [{1, 2}, {1, 2}, {2}])
+    assert heard.counts.tolist() == [3, 3, 2]
+    assert heard.means[0] == pytest.approx([(0.0 + 0.0 + 0.4) / 3, (1.0 + 1.0 + 0.6) / 3])
+
+
+def test_peers_of_a_large_issue_are_summed_not_listed() -> None:
+    # 20,000 rows in one issue: each row's peers' mean without listing 20,000 peers for each.
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=20_000)
+    heard = peers(p, [{1}] * len(p))
+    assert heard.counts[0] == len(p) - 1
+    assert heard.means[7] == pytest.approx((p.sum(axis=0) - p[7]) / (len(p) - 1))
 
 
 def test_a_ticket_hears_its_issue_says_so_and_keeps_what_it_had_before() -> None:

@@ -27,6 +27,7 @@ turned nearly every ticket into its issue's majority (0.872 to 0.841).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,37 +36,45 @@ import numpy as np
 WEIGHTS = (0.0, 0.25, 0.5)
 
 
-def peers_of(memberships: Sequence[Iterable[int]]) -> list[list[int]]:
-    """Each row's peers: the other rows that share an issue with it, given each row's issues
-    (``memberships``, one collection of issue ids per row; empty for a row in no issue)."""
-    members: dict[int, set[int]] = {}
-    for row, issues in enumerate(memberships):
-        for issue in issues:
-            members.setdefault(issue, set()).add(row)
-    return [
-        sorted(set().union(*(members[i] for i in issues)) - {row}) if issues else []
-        for row, issues in enumerate(map(set, memberships))
-    ]
+@dataclass(frozen=True)
+class Peers:
+    """Each row's peers' mean probabilities (NaN for a row without peers) and how many peers
+    it has. A row's peers are the other members of each issue it joined, counted once per
+    issue they share with it (a row in two issues with the same ticket hears it twice)."""
+
+    means: np.ndarray
+    counts: np.ndarray
+
+    def mix(self, probabilities: np.ndarray, weight: float) -> np.ndarray:
+        """Each row's probabilities times (1 - ``weight``) plus its peers' mean times
+        ``weight``; a row without peers unchanged."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if weight <= 0:
+            return probabilities
+        has = self.counts > 0
+        mixed = probabilities.copy()
+        mixed[has] = (1.0 - weight) * probabilities[has] + weight * self.means[has]
+        return mixed
 
 
-def peer_means(probabilities: np.ndarray, peers: Sequence[Sequence[int]]) -> np.ndarray:
-    """Each row's peers' mean probabilities; NaN for a row without peers."""
+def peers(probabilities: np.ndarray, memberships: Sequence[Iterable[int]]) -> Peers:
+    """The ``Peers`` of rows of ``probabilities`` given each row's issues (``memberships``:
+    one collection of issue ids per row, empty for a row in no issue). Sums per issue, then
+    each row's own taken out again: linear in the memberships at any issue size."""
+    from scipy import sparse
+
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    issue_ids = sorted({i for issues in memberships for i in issues})
+    column = {issue: k for k, issue in enumerate(issue_ids)}
+    rows = [r for r, issues in enumerate(memberships) for _ in set(issues)]
+    columns = [column[i] for issues in memberships for i in set(issues)]
+    joined = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, columns)), shape=(len(memberships), len(issue_ids))
+    )
+    issues_joined = np.asarray(joined.sum(axis=1)).ravel()
+    sums = joined @ (joined.T @ probabilities) - issues_joined[:, None] * probabilities
+    counts = joined @ np.asarray(joined.sum(axis=0)).ravel() - issues_joined
     means = np.full_like(probabilities, np.nan)
-    for row, others in enumerate(peers):
-        if others:
-            means[row] = probabilities[list(others)].mean(axis=0)
-    return means
-
-
-def mix(probabilities: np.ndarray, peers: Sequence[Sequence[int]], weight: float) -> np.ndarray:
-    """Each row's probabilities times (1 - ``weight``) plus its peers' mean times ``weight``;
-    a row without peers unchanged."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if weight <= 0:
-        return probabilities
-    means = peer_means(probabilities, peers)
-    has = ~np.isnan(means[:, 0])
-    mixed = probabilities.copy()
-    mixed[has] = (1.0 - weight) * probabilities[has] + weight * means[has]
-    return mixed
+    has = counts > 0
+    means[has] = sums[has] / counts[has, None]
+    return Peers(means, counts.astype(np.int64))

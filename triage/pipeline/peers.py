@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from triage.categorize import CATEGORIES, CategoryDecision, Evidence, ranked
-from triage.categorize.issue_peers import mix, peers_of
+from triage.categorize.issue_peers import peers
 from triage.categorize.neighbours import nearest, smooth
 
 # The evidence lines that say what a ticket's nearest tickets (``with_neighbours``) and the
@@ -112,19 +112,19 @@ def with_issue_peers(
         return dict(decisions)
     order = sorted(decisions)
     matrix = _matrix(decisions, order)
-    peers = peers_of([issues_of.get(f, ()) for f in order])
-    mixed = mix(matrix, peers, weight)
+    heard = peers(matrix, [issues_of.get(f, ()) for f in order])
+    mixed = heard.mix(matrix, weight)
     result: dict[int, CategoryDecision] = {}
     for row, feedback_id in enumerate(order):
-        mine = decisions[feedback_id]
-        if not peers[row]:
+        mine, count = decisions[feedback_id], int(heard.counts[row])
+        if not count:
             result[feedback_id] = mine
             continue
         issues = sorted(issues_of[feedback_id])
         where = ("issue #" if len(issues) == 1 else "issues #") + ", #".join(map(str, issues))
         result[feedback_id] = _borrowed(
-            mine, mixed[row], who=f"the {len(peers[row])} other tickets of its {where}",
-            mean=matrix[peers[row]].mean(axis=0), weight=weight, signal=ISSUE_SIGNAL,
-            data={"issues": issues, "peers": len(peers[row]), "before": _rounded(matrix[row])},
+            mine, mixed[row], who=f"the {count} other tickets of its {where}",
+            mean=heard.means[row], weight=weight, signal=ISSUE_SIGNAL,
+            data={"issues": issues, "peers": count, "before": _rounded(matrix[row])},
         )  # fmt: skip
     return result
