@@ -45,36 +45,38 @@ def _matrix(decisions: Mapping[int, CategoryDecision], order: Sequence[int]) -> 
     ).reshape(len(order), len(CATEGORIES))
 
 
-def _rounded(values: np.ndarray) -> dict[str, float]:
-    return {c: round(float(v), 4) for c, v in zip(CATEGORIES, values, strict=True)}
+def _rows(matrix: np.ndarray) -> list[dict[str, float]]:
+    """Each row as ``{category: probability}``, rounded to 4 places (one pass for all rows:
+    a refresh does this for every ticket)."""
+    return [dict(zip(CATEGORIES, row, strict=True)) for row in np.round(matrix, 4).tolist()]
 
 
 def _borrowed(
     mine: CategoryDecision,
-    mixed: np.ndarray,
+    mixed: dict[str, float],
     *,
     who: str,
-    mean: np.ndarray,
+    mean: dict[str, float],
     weight: float,
     signal: str,
     data: dict[str, Any],
 ) -> CategoryDecision:
     """``mine`` decided again on ``mixed``, its evidence led by the line that says what
     ``who`` ("its 5 most similar tickets") lean to on their own (``mean``) and how much that
-    weighed; ``data`` goes with the line, beside the weight and the mean."""
-    lean = CATEGORIES[int(mean.argmax())]
+    weighed; ``data`` goes with the line, beside the weight and the mean (rows of ``_rows``)."""
+    lean = max(CATEGORIES, key=mean.__getitem__)
     # Its own category and probability as a stored decision read back gives them (a decision
     # without any signal has confidence 0 but even probabilities).
     own = f"{mine.category} {mine.probabilities.get(mine.category, 0.0):.2f}"
     line = Evidence(
-        f"{who} lean {lean} on their own evidence ({mean.max():.2f}), weighing {weight:g} "
+        f"{who} lean {lean} on their own evidence ({mean[lean]:.2f}), weighing {weight:g} "
         f"against its own ({own})",
         signal,
         lean,
-        round(weight * float(mean.max()), 4),
-        {**data, "weight": weight, "mean_probabilities": _rounded(mean)},
+        round(weight * mean[lean], 4),
+        {**data, "weight": weight, "mean_probabilities": mean},
     )
-    return decision_of(_rounded(mixed), [line, *mine.evidence])
+    return decision_of(mixed, [line, *mine.evidence])
 
 
 def with_neighbours(
@@ -87,12 +89,12 @@ def with_neighbours(
         return dict(own)
     matrix = _matrix(own, order)
     near = nearest(vectors)
-    mixed = smooth(matrix, near, weight)
+    mixed, means = _rows(smooth(matrix, near, weight)), _rows(matrix[near].mean(axis=1))
     result = {}
     for row, feedback_id in enumerate(order):
         result[feedback_id] = _borrowed(
             own[feedback_id], mixed[row], who=f"its {near.shape[1]} most similar tickets",
-            mean=matrix[near[row]].mean(axis=0), weight=weight, signal=NEIGHBOURS_SIGNAL,
+            mean=means[row], weight=weight, signal=NEIGHBOURS_SIGNAL,
             data={"neighbours": near.shape[1]},
         )  # fmt: skip
     return result
@@ -113,7 +115,7 @@ def with_issue_peers(
     order = sorted(decisions)
     matrix = _matrix(decisions, order)
     heard = peers(matrix, [issues_of.get(f, ()) for f in order])
-    mixed = heard.mix(matrix, weight)
+    mixed, means, before = _rows(heard.mix(matrix, weight)), _rows(heard.means), _rows(matrix)
     result: dict[int, CategoryDecision] = {}
     for row, feedback_id in enumerate(order):
         mine, count = decisions[feedback_id], int(heard.counts[row])
@@ -124,7 +126,7 @@ def with_issue_peers(
         where = ("issue #" if len(issues) == 1 else "issues #") + ", #".join(map(str, issues))
         result[feedback_id] = _borrowed(
             mine, mixed[row], who=f"the {count} other tickets of its {where}",
-            mean=heard.means[row], weight=weight, signal=ISSUE_SIGNAL,
-            data={"issues": issues, "peers": count, "before": _rounded(matrix[row])},
+            mean=means[row], weight=weight, signal=ISSUE_SIGNAL,
+            data={"issues": issues, "peers": count, "before": before[row]},
         )  # fmt: skip
     return result
