@@ -100,6 +100,8 @@ def run(
     only: Sequence[str] = SECTIONS,
     products: Sequence[str] | None = None,
     baseline: bool = True,
+    train_share: float = 1.0,
+    train_seed: int = 0,
 ) -> dict[str, Any]:
     from bench import eval_cluster, eval_tickets
 
@@ -112,10 +114,14 @@ def run(
         "data": str(data),
         "seconds": {},
     }
+    if train_share < 1.0:
+        results["training"] = {"share": train_share, "seed": train_seed}
     embedder = None
     if "feedback-dev" in only or "titles" in only:
         started = time.perf_counter()
-        results["feedback_dev"] = eval_tickets.feedback_dev(data, products=products, log=log)
+        results["feedback_dev"] = eval_tickets.feedback_dev(
+            data, products=products, log=log, train_share=train_share, train_seed=train_seed
+        )
         results["seconds"]["feedback-dev"] = time.perf_counter() - started
         if "titles" in only:
             started = time.perf_counter()
@@ -126,7 +132,9 @@ def run(
             results["seconds"]["titles"] = time.perf_counter() - started
     if "fixtures" in only:
         started = time.perf_counter()
-        results["fixtures"] = eval_tickets.fixtures_heldout(log=log)
+        results["fixtures"] = eval_tickets.fixtures_heldout(
+            log=log, train_share=train_share, train_seed=train_seed
+        )
         results["seconds"]["fixtures"] = time.perf_counter() - started
     if "reactions" in only:
         from bench.eval_reactions import reactions
@@ -184,13 +192,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench", help="folder for eval-results.json and .md"
     )
+    parser.add_argument(
+        "--train-share",
+        type=float,
+        default=1.0,
+        help="train each fold on this share of its training rows, drawn at random "
+        "(--train-seed): how far the figures move is the retraining's own noise",
+    )
+    parser.add_argument("--train-seed", type=int, default=0, help="seed of --train-share's draw")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     products = [p.strip() for p in args.products.split(",")] if args.products else None
-    results = run(only=only, products=products, baseline=not args.no_baseline)
+    if not 0.0 < args.train_share <= 1.0:
+        parser.error("--train-share must be in (0, 1]")
+    results = run(
+        only=only, products=products, baseline=not args.no_baseline,
+        train_share=args.train_share, train_seed=args.train_seed,
+    )  # fmt: skip
     table = render(results)
     print(table)
     json_path, md_path = save(results, table, args.out)

@@ -343,6 +343,14 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Commit {results['commit']}; settings: {settings or 'defaults'}; time: {seconds}.",
     ]
+    if "training" in results:
+        t = results["training"]
+        lines += [
+            "",
+            f"Every fold trained on {t['share']:.0%} of its training rows, drawn at random "
+            f"(seed {t['seed']}): these figures measure the retraining's own noise, not the "
+            "shipped recipe.",
+        ]
     if "feedback_dev" in results:
         lines += ["", *_feedback_dev(results["feedback_dev"])]
     if "titles" in results:

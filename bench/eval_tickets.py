@@ -43,6 +43,16 @@ def fixtures_outputs() -> list[dict[str, Any]]:
     return [row for _, outputs in FIXTURE_SETS for row in read_jsonl(outputs)]
 
 
+def subsample(rows: list[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """``share`` of ``rows`` drawn at random (``seed``), in their order; all of them at 1. How
+    far a figure moves when training loses a few rows is the retraining's own noise
+    (``python -m bench.eval --train-share``)."""
+    if share >= 1.0:
+        return list(rows)
+    keep = np.random.default_rng(seed).permutation(len(rows))[: round(share * len(rows))]
+    return [rows[i] for i in sorted(keep)]
+
+
 def fixtures_train() -> list[dict[str, Any]]:
     return [strip(r, ("split",)) for r in fixtures_labelled() if r["split"] == "train"]
 
@@ -111,6 +121,8 @@ def feedback_dev_fold(
     outputs: list[dict[str, Any]],
     *,
     log: Log,
+    train_share: float = 1.0,
+    train_seed: int = 0,
 ) -> dict[str, Any]:
     """Train on the other products and fixtures' train split, run the held-out product's
     tickets and its models' outputs through the user path, score per ticket."""
@@ -121,6 +133,7 @@ def feedback_dev_fold(
         for t in tickets
         if product_of(t) != product
     ] + fixtures_train()
+    train = subsample(train, train_share, train_seed)
     output_model = {o["output_id"]: o["model"] for o in outputs}
     models = {output_model[t["output_id"]] for t in heldout if t.get("output_id") in output_model}
     fold_outputs = [o for o in outputs if o["model"] in models]
@@ -189,14 +202,26 @@ def _issue_list(issues: list[dict[str, Any]], rows: list[dict[str, Any]]) -> lis
     return result
 
 
-def feedback_dev(data: Path, *, products: Sequence[str] | None = None, log: Log) -> dict[str, Any]:
+def feedback_dev(
+    data: Path,
+    *,
+    products: Sequence[str] | None = None,
+    log: Log,
+    train_share: float = 1.0,
+    train_seed: int = 0,
+) -> dict[str, Any]:
     tickets = read_jsonl(data / "feedback-dev" / "feedback.jsonl")
     outputs = read_jsonl(data / "feedback-dev" / "model_outputs.jsonl")
     every = sorted({product_of(t) for t in tickets})
     unknown = set(products or ()) - set(every)
     if unknown:
         raise SystemExit(f"unknown products {sorted(unknown)}; feedback-dev has {every}")
-    folds = [feedback_dev_fold(product, tickets, outputs, log=log) for product in products or every]
+    folds = [
+        feedback_dev_fold(
+            product, tickets, outputs, log=log, train_share=train_share, train_seed=train_seed
+        )
+        for product in products or every
+    ]
     return {
         "folds": folds,
         "mean": _mean_of(folds),
@@ -264,7 +289,7 @@ def titles(data: Path, folds: list[dict[str, Any]], embedder: Any, *, log: Log) 
 # --- fixtures, held out --------------------------------------------------------------------------
 
 
-def fixtures_heldout(*, log: Log) -> dict[str, Any]:
+def fixtures_heldout(*, log: Log, train_share: float = 1.0, train_seed: int = 0) -> dict[str, Any]:
     started = time.perf_counter()
     labelled = fixtures_labelled()
     heldout = [r for r in labelled if r["split"] == "heldout"]
@@ -272,7 +297,7 @@ def fixtures_heldout(*, log: Log) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="triage-eval-fixtures-") as folder:
         workspace = Workspace(Path(folder))
         log(f"[fixtures] train on {len(labelled) - len(heldout)} labelled tickets")
-        workspace.train(fixtures_train(), outputs)
+        workspace.train(subsample(fixtures_train(), train_share, train_seed), outputs)
         log(f"[fixtures] ingest {len(heldout)} held-out tickets and {len(outputs)} outputs")
         workspace.ingest_outputs(outputs)
         workspace.ingest_feedback([strip(r, FIXTURE_LABEL_FIELDS) for r in heldout])

@@ -266,3 +266,19 @@ def test_bench_eval_the_issue_weight_is_worked_out_at_every_weight_and_chosen_ne
     assert set(scores["by_weight"]) == {"0", "0.5"}
     # a at 0 gets its model-leaning ticket wrong; b at 0.5 gets its model ticket wrong.
     assert scores["nested_macro_f1"] < max(scores["by_weight"].values())
+
+
+def test_bench_eval_train_share_draws_a_fixed_share_in_order_and_says_so() -> None:
+    from bench.eval_tickets import subsample
+
+    rows = [{"i": i} for i in range(100)]
+    kept = subsample(rows, 0.9, seed=1)
+    assert len(kept) == 90
+    assert [r["i"] for r in kept] == sorted(r["i"] for r in kept)  # file order kept
+    assert kept == subsample(rows, 0.9, seed=1)
+    assert kept != subsample(rows, 0.9, seed=2)
+    assert subsample(rows, 1.0, seed=1) == rows
+    table = render({"date": "2026-12-01 00:00 UTC", "commit": "abc1234",
+                    "settings_overrides": {}, "seconds": {}, "bars": [],
+                    "training": {"share": 0.9, "seed": 1}})  # fmt: skip
+    assert "Every fold trained on 90% of its training rows, drawn at random (seed 1)" in table
