@@ -391,3 +391,30 @@ def test_label_title_may_open_with_a_preposition_when_it_states_something():
     text = "In dark mode the sidebar flickers"
     found = label_issues([0], [text], lemmas_of([text]), unit_vectors([0]))
     assert found[0].title == text
+
+
+@pytest.mark.parametrize(
+    "reaction",
+    ["We would NOT renew the contract", "Our team is switching to another vendor next quarter"],
+)
+def test_label_title_is_never_what_the_customer_will_do(reaction):
+    """A churn threat is a reaction to the issue, not its name: even the most central
+    statement, negated ("not renew"), loses to one that names the failure."""
+    texts = [reaction, "The nightly export drops the last column", reaction]
+    found = label_issues([0] * 3, texts, lemmas_of(texts), centre_first(3, 1))
+    assert found[0].title.lower() != tidy(reaction).lower()
+    assert "export" in found[0].title.lower()
+
+
+def test_label_title_may_name_a_failure_of_a_customer_action():
+    text = "The cancel button freezes the checkout page"
+    found = label_issues([0], [text], lemmas_of([text]), unit_vectors([0]))
+    assert "freezes" in found[0].title
+
+
+def test_label_title_may_say_what_the_product_does_with_a_customer_action_word():
+    """Only the writer's own action is a reaction: the product recommending or a block named
+    after buying may be the failure."""
+    text = "The widget recommends winter coats to shoppers in July"
+    found = label_issues([0], [text], lemmas_of([text]), unit_vectors([0]))
+    assert "recommends" in found[0].title

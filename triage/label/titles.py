@@ -33,10 +33,13 @@ from triage.label.clauses import Clause, clauses, quote_key, words
 from triage.label.meaning import Meaning
 from triage.label.wishes import PLEASANTRY, is_request, request_core
 from triage.label.words import (
+    CUSTOMER_ACTIONS,
     DANGLING_ENDINGS,
     FAILURE_LEMMAS,
+    FIRST_PERSON,
     META_WORDS,
     MODAL_OPENERS,
+    NEGATIONS,
     OBJECT_VERBS,
     POSITIVE_WORDS,
     PREPOSITIONS,
@@ -275,6 +278,11 @@ def _score(candidate: _Candidate, doc: Doc, context: TitleContext) -> float:
     # a verb's form ("asking", "tried", "said"): "checks" or "the request" may be a noun.
     last = tokens[-1]
     if last.lemma_ in OBJECT_VERBS and last.lower_ != last.lemma_ and last.lower_[-1] != "s":
+        return -np.inf
+    # What the writer will do, and nothing broken besides a negation of it ("We would NOT
+    # renew"): a reaction to the issue, not its name.
+    reaction = opener in FIRST_PERSON and bool(lemmas & CUSTOMER_ACTIONS)
+    if reaction and not lemmas & (FAILURE_LEMMAS - NEGATIONS):
         return -np.inf
     # A question that names nothing broken ("Who the economic buyer is", "What happens is").
     asks = not candidate.request and (candidate.question or opener in QUESTION_OPENERS)

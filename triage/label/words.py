@@ -70,6 +70,18 @@ FAILURE_LEMMAS = frozenset(
         "bogus", "random", "messy", "clunky", "cap", "limit", "flag", "nonsense", "gibberish",
     }
 )  # fmt: skip
+# What a customer will do about a product, not what the product does: "We would not renew",
+# "Our team is switching". Said by the writer (``FIRST_PERSON`` opener), a clause about one of
+# these names no failure, even negated; said of the product ("it recommends", "frequently
+# bought together") it may.
+FIRST_PERSON = frozenset({"i", "we", "our", "my", "us"})
+CUSTOMER_ACTIONS = frozenset(
+    {"renew", "cancel", "unsubscribe", "subscribe", "leave", "switch", "churn", "recommend",
+     "upgrade", "downgrade", "buy", "purchase", "refund", "uninstall", "quit"}
+)  # fmt: skip
+# The failure words that only negate ("not", "never"): negating a customer's action ("not
+# renew") says nothing failed.
+NEGATIONS = frozenset({"not", "n't", "no", "never", "nothing", "none", "neither", "nobody"})
 # Words about the message rather than the problem ("Example they sent is attached"): they do
 # not count as content words.
 META_WORDS = frozenset(
