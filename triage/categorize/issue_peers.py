@@ -34,6 +34,8 @@ import numpy as np
 # The weights ``make eval`` compares (``TRIAGE_CATEGORIZE_ISSUE_WEIGHT`` is one of them). At
 # most one half: a ticket's own evidence counts at least as much as its peers' mean.
 WEIGHTS = (0.0, 0.25, 0.5)
+# The signal of the evidence line a ticket gets when it hears its issue (``pipeline.peers``).
+ISSUE_SIGNAL = "issue"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ import numpy as np
 from triage.cluster import nearest_neighbors
 
 NEIGHBOURS = 5
+# The signal of the evidence line a ticket gets when it hears its neighbours (``pipeline.peers``).
+NEIGHBOURS_SIGNAL = "neighbours"
 WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 NEIGHBOUR_WINDOW = 10_000
 

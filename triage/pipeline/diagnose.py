@@ -238,7 +238,7 @@ def diagnose(
     for issue, rows in issues:
         for r in rows:
             issues_of.setdefault(context[units.ids[r]][0], set()).add(issue.id or 0)
-    shown = judged.decided.with_issues(
+    shown = judged.decided.shown(
         issues_of,
         weight=categorizer.params.issue_weight,
         uncertain_below=categorizer.uncertain_below,

@@ -13,13 +13,11 @@ from typing import Any
 import numpy as np
 
 from triage.categorize import CATEGORIES, CategoryDecision, Evidence, ranked
-from triage.categorize.issue_peers import peers
-from triage.categorize.neighbours import nearest, smooth
+from triage.categorize.issue_peers import ISSUE_SIGNAL, peers
+from triage.categorize.neighbours import NEIGHBOURS_SIGNAL, nearest, smooth
 
 # The evidence lines that say what a ticket's nearest tickets (``with_neighbours``) and the
 # other tickets of its issues (``with_issue_peers``) lean to.
-NEIGHBOURS_SIGNAL = "neighbours"
-ISSUE_SIGNAL = "issue"
 BORROWED = frozenset({NEIGHBOURS_SIGNAL, ISSUE_SIGNAL})
 
 

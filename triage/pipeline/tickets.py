@@ -10,7 +10,7 @@ Each ticket is read against its database's other tickets: its vector centred on 
 (``categorize.domain``), as training centres each product on its own; then its own
 probabilities are mixed with its nearest tickets' own by the weight training learned
 (``categorize.neighbours``). Once the issues have formed, the other tickets of its issues are
-heard the same way (``categorize.issue_peers``, ``TicketDecisions.with_issues``); the issue's
+heard the same way (``categorize.issue_peers``, ``TicketDecisions.shown``); the issue's
 own category stays the mean of its members' decisions before that. What is stored is its own
 decision's probabilities, to keep, and the decision as mixed, to show; a ticket whose
 neighbours or issue peers moved is written again (``pipeline.peers``).
@@ -94,35 +94,36 @@ class StoredDecision:
 
 @dataclass
 class TicketDecisions:
-    decisions: dict[int, CategoryDecision]  # feedback id -> its decision, as shown
+    # feedback id -> its decision with its neighbours heard: what the issues form with and
+    # aggregate; ``shown`` adds what its issue says and whether it is uncertain
+    decisions: dict[int, CategoryDecision]
     keys: dict[int, str | None]  # feedback id -> what it was decided from (``keys``)
     decided: set[int]  # decided in this refresh; the others kept their stored decision
     # feedback id -> its own probabilities (stored, for the next refresh to keep)
     own: dict[int, dict[str, float]] = field(default_factory=dict)
-    # decided, or shown differently than stored (its neighbours moved): what is written back
-    changed: set[int] = field(default_factory=set)
     # feedback ids -> their whole tickets' vectors (embedded or from the cache, each once per
     # refresh); None without an embedder
     whole: Callable[[Sequence[int]], np.ndarray] | None = None
     # feedback id -> its decision as the last refresh stored it
     stored: Mapping[int, StoredDecision] = field(default_factory=dict)
 
-    def with_issues(
+    @property
+    def changed(self) -> set[int]:
+        """What is written back: the tickets decided in this refresh and those shown otherwise
+        than stored (their neighbours or their issue moved)."""
+        return self.decided | {
+            f for f, d in self.decisions.items() if f in self.stored and not self.stored[f].shows(d)
+        }
+
+    def shown(
         self, issues_of: Mapping[int, Collection[int]], *, weight: float, uncertain_below: float
     ) -> TicketDecisions:
-        """These decisions with the other tickets of each one's issues heard
-        (``peers.with_issue_peers``; ``issues_of``: feedback id -> its issues' ids): what is
-        stored and shown. The issues aggregate the decisions before (``self``), which their
-        keys are computed from."""
-        if weight <= 0:
-            return self
-        decisions = mark_uncertain(
-            with_issue_peers(self.decisions, issues_of, weight), uncertain_below
-        )
-        changed = self.decided | {
-            f for f, d in decisions.items() if f in self.stored and not self.stored[f].shows(d)
-        }
-        return replace(self, decisions=decisions, changed=changed)
+        """These decisions as people read them: with the other tickets of each one's issues
+        heard (``peers.with_issue_peers``; ``issues_of``: feedback id -> its issues' ids) and
+        the uncertain ones saying so (``abstain.mark_uncertain``). The issues aggregate the
+        decisions before (``self``), which their keys are computed from."""
+        heard = with_issue_peers(self.decisions, issues_of, weight)
+        return replace(self, decisions=mark_uncertain(heard, uncertain_below))
 
     def shown_key(self, feedback_id: int) -> str | None:
         """What the ticket's decision as shown comes from: its key and what its neighbours
@@ -228,14 +229,9 @@ def decide_tickets(
         # Every ticket as the classifier reads it; from the vector cache but the new ones.
         vectors = domain.apply(whole_vectors(order))
         decisions = with_neighbours(own, vectors, order, categorizer.neighbour_weight)
-    decisions = mark_uncertain(decisions, categorizer.uncertain_below)
-    changed = set(todo) | {
-        f for f, d in decisions.items() if f in stored and not stored[f].shows(d)
-    }
     return TicketDecisions(
         decisions, keys, set(todo),
-        own={f: d.probabilities for f, d in own.items()}, changed=changed, whole=whole_vectors,
-        stored=stored,
+        own={f: d.probabilities for f, d in own.items()}, whole=whole_vectors, stored=stored,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from triage.errors import ConfigError
-from triage.placeholders import PLACEHOLDER_TEXTS
+from triage.placeholders import PLACEHOLDER, PLACEHOLDER_TEXTS
 from triage.preprocess.lemmatizer import LookupLemmatizer
 from triage.preprocess.params import PreprocessParams
 from triage.preprocess.segment import UnitSegmenter
@@ -113,7 +113,7 @@ def new_nlp(
     # The 1M-character guard protects parser/NER memory; this pipeline keeps one small struct per
     # token, and the API caps texts long before memory matters.
     nlp.max_length = 10_000_000
-    placeholder = "|".join(re.escape(p) for p in sorted(PLACEHOLDER_TEXTS))
+    placeholder = PLACEHOLDER.pattern
     # spaCy's Tokenizer, a compiled class without types; English sets every rule list.
     tokenizer: Any = nlp.tokenizer
     defaults = nlp.Defaults
