@@ -8,8 +8,8 @@ from typing import Any
 from bench.eval_score import (
     CATEGORIES,
     bootstrap_interval,
+    by_product,
     category_scores,
-    issue_weight_scores,
     title_quality,
 )
 
@@ -44,14 +44,6 @@ BARS: list[tuple[str, str, float, Callable[[dict[str, Any]], float]]] = [
 ]  # fmt: skip
 
 
-def _products(tickets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The tickets of each product, products in name order."""
-    products: dict[str, list[dict[str, Any]]] = {}
-    for ticket in sorted(tickets, key=lambda t: str(t["product"])):
-        products.setdefault(str(ticket["product"]), []).append(ticket)
-    return products
-
-
 def _macro_f1(tickets: list[dict[str, Any]]) -> float:
     gold, predicted = [t["gold_category"] for t in tickets], [t["category"] for t in tickets]
     return float(category_scores(gold, predicted)["macro_f1"])
@@ -72,7 +64,7 @@ INTERVALS: dict[str, Callable[[dict[str, Any]], tuple[list[list[Any]], Callable[
         [[fold["issues"]["ari"]] for fold in r["feedback_dev"]["folds"]],
         lambda values: float(sum(values) / len(values))),
     "fixtures held-out macro-F1 (user path)": lambda r: (
-        list(_products(r["fixtures"]["tickets"]).values()), _macro_f1),
+        list(by_product(r["fixtures"]["tickets"]).values()), _macro_f1),
     "feedback-dev title quality": lambda r: (
         [fold["issue_list"] for fold in r["feedback_dev"]["folds"] if fold["issue_list"]],
         _title_share),
@@ -209,18 +201,16 @@ def _fixtures(section: dict[str, Any]) -> list[str]:
         + f" | {c['without_category']} | {section['issues']} | {section['without_issue']} "
         f"| {_pct(section['unassigned'])} | {section['seconds']:.0f} |",
         "",
-        "Macro-F1 by product: "
-        + _by_product(section["tickets"])
-        + "."
-        + _by_weight(section["tickets"]),
+        "Macro-F1 by product: " + _by_product(section["tickets"]) + "." + _by_weight(section),
     ]
 
 
-def _by_weight(tickets: list[dict[str, Any]]) -> str:
+def _by_weight(section: dict[str, Any]) -> str:
     """What the macro-F1 would have been at each issue weight, when tickets heard their issue."""
-    if not any(t.get("issue_mix") for t in tickets):
+    weights = section.get("issue_weight")
+    if not weights or not weights["tickets_heard"]:
         return ""
-    by = issue_weight_scores(_products(tickets))["by_weight"]
+    by = weights["by_weight"]
     return (
         " At each weight a ticket could give its issue's other tickets (worked out from this "
         "run): " + ", ".join(f"{k}: {_f(v)}" for k, v in by.items()) + "."
@@ -228,7 +218,7 @@ def _by_weight(tickets: list[dict[str, Any]]) -> str:
 
 
 def _by_product(tickets: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{p} {_f(_macro_f1(rows))}" for p, rows in _products(tickets).items())
+    return ", ".join(f"{p} {_f(_macro_f1(rows))}" for p, rows in by_product(tickets).items())
 
 
 def _reactions(section: dict[str, Any]) -> list[str]:

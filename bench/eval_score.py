@@ -69,6 +69,14 @@ def uncertain_scores(
     }
 
 
+def by_product(tickets: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The tickets of each product, products in name order."""
+    products: dict[str, list[dict[str, Any]]] = {}
+    for ticket in sorted(tickets, key=lambda t: str(t["product"])):
+        products.setdefault(str(ticket["product"]), []).append(ticket)
+    return products
+
+
 def category_at_weight(ticket: dict[str, Any], weight: float) -> str | None:
     """The ticket's category had it heard the other tickets of its issue at ``weight``: its
     probabilities before (``issue_mix``, as the run stored them) times (1 - weight) plus its

@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.eval_score import (
     CATEGORIES,
+    by_product,
     category_scores,
     issue_scores,
     issue_weight_scores,
@@ -311,6 +312,7 @@ def fixtures_heldout(*, log: Log, train_share: float = 1.0, train_seed: int = 0)
                     issue_lines)  # fmt: skip
     return {
         "categories": _category_block(rows, "gold_category"),
+        "issue_weight": issue_weight_scores(by_product(rows)),
         "issues": len({t["issue_id"] for t in rows if t["issue_id"] is not None}),
         "without_issue": sum(1 for t in rows if t["issue_id"] is None),
         **counts,

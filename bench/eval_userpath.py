@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from triage.categorize.issue_peers import ISSUE_SIGNAL
+
 ROOT = Path(__file__).resolve().parent.parent
 # Beside this interpreter, so the eval runs the triage of the virtualenv it was started from.
 TRIAGE = str(Path(sys.executable).parent / "triage")
@@ -152,7 +154,7 @@ class Workspace:
         lines = {}
         for source, external_id, evidence in rows:
             for line in json.loads(evidence or "[]"):
-                if line.get("signal") == "issue":
+                if line.get("signal") == ISSUE_SIGNAL:
                     lines[(source, external_id)] = line["data"]
         return lines
 
